@@ -1,0 +1,2 @@
+# Devices of the aarch64 build of the Nitro Enclaves fork: only the
+# machines the project runs and tests (configure --with-devices-aarch64=nitro).

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Build the fork: dependencies, source tree, configure (only when needed),
+# ninja.  Arguments are ninja targets (tests, say); without them, what
+# `make` promises is built.  Concurrent builds of one checkout wait for
+# each other.
+#
+# Results: build/qemu-system-x86_64, build/qemu-system-aarch64 (links into
+# the meson build directory build/obj).
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/../.." && pwd)
+obj="$top/build/obj"
+
+# Dependencies: installed when root, otherwise the missing ones are named.
+"$top/scripts/fork/deps.sh"
+
+mkdir -p "$top/build"
+exec 9>"$top/build/.lock"
+flock 9
+
+state=$("$top/scripts/fork/prepare-tree.sh")
+
+# ccache, when installed, keeps rebuilds of a re-created tree short.
+# Paths are hashed relative to the checkout, so clones share the cache.
+cc=
+if command -v ccache >/dev/null; then
+    cc="ccache cc"
+    export CCACHE_BASEDIR="$top"
+fi
+
+# Debian's python: it sees the system's meson and pycotap (the +ds base has
+# no bundled wheels), whatever python3 comes first in PATH.
+python=/usr/bin/python3
+[ -x "$python" ] || python=$(command -v python3)
+
+configure_args=(
+    --python="$python"
+    ${cc:+--cc="$cc"}
+    --target-list=x86_64-softmmu,aarch64-softmmu
+    --without-default-features
+    --without-default-devices
+    --with-devices-x86_64=nitro
+    --with-devices-aarch64=nitro
+    --disable-install-blobs
+    --disable-download
+    --disable-docs
+    --disable-tools
+    --disable-guest-agent
+    --enable-nitro
+    --enable-fdt=system
+    --enable-libcbor
+    --enable-gnutls
+    --enable-vhost-user
+    --enable-pixman
+    ${QEMU_CONFIGURE_EXTRA:-}
+)
+want="${configure_args[*]}"
+
+if [ "$state" = recreated ] || [ ! -f "$obj/build.ninja" ] ||
+   [ "$(cat "$obj/.fork-configure" 2>/dev/null)" != "$want" ]; then
+    rm -rf "$obj"
+    mkdir -p "$obj"
+    (cd "$obj" && "$top/build/tree/configure" "${configure_args[@]}")
+    echo "$want" >"$obj/.fork-configure"
+fi
+
+# What `make` promises; build.sh TARGET... builds only those.
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+    targets=(qemu-system-x86_64 qemu-system-aarch64)
+fi
+ninja -C "$obj" "${targets[@]}"
+
+for t in qemu-system-x86_64 qemu-system-aarch64; do
+    ln -sfn "obj/$t" "$top/build/$t"
+done

@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""Run every test of the fork: the meson suite 'nitro'.
+
+Builds only what the selected tests need (meson introspection), runs them
+with `meson test`, and ends with the line "N passed, N failed, N skipped".
+Exit status 1 when a test failed or when no test ran.
+
+Usage: check.py [--suite SUITE] [meson test arguments...]
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+OBJ = os.path.join(TOP, 'build', 'obj')
+BUILD = os.path.join(TOP, 'scripts', 'fork', 'build.sh')
+MESON = os.path.join(OBJ, 'pyvenv', 'bin', 'meson')
+
+
+def introspect(what):
+    out = subprocess.run([MESON, 'introspect', '--' + what, OBJ],
+                         check=True, stdout=subprocess.PIPE, text=True).stdout
+    return json.loads(out)
+
+
+def in_suite(test, suite):
+    # meson reports suites as "project:suite" or "suite"
+    return any(s == suite or s.endswith(':' + suite) for s in test['suite'])
+
+
+def needed_outputs(tests):
+    """Build outputs (relative to build/obj) that the tests depend on."""
+    by_id = {t['id']: t for t in introspect('targets')}
+    outputs = set()
+    for test in tests:
+        for dep in test['depends']:
+            target = by_id.get(dep)
+            if target:
+                outputs.update(target['filename'])
+        exe = test['cmd'][0]
+        for target in by_id.values():
+            if exe in target['filename']:
+                outputs.update(target['filename'])
+    return sorted(os.path.relpath(o, OBJ) for o in outputs)
+
+
+def main():
+    args = sys.argv[1:]
+    suite = 'nitro'
+    if args[:1] == ['--suite']:
+        suite = args[1]
+        args = args[2:]
+
+    subprocess.run([BUILD], check=True)
+    tests = [t for t in introspect('tests') if in_suite(t, suite)]
+    if not tests:
+        print(f'check: no test in suite {suite}', file=sys.stderr)
+        print('0 passed, 0 failed')
+        return 1
+    subprocess.run([BUILD] + needed_outputs(tests), check=True)
+
+    log = os.path.join(OBJ, 'meson-logs', 'testlog.json')
+    if os.path.exists(log):
+        os.unlink(log)
+    subprocess.run([MESON, 'test', '-C', OBJ, '--no-rebuild',
+                    '--print-errorlogs', '--suite', suite] + args)
+
+    counts = {'passed': 0, 'failed': 0, 'skipped': 0}
+    if os.path.exists(log):
+        with open(log) as f:
+            for line in f:
+                result = json.loads(line)['result']
+                if result in ('OK', 'EXPECTEDFAIL'):
+                    counts['passed'] += 1
+                elif result == 'SKIP':
+                    counts['skipped'] += 1
+                else:
+                    counts['failed'] += 1
+    print(f"{counts['passed']} passed, {counts['failed']} failed, "
+          f"{counts['skipped']} skipped")
+    if counts['failed'] or not counts['passed']:
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
