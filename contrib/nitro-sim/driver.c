@@ -1,0 +1,868 @@
+/*
+ * nitro-sim: the simulated nitro_enclaves driver
+ *
+ * A device fd (a memfd named "nitro_enclaves") answers NE_CREATE_VM with
+ * an enclave fd: the read end of a pipe whose write end the simulator
+ * keeps, so that the enclave fd is a real pollable fd that reports
+ * POLLHUP once the simulator closes the write end (the enclave stopped),
+ * and whose last close the simulator notices (POLLERR on the write end).
+ * The ioctls on it follow the init -> running state machine and the
+ * checks and NE_ERR_* errnos of the driver (nitro-brief.md, section 2).
+ *
+ * Copyright (c) 2025 Nitro Enclaves for QEMU authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <linux/nitro_enclaves.h>
+
+#include "nitro-sim.h"
+
+pthread_mutex_t sim_lock = PTHREAD_MUTEX_INITIALIZER;
+SimEnclave *sim_enclaves;
+
+typedef struct SimDevice {
+    struct SimDevice *next;
+    dev_t dev;
+    ino_t ino;
+    SimConfig cfg;
+} SimDevice;
+
+static SimDevice *devices;
+/* released enclaves: kept, a racing thread may still look at one */
+static SimEnclave *graveyard;
+static volatile int any_enclave; /* fast path hint, read unlocked */
+
+/* user space ends here (x86_64: 47 bits; aarch64: 48 bits) */
+static uint64_t user_limit(void)
+{
+    return sim_host_arch() == SIM_ARCH_AARCH64 ? 1ULL << 48 : 1ULL << 47;
+}
+
+int sim_device_open(int flags, const char *via)
+{
+    SimDevice *d;
+    SimJson j;
+    struct stat st;
+    char err[256];
+    int fd;
+
+    sim_real_init();
+    d = calloc(1, sizeof(*d));
+    if (!d) {
+        errno = ENOMEM;
+        return -1;
+    }
+    if (!sim_config_load(&d->cfg, err, sizeof(err))) {
+        fprintf(stderr, "nitro-sim: %s\n", err);
+        free(d);
+        errno = EINVAL;
+        return -1;
+    }
+    fd = memfd_create("nitro_enclaves", (flags & O_CLOEXEC) ? MFD_CLOEXEC : 0);
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        int e = errno;
+
+        free(d);
+        errno = e;
+        return -1;
+    }
+    d->dev = st.st_dev;
+    d->ino = st.st_ino;
+    pthread_mutex_lock(&sim_lock);
+    d->next = devices;
+    devices = d;
+    pthread_mutex_unlock(&sim_lock);
+
+    sim_json_begin(&j, "open");
+    sim_json_str(&j, "path", SIM_DEVICE_PATH);
+    sim_json_str(&j, "via", via);
+    sim_json_hex(&j, "flags", flags);
+    sim_json_i64(&j, "fd", fd);
+    sim_json_emit(&j, &d->cfg);
+    return fd;
+}
+
+static const char *cmd_name(unsigned long req)
+{
+    switch (req) {
+    case NE_CREATE_VM: return "NE_CREATE_VM";
+    case NE_ADD_VCPU: return "NE_ADD_VCPU";
+    case NE_GET_IMAGE_LOAD_INFO: return "NE_GET_IMAGE_LOAD_INFO";
+    case NE_SET_USER_MEMORY_REGION: return "NE_SET_USER_MEMORY_REGION";
+    case NE_START_ENCLAVE: return "NE_START_ENCLAVE";
+    default: return NULL;
+    }
+}
+
+void sim_enclave_sync(SimEnclave *e, bool remove)
+{
+    SimRegistry r;
+    SimRegEntry *re;
+    char *p;
+    int i;
+
+    if (!sim_reg_open(&r, &e->cfg)) {
+        return;
+    }
+    re = sim_reg_find(&r, e->owner, e->slot);
+    if (!re) {
+        if (remove) {
+            sim_reg_close(&r, false);
+            return;
+        }
+        re = sim_reg_add(&r);
+        re->slot = e->slot;
+        re->pid = e->owner;
+        re->starttime = sim_proc_starttime(e->owner);
+    }
+    if (remove) {
+        sim_reg_remove(&r, re);
+        sim_reg_close(&r, true);
+        return;
+    }
+    snprintf(re->state, sizeof(re->state), "%s",
+             e->state == SIM_ST_INIT ? "init" :
+             e->state == SIM_ST_RUNNING ? "running" : "stopped");
+    re->cid = e->cid;
+    re->mem = e->mem_size;
+    re->debug = !!(e->flags & NE_ENCLAVE_DEBUG_MODE);
+    p = re->vcpus;
+    *p = 0;
+    for (i = 0; i < e->nvcpus && p < re->vcpus + sizeof(re->vcpus) - 12;
+         i++) {
+        p += sprintf(p, "%s%u", i ? "," : "", e->vcpus[i]);
+    }
+    sim_reg_close(&r, true);
+}
+
+/* ---- NE_CREATE_VM ---- */
+
+static int create_vm(SimDevice *d, uint64_t *slot_out, SimJson *j)
+{
+    SimEnclave *e;
+    SimRegistry r;
+    struct stat st;
+    int p[2];
+    unsigned c;
+    bool pool = false;
+
+    for (c = 0; c < SIM_MAX_CPUS; c++) {
+        pool |= sim_cpu_in(d->cfg.pool, c);
+    }
+    if (!pool) {
+        return -NE_ERR_NO_CPUS_AVAIL_IN_POOL;
+    }
+    if (!slot_out) {
+        return -EFAULT;
+    }
+    e = calloc(1, sizeof(*e));
+    if (!e) {
+        return -ENOMEM;
+    }
+    if (pipe2(p, O_CLOEXEC) < 0) {
+        int err = errno;
+
+        free(e);
+        return -err;
+    }
+    fcntl(p[1], F_SETFL, O_NONBLOCK);
+    fstat(p[0], &st);
+    e->owner = getpid();
+    e->cfg = d->cfg;
+    e->dev = st.st_dev;
+    e->ino = st.st_ino;
+    e->app_fd = p[0];
+    e->wr_fd = p[1];
+    e->state = SIM_ST_INIT;
+    e->console_listen = e->ctl_listen = -1;
+    e->wake[0] = e->wake[1] = -1;
+    pthread_cond_init(&e->cond, NULL);
+    if (sim_reg_open(&r, &e->cfg)) {
+        e->slot = r.next_slot++;
+        sim_reg_close(&r, true);
+    } else {
+        e->slot = ((uint64_t)getpid() << 20) | (uint64_t)(uintptr_t)e % 4096;
+    }
+    sim_enclave_sync(e, false);
+    e->next = sim_enclaves;
+    sim_enclaves = e;
+    any_enclave = 1;
+    *slot_out = e->slot;
+    sim_json_i64(j, "enclave_fd", p[0]);
+    sim_json_u64(j, "slot_uid", e->slot);
+    return p[0];
+}
+
+/* ---- NE_ADD_VCPU ---- */
+
+static bool owns(SimEnclave *e, unsigned cpu)
+{
+    int i;
+
+    for (i = 0; i < e->nvcpus; i++) {
+        if (e->vcpus[i] == cpu) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool core_full_in_pool(const SimConfig *cfg, unsigned core)
+{
+    unsigned t;
+
+    for (t = 0; t < cfg->threads_per_core; t++) {
+        if (!sim_cpu_in(cfg->pool, core * cfg->threads_per_core + t)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* is a thread of @core given to another enclave (any process)? */
+static bool core_taken(SimEnclave *e, SimRegistry *r, unsigned core)
+{
+    unsigned t, tpc = e->cfg.threads_per_core;
+
+    for (t = 0; t < tpc; t++) {
+        unsigned c = core * tpc + t;
+
+        if (!owns(e, c) && sim_reg_cpu_used(r, c)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static int add_vcpu(SimEnclave *e, uint32_t *arg, SimJson *j)
+{
+    const SimConfig *cfg = &e->cfg;
+    unsigned tpc = cfg->threads_per_core;
+    SimRegistry r;
+    uint32_t id;
+    int err = 0, i;
+
+    if (!arg) {
+        return -EFAULT;
+    }
+    id = *arg;
+    sim_json_u64(j, "vcpu_id", id);
+    if (e->state != SIM_ST_INIT) {
+        return -NE_ERR_NOT_IN_INIT_STATE;
+    }
+    if (id && id >= cfg->host_cpus) {
+        return -NE_ERR_INVALID_VCPU;
+    }
+    if (!sim_reg_open(&r, cfg)) {
+        return -EIO;
+    }
+    if (id) {
+        if (owns(e, id)) {
+            err = -NE_ERR_VCPU_ALREADY_USED;
+        } else if (!sim_cpu_in(cfg->pool, id)) {
+            err = -NE_ERR_VCPU_NOT_IN_CPU_POOL;
+        } else if (!core_full_in_pool(cfg, id / tpc)) {
+            err = -NE_ERR_VCPU_INVALID_CPU_CORE;
+        } else if (core_taken(e, &r, id / tpc)) {
+            err = -NE_ERR_VCPU_ALREADY_USED;
+        }
+    } else {
+        /* the remaining siblings of owned cores first, then a new core */
+        for (i = 0; i < e->nvcpus && !id; i++) {
+            unsigned core = e->vcpus[i] / tpc, t;
+
+            for (t = 0; t < tpc && !id; t++) {
+                unsigned c = core * tpc + t;
+
+                if (!owns(e, c) && sim_cpu_in(cfg->pool, c) &&
+                    !sim_reg_cpu_used(&r, c)) {
+                    id = c;
+                }
+            }
+        }
+        for (i = 1; !id && (unsigned)i < SIM_MAX_CPUS / tpc; i++) {
+            if (core_full_in_pool(cfg, i) && !core_taken(e, &r, i)) {
+                unsigned t;
+                bool mine = false;
+
+                for (t = 0; t < tpc; t++) {
+                    mine |= owns(e, i * tpc + t);
+                }
+                if (!mine) {
+                    id = i * tpc;
+                }
+            }
+        }
+        if (!id) {
+            err = -NE_ERR_NO_CPUS_AVAIL_IN_POOL;
+        }
+    }
+    sim_reg_close(&r, false);
+    if (err) {
+        return err;
+    }
+    e->vcpus[e->nvcpus++] = id;
+    *arg = id;
+    sim_json_u64(j, "vcpu", id);
+    sim_enclave_sync(e, false);
+    return 0;
+}
+
+/* ---- NE_GET_IMAGE_LOAD_INFO ---- */
+
+static int image_load_info(SimEnclave *e, struct ne_image_load_info *info,
+                           SimJson *j)
+{
+    if (!info) {
+        return -EFAULT;
+    }
+    sim_json_u64(j, "flags", info->flags);
+    if (e->state != SIM_ST_INIT) {
+        return -NE_ERR_NOT_IN_INIT_STATE;
+    }
+    if (info->flags != NE_EIF_IMAGE) {
+        return -NE_ERR_INVALID_FLAG_VALUE;
+    }
+    info->memory_offset = SIM_IMAGE_OFFSET;
+    sim_json_u64(j, "memory_offset", info->memory_offset);
+    return 0;
+}
+
+/* ---- NE_SET_USER_MEMORY_REGION ---- */
+
+static bool overlaps(uint64_t a, uint64_t as, uint64_t b, uint64_t bs)
+{
+    return a < b + bs && b < a + as;
+}
+
+static int ranges_after(SimEnclave *e, uint64_t addr, uint64_t size,
+                        uint64_t page)
+{
+    int n = e->nranges + 1, i;
+
+    if (e->cfg.contig == SIM_CONTIG_PAGE) {
+        return e->nranges + (int)(size / page);
+    }
+    /* a range adjacent to existing ones merges with them */
+    for (i = 0; i < e->nranges; i++) {
+        if (e->ranges[i][1] == addr || e->ranges[i][0] == addr + size) {
+            n--;
+        }
+    }
+    return n;
+}
+
+static void ranges_add(SimEnclave *e, uint64_t addr, uint64_t size,
+                       uint64_t page)
+{
+    uint64_t s = addr, end = addr + size;
+    int i;
+
+    if (e->cfg.contig == SIM_CONTIG_PAGE) {
+        for (; s < end; s += page) {
+            e->ranges = realloc(e->ranges, (e->nranges + 1) *
+                                sizeof(*e->ranges));
+            e->ranges[e->nranges][0] = s;
+            e->ranges[e->nranges][1] = s + page;
+            e->nranges++;
+        }
+        return;
+    }
+    for (i = 0; i < e->nranges; i++) {
+        if (e->ranges[i][1] == s || e->ranges[i][0] == end) {
+            if (e->ranges[i][0] < s) {
+                s = e->ranges[i][0];
+            }
+            if (e->ranges[i][1] > end) {
+                end = e->ranges[i][1];
+            }
+            e->ranges[i][0] = e->ranges[--e->nranges][0];
+            e->ranges[i][1] = e->ranges[e->nranges][1];
+            i = -1;             /* rescan: the merged range may touch more */
+        }
+    }
+    e->ranges = realloc(e->ranges, (e->nranges + 1) * sizeof(*e->ranges));
+    e->ranges[e->nranges][0] = s;
+    e->ranges[e->nranges][1] = end;
+    e->nranges++;
+}
+
+static int set_region(SimEnclave *e, struct ne_user_memory_region *mr,
+                      SimJson *j)
+{
+    const SimConfig *cfg = &e->cfg;
+    uint64_t addr, size, page;
+    SimMapInfo mi;
+    SimEnclave *o;
+    SimJson rj;
+    int i, n;
+
+    if (!mr) {
+        return -EFAULT;
+    }
+    addr = mr->userspace_addr;
+    size = mr->memory_size;
+    sim_json_u64(j, "flags", mr->flags);
+    sim_json_hex(j, "userspace_addr", addr);
+    sim_json_u64(j, "memory_size", size);
+    if (mr->flags >= NE_MEMORY_REGION_MAX_FLAG_VAL) {
+        return -NE_ERR_INVALID_FLAG_VALUE;
+    }
+    if (e->state != SIM_ST_INIT) {
+        return -NE_ERR_NOT_IN_INIT_STATE;
+    }
+    if (!size || size % SIM_MIN_REGION) {
+        return -NE_ERR_INVALID_MEM_REGION_SIZE;
+    }
+    if (addr % SIM_MIN_REGION) {
+        return -NE_ERR_UNALIGNED_MEM_REGION_ADDR;
+    }
+    if (addr + size < addr || addr + size > user_limit()) {
+        return -NE_ERR_INVALID_MEM_REGION_ADDR;
+    }
+    for (o = sim_enclaves; o; o = o->next) {
+        if (o->owner != e->owner || o->released) {
+            continue;
+        }
+        for (i = 0; i < o->nregions; i++) {
+            if (overlaps(addr, size, o->regions[i].addr,
+                         o->regions[i].size)) {
+                return -NE_ERR_MEM_REGION_ALREADY_USED;
+            }
+        }
+    }
+    if (!sim_map_info(addr, size, &mi)) {
+        return -EIO;
+    }
+    if (!mi.mapped) {
+        return -NE_ERR_INVALID_MEM_REGION_ADDR;
+    }
+    page = cfg->fake_page_size ? cfg->fake_page_size : mi.page_size;
+
+    sim_json_begin(&rj, "region");
+    sim_json_u64(&rj, "slot_uid", e->slot);
+    sim_json_hex(&rj, "userspace_addr", addr);
+    sim_json_u64(&rj, "size", size);
+    sim_json_u64(&rj, "page_size", page);
+    sim_json_bool(&rj, "hugetlb", mi.hugetlb);
+    sim_json_i64(&rj, "numa_node", mi.numa_node);
+    sim_json_str(&rj, "mapping", mi.name);
+    sim_json_emit(&rj, cfg);
+
+    if (!mi.hugetlb) {
+        return -NE_ERR_MEM_NOT_HUGE_PAGE;
+    }
+    if (!page || page % SIM_MIN_REGION) {
+        return -NE_ERR_INVALID_PAGE_SIZE;
+    }
+    if (cfg->numa_node >= 0 &&
+        (mi.numa_mixed || (mi.numa_node >= 0 &&
+                           mi.numa_node != cfg->numa_node))) {
+        return -NE_ERR_MEM_DIFFERENT_NUMA_NODE;
+    }
+    n = ranges_after(e, addr, size, page);
+    sim_json_i64(j, "ranges", n);
+    if ((unsigned)n > cfg->max_regions) {
+        return -NE_ERR_MEM_MAX_REGIONS;
+    }
+    e->regions = realloc(e->regions, (e->nregions + 1) *
+                         sizeof(*e->regions));
+    e->regions[e->nregions].addr = addr;
+    e->regions[e->nregions].size = size;
+    e->regions[e->nregions].page_size = page;
+    e->regions[e->nregions].prot = mi.prot;
+    e->nregions++;
+    ranges_add(e, addr, size, page);
+    e->mem_size += size;
+    sim_enclave_sync(e, false);
+    return 0;
+}
+
+/* ---- NE_START_ENCLAVE ---- */
+
+static void log_eif(SimEnclave *e, const SimEif *r)
+{
+    SimJson j;
+
+    sim_json_begin(&j, "eif");
+    sim_json_u64(&j, "slot_uid", e->slot);
+    sim_json_str(&j, "verdict", r->ok ? "ok" : "error");
+    sim_json_str(&j, "message", r->message);
+    sim_json_str(&j, "arch", r->arch < 0 ? NULL : sim_arch_name(r->arch));
+    sim_json_u64(&j, "version", r->version);
+    sim_json_u64(&j, "sections", r->nsections);
+    sim_json_u64(&j, "ramdisks", r->nramdisks);
+    sim_json_bool(&j, "crc_ok", r->crc_ok);
+    sim_json_u64(&j, "size", r->size);
+    sim_json_u64(&j, "image_offset", SIM_IMAGE_OFFSET);
+    if (r->pcr_hex[0][0]) {
+        sim_json_str(&j, "pcr0", r->pcr_hex[0]);
+        sim_json_str(&j, "pcr1", r->pcr_hex[1]);
+        sim_json_str(&j, "pcr2", r->pcr_hex[2]);
+    }
+    sim_json_str(&j, "cmdline", r->cmdline);
+    sim_json_emit(&j, &e->cfg);
+}
+
+static int start(SimEnclave *e, struct ne_enclave_start_info *si,
+                 SimJson *j)
+{
+    const SimConfig *cfg = &e->cfg;
+    unsigned tpc = cfg->threads_per_core;
+    SimSeg *segs;
+    SimRegistry r;
+    SimJson sj;
+    uint32_t cid;
+    char vl[SIM_MAX_CPUS * 6] = "[";
+    int i, err;
+
+    if (!si) {
+        return -EFAULT;
+    }
+    sim_json_u64(j, "flags", si->flags);
+    sim_json_u64(j, "enclave_cid", si->enclave_cid);
+    if (si->flags >= NE_ENCLAVE_START_MAX_FLAG_VAL) {
+        return -NE_ERR_INVALID_FLAG_VALUE;
+    }
+    if ((si->enclave_cid >= 1 && si->enclave_cid <= SIM_PARENT_CID) ||
+        si->enclave_cid >= UINT32_MAX) {
+        return -NE_ERR_INVALID_ENCLAVE_CID;
+    }
+    if (e->state != SIM_ST_INIT) {
+        return -NE_ERR_NOT_IN_INIT_STATE;
+    }
+    if (!e->nregions) {
+        return -NE_ERR_NO_MEM_REGIONS_ADDED;
+    }
+    if (e->mem_size < cfg->min_mem) {
+        return -NE_ERR_ENCLAVE_MEM_MIN_SIZE;
+    }
+    if (!e->nvcpus) {
+        return -NE_ERR_NO_VCPUS_ADDED;
+    }
+    for (i = 0; i < e->nvcpus; i++) {
+        unsigned core = e->vcpus[i] / tpc, t;
+
+        for (t = 0; t < tpc; t++) {
+            if (!owns(e, core * tpc + t)) {
+                return -NE_ERR_FULL_CORES_NOT_USED;
+            }
+        }
+    }
+
+    /* the hypervisor loads the image: check it and measure it */
+    segs = calloc(e->nregions, sizeof(*segs));
+    for (i = 0; i < e->nregions; i++) {
+        segs[i].p = (const uint8_t *)(uintptr_t)e->regions[i].addr;
+        segs[i].len = e->regions[i].size;
+    }
+    sim_eif_free(&e->eif);
+    sim_eif_check(segs, e->nregions, SIM_IMAGE_OFFSET, cfg->arch, &e->eif);
+    free(segs);
+    log_eif(e, &e->eif);
+    if (!e->eif.ok) {
+        return -EINVAL;
+    }
+
+    if (!sim_reg_open(&r, cfg)) {
+        return -EIO;
+    }
+    cid = si->enclave_cid;
+    if (cid && sim_reg_cid_used(&r, cid)) {
+        sim_reg_close(&r, false);
+        return -EADDRINUSE;
+    }
+    if (!cid) {
+        for (cid = SIM_FIRST_AUTO_CID; sim_reg_cid_used(&r, cid); cid++) {
+            continue;
+        }
+    }
+    e->cid = cid;
+    e->flags = si->flags;
+    e->state = SIM_ST_RUNNING;
+    {
+        SimRegEntry *re = sim_reg_find(&r, e->owner, e->slot);
+
+        if (re) {
+            /* claim the CID before the lock is dropped */
+            snprintf(re->state, sizeof(re->state), "running");
+            re->cid = cid;
+        }
+    }
+    sim_reg_close(&r, true);
+
+    err = sim_enclave_launch(e);
+    if (err) {
+        e->state = SIM_ST_INIT;
+        e->cid = 0;
+        sim_enclave_sync(e, false);
+        return -err;
+    }
+    /* from now on the memory belongs to the enclave */
+    for (i = 0; i < e->nregions; i++) {
+        mprotect((void *)(uintptr_t)e->regions[i].addr, e->regions[i].size,
+                 PROT_NONE);
+    }
+    sim_enclave_sync(e, false);
+    si->enclave_cid = cid;
+    sim_json_u64(j, "cid", cid);
+
+    sim_json_begin(&sj, "start");
+    sim_json_u64(&sj, "slot_uid", e->slot);
+    sim_json_u64(&sj, "cid", cid);
+    sim_json_u64(&sj, "flags", e->flags);
+    sim_json_bool(&sj, "debug", e->flags & NE_ENCLAVE_DEBUG_MODE);
+    for (i = 0; i < e->nvcpus; i++) {
+        sprintf(vl + strlen(vl), "%s%u", i ? "," : "", e->vcpus[i]);
+    }
+    strcat(vl, "]");
+    sim_json_raw(&sj, "vcpus", vl);
+    sim_json_u64(&sj, "mem_size", e->mem_size);
+    sim_json_u64(&sj, "regions", e->nregions);
+    sim_json_str(&sj, "arch", sim_arch_name(e->eif.arch));
+    sim_json_str(&sj, "pcr0", e->eif.pcr_hex[0]);
+    sim_json_emit(&sj, cfg);
+    return 0;
+}
+
+/* ---- dispatch ---- */
+
+static SimEnclave *find_enclave(dev_t dev, ino_t ino)
+{
+    SimEnclave *e;
+    pid_t me = getpid();
+
+    for (e = sim_enclaves; e; e = e->next) {
+        if (e->owner == me && !e->released && e->dev == dev &&
+            e->ino == ino) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+bool sim_ioctl(int fd, unsigned long req, void *arg, int *ret)
+{
+    struct stat st;
+    SimDevice *d;
+    SimEnclave *e = NULL;
+    const SimConfig *cfg;
+    const char *name;
+    SimJson j;
+    int err;
+
+    if (_IOC_TYPE(req) != 0xAE || (!devices && !any_enclave) ||
+        fstat(fd, &st) < 0) {
+        return false;
+    }
+    pthread_mutex_lock(&sim_lock);
+    for (d = devices; d; d = d->next) {
+        if (d->dev == st.st_dev && d->ino == st.st_ino) {
+            break;
+        }
+    }
+    if (!d) {
+        e = find_enclave(st.st_dev, st.st_ino);
+        if (!e) {
+            pthread_mutex_unlock(&sim_lock);
+            return false;
+        }
+    }
+    cfg = d ? &d->cfg : &e->cfg;
+    name = cmd_name(req);
+    sim_json_begin(&j, "ioctl");
+    sim_json_i64(&j, "fd", fd);
+    sim_json_str(&j, "cmd", name ? name : "unknown");
+    if (!name) {
+        sim_json_hex(&j, "request", req);
+    }
+    if (e) {
+        sim_json_u64(&j, "slot_uid", e->slot);
+    }
+    if (d) {
+        err = req == NE_CREATE_VM ? create_vm(d, arg, &j) : -ENOTTY;
+    } else {
+        switch (req) {
+        case NE_ADD_VCPU:
+            err = add_vcpu(e, arg, &j);
+            break;
+        case NE_GET_IMAGE_LOAD_INFO:
+            err = image_load_info(e, arg, &j);
+            break;
+        case NE_SET_USER_MEMORY_REGION:
+            err = set_region(e, arg, &j);
+            break;
+        case NE_START_ENCLAVE:
+            err = start(e, arg, &j);
+            break;
+        default:
+            err = -ENOTTY;
+        }
+    }
+    /* 0, or the enclave fd of NE_CREATE_VM, or -errno */
+    *ret = err < 0 ? -1 : err;
+    sim_json_result(&j, err < 0 ? -err : 0);
+    sim_json_emit(&j, cfg);
+    pthread_mutex_unlock(&sim_lock);
+    if (err < 0) {
+        errno = -err;
+    }
+    return true;
+}
+
+/* ---- close and release ---- */
+
+void sim_enclave_release(SimEnclave *e, bool restore)
+{
+    SimEnclave **pp;
+    SimJson j;
+    int i;
+
+    if (e->released) {
+        return;
+    }
+    e->released = true;
+    if (e->state == SIM_ST_RUNNING && e->thread_running) {
+        /* the enclave thread did not stop in time: leave it its state */
+        sim_enclave_sync(e, true);
+        return;
+    }
+    if (restore && e->state != SIM_ST_INIT) {
+        for (i = 0; i < e->nregions; i++) {
+            mprotect((void *)(uintptr_t)e->regions[i].addr,
+                     e->regions[i].size, e->regions[i].prot);
+        }
+    }
+    if (e->wr_fd >= 0) {
+        sim_real.close(e->wr_fd);
+        e->wr_fd = -1;
+    }
+    sim_enclave_sync(e, true);
+    sim_json_begin(&j, "release");
+    sim_json_u64(&j, "slot_uid", e->slot);
+    sim_json_u64(&j, "cid", e->cid);
+    sim_json_emit(&j, &e->cfg);
+    for (pp = &sim_enclaves; *pp; pp = &(*pp)->next) {
+        if (*pp == e) {
+            *pp = e->next;
+            break;
+        }
+    }
+    free(e->regions);
+    free(e->ranges);
+    free(e->clients);
+    free(e->con_buf);
+    e->regions = NULL;
+    e->ranges = NULL;
+    e->clients = NULL;
+    e->con_buf = NULL;
+    sim_eif_free(&e->eif);
+    e->next = graveyard;
+    graveyard = e;
+}
+
+void sim_before_close(int fd, bool *is_enclave, dev_t *dev, ino_t *ino)
+{
+    struct stat st;
+
+    *is_enclave = false;
+    if (!any_enclave || fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode)) {
+        return;
+    }
+    pthread_mutex_lock(&sim_lock);
+    if (find_enclave(st.st_dev, st.st_ino)) {
+        *is_enclave = true;
+        *dev = st.st_dev;
+        *ino = st.st_ino;
+    }
+    pthread_mutex_unlock(&sim_lock);
+}
+
+/* does any fd of this process still refer to pipe inode @ino? */
+static bool pipe_still_open(ino_t ino)
+{
+    char want[64], path[300], link[64];
+    struct dirent *de;
+    DIR *dir = opendir("/proc/self/fd");
+    bool found = false;
+    ssize_t n;
+
+    if (!dir) {
+        return false;
+    }
+    snprintf(want, sizeof(want), "pipe:[%llu]", (unsigned long long)ino);
+    while ((de = readdir(dir)) && !found) {
+        snprintf(path, sizeof(path), "/proc/self/fd/%s", de->d_name);
+        n = readlink(path, link, sizeof(link) - 1);
+        if (n > 0) {
+            link[n] = 0;
+            found = !strcmp(link, want);
+        }
+    }
+    closedir(dir);
+    return found;
+}
+
+void sim_after_close(dev_t dev, ino_t ino)
+{
+    SimEnclave *e;
+    struct pollfd pfd;
+    bool gone;
+
+    pthread_mutex_lock(&sim_lock);
+    e = find_enclave(dev, ino);
+    if (e) {
+        if (e->wr_fd >= 0) {
+            /* POLLERR on the write end: no reader left anywhere */
+            pfd.fd = e->wr_fd;
+            pfd.events = 0;
+            gone = poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLERR);
+        } else {
+            gone = !pipe_still_open(ino);
+        }
+        if (gone) {
+            sim_enclave_stop(e, "fd-closed");
+            sim_enclave_release(e, true);
+        }
+    }
+    pthread_mutex_unlock(&sim_lock);
+}
+
+void sim_process_exit(void)
+{
+    SimEnclave *e, *next;
+    struct timespec ts;
+    pid_t me = getpid();
+
+    if (!any_enclave) {
+        return;
+    }
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 2;
+    if (pthread_mutex_timedlock(&sim_lock, &ts)) {
+        return;
+    }
+    for (e = sim_enclaves; e; e = next) {
+        next = e->next;
+        if (e->owner != me || e->released) {
+            continue;
+        }
+        e->at_exit = true;
+        sim_enclave_stop(e, "fd-closed");
+        sim_enclave_release(e, false);
+    }
+    pthread_mutex_unlock(&sim_lock);
+}

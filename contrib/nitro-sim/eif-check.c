@@ -1,0 +1,337 @@
+/*
+ * nitro-sim: the hypervisor's EIF check and PCR computation
+ *
+ * An EIF parser written for the simulator, independent of hw/core/eif.c
+ * (it is the cross-check).  The image is read where the enclave would
+ * find it: at an offset into the concatenation of the donated regions.
+ * Nothing is copied: CRC-32 and the SHA-384 digests are streamed over the
+ * mapped memory, so a 1 GiB image costs one pass.
+ *
+ * Copyright (c) 2025 Nitro Enclaves for QEMU authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/crypto.h>
+#include <zlib.h>
+
+#include "nitro-sim.h"
+
+#define EIF_HDR_SIZE        548
+#define EIF_SEC_HDR_SIZE    12
+#define EIF_MAX_SECTIONS    32
+#define EIF_CRC_OFFSET      544
+
+enum {
+    SEC_INVALID = 0, SEC_KERNEL, SEC_CMDLINE, SEC_RAMDISK, SEC_SIGNATURE,
+    SEC_METADATA,
+};
+
+typedef struct Img {
+    const SimSeg *segs;
+    int nsegs;
+    uint64_t base;
+    uint64_t total;             /* bytes available from base */
+} Img;
+
+/* call @cb on the contiguous pieces of [off, off + len) of the image */
+static void walk(const Img *img, uint64_t off, uint64_t len,
+                 void (*cb)(void *, const uint8_t *, size_t), void *opaque)
+{
+    uint64_t pos = img->base + off;
+    int i;
+
+    for (i = 0; i < img->nsegs && len; i++) {
+        uint64_t l = img->segs[i].len;
+
+        if (pos >= l) {
+            pos -= l;
+            continue;
+        }
+        while (pos < l && len) {
+            uint64_t n = l - pos < len ? l - pos : len;
+
+            /* chunks of at most 1 GiB: zlib and gnutls take int sizes */
+            if (n > (1ULL << 30)) {
+                n = 1ULL << 30;
+            }
+            cb(opaque, img->segs[i].p + pos, n);
+            pos += n;
+            len -= n;
+        }
+        pos = 0;
+    }
+}
+
+typedef struct Copy {
+    uint8_t *dst;
+} Copy;
+
+static void copy_cb(void *opaque, const uint8_t *p, size_t n)
+{
+    Copy *c = opaque;
+
+    memcpy(c->dst, p, n);
+    c->dst += n;
+}
+
+static void img_read(const Img *img, uint64_t off, void *buf, uint64_t len)
+{
+    Copy c = { buf };
+
+    walk(img, off, len, copy_cb, &c);
+}
+
+typedef struct Digest {
+    uLong crc;
+    gnutls_hash_hd_t h[3];
+    bool use[3];
+    bool crc_on;
+} Digest;
+
+static void digest_cb(void *opaque, const uint8_t *p, size_t n)
+{
+    Digest *d = opaque;
+    int i;
+
+    if (d->crc_on) {
+        d->crc = crc32_z(d->crc, p, n);
+    }
+    for (i = 0; i < 3; i++) {
+        if (d->use[i]) {
+            gnutls_hash(d->h[i], p, n);
+        }
+    }
+}
+
+static uint64_t be(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    int i;
+
+    for (i = 0; i < n; i++) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
+
+static void __attribute__((format(printf, 2, 3)))
+fail(SimEif *r, const char *fmt, ...)
+{
+    va_list ap;
+
+    r->ok = false;
+    va_start(ap, fmt);
+    vsnprintf(r->message, sizeof(r->message), fmt, ap);
+    va_end(ap);
+}
+
+static void finish_pcr(gnutls_hash_hd_t h, uint8_t *pcr)
+{
+    uint8_t buf[96];
+
+    memset(buf, 0, 48);
+    gnutls_hash_deinit(h, buf + 48);
+    gnutls_hash_fast(GNUTLS_DIG_SHA384, buf, sizeof(buf), pcr);
+}
+
+void sim_eif_free(SimEif *r)
+{
+    free(r->cmdline);
+    r->cmdline = NULL;
+}
+
+void sim_eif_check(const SimSeg *segs, int nsegs, uint64_t offset, int arch,
+                   SimEif *r)
+{
+    Img img = { segs, nsegs, offset, 0 };
+    uint8_t hdr[EIF_HDR_SIZE];
+    uint64_t off[EIF_MAX_SECTIONS], size[EIF_MAX_SECTIONS];
+    unsigned order[EIF_MAX_SECTIONS];
+    unsigned types[EIF_MAX_SECTIONS];
+    unsigned nkernel = 0, ncmdline = 0, nmeta = 0, nsig = 0;
+    uint64_t total = 0, end = EIF_HDR_SIZE;
+    Digest d;
+    bool seen_ramdisk = false;
+    unsigned i, j, flags;
+    int k;
+
+    memset(r, 0, sizeof(*r));
+    r->ok = true;
+    r->arch = -1;
+    for (k = 0; k < nsegs; k++) {
+        total += segs[k].len;
+    }
+    if (total < offset + EIF_HDR_SIZE) {
+        fail(r, "enclave memory ends before the EIF header (%llu bytes "
+             "after the image offset)",
+             (unsigned long long)(total > offset ? total - offset : 0));
+        return;
+    }
+    img.total = total - offset;
+    img_read(&img, 0, hdr, sizeof(hdr));
+    if (memcmp(hdr, ".eif", 4)) {
+        fail(r, "bad magic %02x%02x%02x%02x (expected \".eif\")",
+             hdr[0], hdr[1], hdr[2], hdr[3]);
+        return;
+    }
+    r->version = be(hdr + 4, 2);
+    flags = be(hdr + 6, 2);
+    r->arch = (flags & 1) ? SIM_ARCH_AARCH64 : SIM_ARCH_X86_64;
+    r->nsections = be(hdr + 26, 2);
+    if (r->version < 2 || r->version > 4) {
+        fail(r, "unsupported EIF version %u", r->version);
+        return;
+    }
+    if (r->nsections == 0 || r->nsections > EIF_MAX_SECTIONS) {
+        fail(r, "bad section count %u", r->nsections);
+        return;
+    }
+    for (i = 0; i < r->nsections; i++) {
+        off[i] = be(hdr + 28 + 8 * i, 8);
+        size[i] = be(hdr + 28 + 256 + 8 * i, 8);
+        if (off[i] < EIF_HDR_SIZE || off[i] > img.total ||
+            size[i] > img.total ||
+            img.total - off[i] < EIF_SEC_HDR_SIZE + size[i]) {
+            fail(r, "section %u (offset %llu, size %llu) lies outside "
+                 "enclave memory", i, (unsigned long long)off[i],
+                 (unsigned long long)size[i]);
+            return;
+        }
+        order[i] = i;
+    }
+    /* file order; sections must not overlap */
+    for (i = 1; i < r->nsections; i++) {
+        for (j = i; j > 0 && off[order[j - 1]] > off[order[j]]; j--) {
+            unsigned t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    }
+    for (i = 0; i < r->nsections; i++) {
+        unsigned s = order[i];
+        uint8_t sh[EIF_SEC_HDR_SIZE];
+
+        if (off[s] < end) {
+            fail(r, "section %u overlaps the previous one", s);
+            return;
+        }
+        end = off[s] + EIF_SEC_HDR_SIZE + size[s];
+        img_read(&img, off[s], sh, sizeof(sh));
+        types[s] = be(sh, 2);
+        if (be(sh + 4, 8) != size[s]) {
+            fail(r, "section %u: size %llu in its header, %llu in the EIF "
+                 "header", s, (unsigned long long)be(sh + 4, 8),
+                 (unsigned long long)size[s]);
+            return;
+        }
+        if (be(sh + 2, 2) != 0) {
+            fail(r, "section %u: flags 0x%x (expected 0)", s,
+                 (unsigned)be(sh + 2, 2));
+            return;
+        }
+        switch (types[s]) {
+        case SEC_KERNEL:
+            nkernel++;
+            r->kernel_size = size[s];
+            break;
+        case SEC_CMDLINE:
+            ncmdline++;
+            break;
+        case SEC_RAMDISK:
+            if (!nkernel) {
+                fail(r, "ramdisk section %u before the kernel", s);
+                return;
+            }
+            r->nramdisks++;
+            break;
+        case SEC_SIGNATURE:
+            nsig++;
+            break;
+        case SEC_METADATA:
+            nmeta++;
+            break;
+        default:
+            fail(r, "section %u: invalid type %u", s, types[s]);
+            return;
+        }
+    }
+    r->size = end;
+    if (nkernel != 1 || ncmdline != 1) {
+        fail(r, "%u kernel and %u cmdline sections (expected one each)",
+             nkernel, ncmdline);
+        return;
+    }
+    if (!r->nramdisks) {
+        fail(r, "no ramdisk section: not bootable");
+        return;
+    }
+    if (nsig > 1 || nmeta > 1) {
+        fail(r, "more than one signature or metadata section");
+        return;
+    }
+    if (r->version >= 4 && !nmeta) {
+        fail(r, "EIF version %u without metadata section", r->version);
+        return;
+    }
+
+    /* one pass: CRC over everything, PCR0/1/2 over what they measure */
+    memset(&d, 0, sizeof(d));
+    for (k = 0; k < 3; k++) {
+        gnutls_hash_init(&d.h[k], GNUTLS_DIG_SHA384);
+    }
+    d.crc = crc32_z(0, hdr, EIF_CRC_OFFSET);
+    for (i = 0; i < r->nsections; i++) {
+        unsigned s = order[i];
+        uint64_t data = off[s] + EIF_SEC_HDR_SIZE;
+
+        d.crc_on = true;
+        memset(d.use, 0, sizeof(d.use));
+        walk(&img, off[s], EIF_SEC_HDR_SIZE, digest_cb, &d);
+        switch (types[s]) {
+        case SEC_KERNEL:
+            d.use[0] = d.use[1] = true;
+            break;
+        case SEC_CMDLINE:
+            d.use[0] = d.use[1] = true;
+            r->cmdline = malloc(size[s] + 1);
+            if (r->cmdline) {
+                img_read(&img, data, r->cmdline, size[s]);
+                r->cmdline[size[s]] = 0;
+            }
+            break;
+        case SEC_RAMDISK:
+            /* the first ramdisk in file order goes to PCR1, others PCR2 */
+            d.use[0] = true;
+            d.use[1] = !seen_ramdisk;
+            d.use[2] = seen_ramdisk;
+            seen_ramdisk = true;
+            break;
+        default:
+            break;
+        }
+        walk(&img, data, size[s], digest_cb, &d);
+    }
+    for (k = 0; k < 3; k++) {
+        finish_pcr(d.h[k], r->pcr[k]);
+        for (i = 0; i < 48; i++) {
+            snprintf(r->pcr_hex[k] + 2 * i, 3, "%02x", r->pcr[k][i]);
+        }
+    }
+    r->crc_ok = (uint32_t)d.crc == (uint32_t)be(hdr + EIF_CRC_OFFSET, 4);
+    if (!r->crc_ok) {
+        fail(r, "CRC mismatch: computed %08x, header says %08x",
+             (unsigned)d.crc, (unsigned)be(hdr + EIF_CRC_OFFSET, 4));
+        return;
+    }
+    if (arch >= 0 && r->arch != arch) {
+        fail(r, "EIF is for %s, the simulated host is %s",
+             sim_arch_name(r->arch), sim_arch_name(arch));
+        return;
+    }
+}

@@ -1,0 +1,504 @@
+/*
+ * nitro-sim: what a started enclave does
+ *
+ * One thread per started enclave plays the enclave and its hypervisor:
+ * it boots (NITRO_SIM_BOOT_DELAY_MS), runs the official init's heartbeat
+ * (connect to (3, 9000), send 0xB7, require 0xB7 back, no retry), serves
+ * the debug console at (0, cid + 10000) (the whole log to each client,
+ * then new lines), runs for NITRO_SIM_LIFETIME_MS or until stopped, and
+ * on stop closes the console (EOF) and the write end of the enclave fd's
+ * pipe (POLLHUP).  A control socket lets `nitro-sim stop CID` stop it.
+ *
+ * Copyright (c) 2025 Nitro Enclaves for QEMU authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <linux/nitro_enclaves.h>
+
+#include "nitro-sim.h"
+
+enum { PH_BOOT, PH_HEARTBEAT, PH_RUN };
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000ULL + ts.tv_nsec / 1000000;
+}
+
+static void log_simple(SimEnclave *e, const char *event, const char *k1,
+                       const char *v1, const char *k2, const char *v2)
+{
+    SimJson j;
+
+    sim_json_begin(&j, event);
+    sim_json_u64(&j, "cid", e->cid);
+    sim_json_u64(&j, "slot_uid", e->slot);
+    if (k1) {
+        sim_json_str(&j, k1, v1);
+    }
+    if (k2) {
+        sim_json_str(&j, k2, v2);
+    }
+    sim_json_emit(&j, &e->cfg);
+}
+
+static void drop_client(SimEnclave *e, int i, const char *why)
+{
+    SimJson j;
+
+    sim_json_begin(&j, "console");
+    sim_json_u64(&j, "cid", e->cid);
+    sim_json_u64(&j, "port", e->cid + SIM_CONSOLE_PORT_BASE);
+    sim_json_str(&j, "state", "closed");
+    sim_json_str(&j, "by", why);
+    sim_json_emit(&j, &e->cfg);
+    sim_real.close(e->clients[i]);
+    e->clients[i] = e->clients[--e->nclients];
+}
+
+static bool send_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w < 0 && errno == EAGAIN) {
+            struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+
+            if (poll(&pfd, 1, 1000) <= 0) {
+                return false;
+            }
+            continue;
+        }
+        if (w <= 0) {
+            return false;
+        }
+        p += w;
+        n -= w;
+    }
+    return true;
+}
+
+/* one line of the serial console: kept, written to the file, streamed */
+static void __attribute__((format(printf, 2, 3)))
+con(SimEnclave *e, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    int n, i, fd;
+
+    va_start(ap, fmt);
+    n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        return;
+    }
+    if (n > (int)sizeof(line) - 2) {
+        n = sizeof(line) - 2;
+    }
+    line[n++] = '\n';
+    if (e->con_len + n > e->con_cap) {
+        size_t cap = e->con_cap ? e->con_cap * 2 : 4096;
+        char *b;
+
+        while (cap < e->con_len + n) {
+            cap *= 2;
+        }
+        b = realloc(e->con_buf, cap);
+        if (!b) {
+            return;
+        }
+        e->con_buf = b;
+        e->con_cap = cap;
+    }
+    memcpy(e->con_buf + e->con_len, line, n);
+    e->con_len += n;
+    if (e->console_path[0]) {
+        fd = open(e->console_path, O_WRONLY | O_APPEND | O_CLOEXEC);
+        if (fd >= 0) {
+            ssize_t w = write(fd, line, n);
+            (void)w;
+            sim_real.close(fd);
+        }
+    }
+    for (i = e->nclients - 1; i >= 0; i--) {
+        if (!send_all(e->clients[i], line, n)) {
+            drop_client(e, i, "error");
+        }
+    }
+}
+
+static void log_heartbeat(SimEnclave *e, const char *result,
+                          const char *detail)
+{
+    log_simple(e, "heartbeat", "result", result, detail ? "detail" : NULL,
+               detail);
+}
+
+/* lock held: everything that makes the enclave stopped */
+static void do_stop(SimEnclave *e, const char *reason)
+{
+    SimJson j;
+
+    con(e, "nitro-sim: enclave stopped (%s)", reason);
+    sim_json_begin(&j, "stop");
+    sim_json_u64(&j, "cid", e->cid);
+    sim_json_u64(&j, "slot_uid", e->slot);
+    sim_json_str(&j, "reason", reason);
+    if (e->at_exit) {
+        sim_json_bool(&j, "at_exit", true);
+    }
+    sim_json_emit(&j, &e->cfg);
+    while (e->nclients) {
+        drop_client(e, e->nclients - 1, "enclave-stop");
+    }
+    if (e->console_listen >= 0) {
+        sim_real.close(e->console_listen);
+        e->console_listen = -1;
+    }
+    if (e->ctl_listen >= 0) {
+        sim_real.close(e->ctl_listen);
+        e->ctl_listen = -1;
+    }
+    if (e->wr_fd >= 0) {
+        sim_real.close(e->wr_fd);   /* POLLHUP on the enclave fd */
+        e->wr_fd = -1;
+    }
+    e->state = SIM_ST_STOPPED;
+    e->stop_reason = reason;
+    sim_enclave_sync(e, false);
+    pthread_cond_broadcast(&e->cond);
+}
+
+static void accept_console(SimEnclave *e)
+{
+    int fd = sim_real.accept4(e->console_listen, NULL, NULL,
+                              SOCK_CLOEXEC | SOCK_NONBLOCK);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    uint32_t pcid = 0, pport = 0;
+    SimJson j;
+
+    if (fd < 0) {
+        return;
+    }
+    if (sim_real.getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+        sim_vsock_parse_name((struct sockaddr *)&ss, sl, &pcid, &pport);
+    }
+    e->clients = realloc(e->clients, (e->nclients + 1) * sizeof(int));
+    e->clients[e->nclients++] = fd;
+    sim_json_begin(&j, "console");
+    sim_json_u64(&j, "cid", e->cid);
+    sim_json_u64(&j, "port", e->cid + SIM_CONSOLE_PORT_BASE);
+    sim_json_str(&j, "state", "connected");
+    sim_json_u64(&j, "peer_cid", pcid);
+    sim_json_u64(&j, "peer_port", pport);
+    sim_json_u64(&j, "replayed", e->con_len);
+    sim_json_emit(&j, &e->cfg);
+    if (e->con_len && !send_all(fd, e->con_buf, e->con_len)) {
+        drop_client(e, e->nclients - 1, "error");
+    }
+}
+
+/* a command from `nitro-sim`; returns the stop reason or NULL */
+static const char *ctl_command(SimEnclave *e, int *ctl_client)
+{
+    int fd = sim_real.accept4(e->ctl_listen, NULL, NULL, SOCK_CLOEXEC);
+    struct pollfd pfd = { .fd = fd, .events = POLLIN };
+    char buf[64] = "";
+    ssize_t n;
+
+    if (fd < 0) {
+        return NULL;
+    }
+    if (poll(&pfd, 1, 1000) == 1) {
+        n = recv(fd, buf, sizeof(buf) - 1, 0);
+        buf[n > 0 ? n : 0] = 0;
+    }
+    if (!strncmp(buf, "stop", 4)) {
+        if (*ctl_client >= 0) {
+            sim_real.close(*ctl_client);
+        }
+        *ctl_client = fd;
+        return "cli-stop";
+    }
+    send_all(fd, "error: unknown command\n", 23);
+    sim_real.close(fd);
+    return NULL;
+}
+
+static void *enclave_main(void *opaque)
+{
+    SimEnclave *e = opaque;
+    const SimConfig *cfg = &e->cfg;
+    uint64_t deadline = now_ms() + cfg->boot_delay_ms;
+    int phase = PH_BOOT, hb = -1, ctl_client = -1, i;
+    const char *reason = NULL;
+    struct pollfd *pfd = NULL;
+    char vl[64] = "";
+
+    pthread_mutex_lock(&sim_lock);
+    for (i = 0; i < e->nvcpus && strlen(vl) < sizeof(vl) - 12; i++) {
+        sprintf(vl + strlen(vl), "%s%u", i ? "," : "", e->vcpus[i]);
+    }
+    con(e, "nitro-sim: simulated Nitro Enclave, no kernel is executed");
+    con(e, "Linux version nitro-sim (%s)", sim_arch_name(e->eif.arch));
+    con(e, "Kernel command line: %s", e->eif.cmdline ? e->eif.cmdline : "");
+    con(e, "nitro-sim: arch %s", sim_arch_name(e->eif.arch));
+    con(e, "nitro-sim: cid %u", e->cid);
+    con(e, "nitro-sim: memory %llu MiB, %d vCPUs (%s)",
+        (unsigned long long)(e->mem_size / SIM_MIB), e->nvcpus, vl);
+    con(e, "nitro-sim: EIF version %u, %u sections, %u ramdisks, %llu bytes",
+        e->eif.version, e->eif.nsections, e->eif.nramdisks,
+        (unsigned long long)e->eif.size);
+    for (i = 0; i < 3; i++) {
+        con(e, "nitro-sim: PCR%d %s", i, e->eif.pcr_hex[i]);
+    }
+    pthread_mutex_unlock(&sim_lock);
+
+    while (!reason) {
+        int n = 0, timeout = -1, base;
+        uint64_t now;
+
+        pthread_mutex_lock(&sim_lock);
+        pfd = realloc(pfd, (6 + e->nclients) * sizeof(*pfd));
+        pfd[n++] = (struct pollfd) { .fd = e->wake[0], .events = POLLIN };
+        pfd[n++] = (struct pollfd) { .fd = e->wr_fd, .events = 0 };
+        pfd[n++] = (struct pollfd) { .fd = e->console_listen,
+                                     .events = POLLIN };
+        pfd[n++] = (struct pollfd) { .fd = e->ctl_listen, .events = POLLIN };
+        pfd[n++] = (struct pollfd) { .fd = hb, .events = POLLIN };
+        base = n;
+        for (i = 0; i < e->nclients; i++) {
+            pfd[n++] = (struct pollfd) { .fd = e->clients[i],
+                                         .events = POLLIN };
+        }
+        pthread_mutex_unlock(&sim_lock);
+
+        now = now_ms();
+        if (deadline) {
+            timeout = deadline > now ? (int)(deadline - now) : 0;
+        }
+        if (poll(pfd, n, timeout) < 0 && errno != EINTR) {
+            reason = "internal-error";
+            break;
+        }
+        pthread_mutex_lock(&sim_lock);
+        if (e->stop_req) {
+            reason = e->stop_req;
+        } else if (pfd[1].revents & (POLLERR | POLLHUP)) {
+            reason = "fd-closed";
+        } else if (pfd[3].revents & POLLIN) {
+            reason = ctl_command(e, &ctl_client);
+        }
+        if (!reason && (pfd[2].revents & POLLIN)) {
+            accept_console(e);
+        }
+        for (i = n - 1; !reason && i >= base; i--) {
+            char junk[256];
+
+            if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR)) {
+                ssize_t r = recv(pfd[i].fd, junk, sizeof(junk), MSG_DONTWAIT);
+                int k;
+
+                if (r == 0 || (r < 0 && errno != EAGAIN)) {
+                    for (k = 0; k < e->nclients; k++) {
+                        if (e->clients[k] == pfd[i].fd) {
+                            drop_client(e, k, "client");
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        now = now_ms();
+        if (!reason && phase == PH_BOOT && now >= deadline) {
+            if (cfg->heartbeat == SIM_HB_NONE) {
+                con(e, "nitro-sim: init: no heartbeat "
+                    "(NITRO_SIM_HEARTBEAT=none)");
+                log_heartbeat(e, "none", NULL);
+                phase = PH_RUN;
+                deadline = cfg->lifetime_ms ? now + cfg->lifetime_ms : 0;
+            } else {
+                uint8_t b = cfg->heartbeat == SIM_HB_OK ?
+                            SIM_HEARTBEAT_BYTE : 0x00;
+                char d[128];
+
+                con(e, "nitro-sim: init: heartbeat to CID %u port %u",
+                    SIM_PARENT_CID, SIM_HEARTBEAT_PORT);
+                hb = sim_vsock_connect_as(cfg, e->cid, SIM_PARENT_CID,
+                                          SIM_HEARTBEAT_PORT);
+                if (hb < 0 || send(hb, &b, 1, MSG_NOSIGNAL) != 1) {
+                    snprintf(d, sizeof(d), "connect: %s",
+                             strerror(hb < 0 ? -hb : errno));
+                    con(e, "nitro-sim: heartbeat fail (%s)", d);
+                    con(e, "Kernel panic - not syncing: Attempted to kill init!"
+                        " exitcode=0x00000100");
+                    log_heartbeat(e, "fail", d);
+                    reason = "heartbeat-failed";
+                } else {
+                    phase = PH_HEARTBEAT;
+                    deadline = now + cfg->heartbeat_timeout_ms;
+                }
+            }
+        } else if (!reason && phase == PH_HEARTBEAT &&
+                   ((pfd[4].revents & (POLLIN | POLLHUP | POLLERR)) ||
+                    now >= deadline)) {
+            uint8_t b = 0;
+            ssize_t r = (pfd[4].revents & (POLLIN | POLLHUP | POLLERR)) ?
+                        recv(hb, &b, 1, MSG_DONTWAIT) : -2;
+            char d[128];
+
+            if (r == 1 && b == SIM_HEARTBEAT_BYTE &&
+                cfg->heartbeat == SIM_HB_OK) {
+                con(e, "nitro-sim: heartbeat ok");
+                con(e, "nitro-sim: running");
+                log_heartbeat(e, "ok", NULL);
+                phase = PH_RUN;
+                deadline = cfg->lifetime_ms ? now + cfg->lifetime_ms : 0;
+            } else {
+                if (r == 1) {
+                    snprintf(d, sizeof(d), "%s; reply 0x%02x",
+                             cfg->heartbeat == SIM_HB_BAD ?
+                             "sent 0x00 (NITRO_SIM_HEARTBEAT=bad)" :
+                             "sent 0xb7", b);
+                } else {
+                    snprintf(d, sizeof(d), "%s",
+                             r == 0 ? "parent closed the connection" :
+                             r == -2 ? "no reply in time" : strerror(errno));
+                }
+                con(e, "nitro-sim: heartbeat fail (%s)", d);
+                con(e, "Kernel panic - not syncing: Attempted to kill init!"
+                    " exitcode=0x00000100");
+                log_heartbeat(e, "fail", d);
+                reason = "heartbeat-failed";
+            }
+            sim_real.close(hb);
+            hb = -1;
+        } else if (!reason && phase == PH_RUN && deadline && now >= deadline) {
+            reason = "lifetime";
+        }
+        if (reason) {
+            if (hb >= 0) {
+                sim_real.close(hb);
+                hb = -1;
+            }
+            do_stop(e, reason);
+            if (ctl_client >= 0) {
+                send_all(ctl_client, "stopped\n", 8);
+                sim_real.close(ctl_client);
+            }
+        }
+        pthread_mutex_unlock(&sim_lock);
+    }
+    free(pfd);
+    return NULL;
+}
+
+int sim_enclave_launch(SimEnclave *e)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    int fd, err;
+
+    if (pipe2(e->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
+        return errno;
+    }
+    if (e->flags & NE_ENCLAVE_DEBUG_MODE) {
+        e->console_listen = sim_vsock_listen_as(&e->cfg, SIM_HYPERVISOR_CID,
+                                                e->cid +
+                                                SIM_CONSOLE_PORT_BASE);
+        if (e->console_listen < 0) {
+            err = -e->console_listen;
+            e->console_listen = -1;
+            goto fail;
+        }
+        snprintf(e->console_path, sizeof(e->console_path),
+                 "%s/enclave-%u.console", e->cfg.dir, e->cid);
+        fd = open(e->console_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                  0644);
+        if (fd >= 0) {
+            sim_real.close(fd);
+        } else {
+            e->console_path[0] = 0;
+        }
+        log_simple(e, "console", "state", "listening", NULL, NULL);
+    }
+    e->ctl_listen = sim_real.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC |
+                                    SOCK_NONBLOCK, 0);
+    sl = sim_ctl_name(&e->cfg, e->cid, (struct sockaddr *)&ss);
+    if (e->ctl_listen < 0 ||
+        sim_real.bind(e->ctl_listen, (struct sockaddr *)&ss, sl) < 0 ||
+        sim_real.listen(e->ctl_listen, 8) < 0) {
+        err = errno;
+        goto fail;
+    }
+    err = pthread_create(&e->thread, NULL, enclave_main, e);
+    if (err) {
+        goto fail;
+    }
+    e->thread_running = true;
+    return 0;
+
+fail:
+    if (e->console_listen >= 0) {
+        sim_real.close(e->console_listen);
+        e->console_listen = -1;
+    }
+    if (e->ctl_listen >= 0) {
+        sim_real.close(e->ctl_listen);
+        e->ctl_listen = -1;
+    }
+    sim_real.close(e->wake[0]);
+    sim_real.close(e->wake[1]);
+    e->wake[0] = e->wake[1] = -1;
+    e->console_path[0] = 0;
+    return err;
+}
+
+void sim_enclave_stop(SimEnclave *e, const char *reason)
+{
+    struct timespec ts;
+
+    if (e->state != SIM_ST_RUNNING || !e->thread_running ||
+        pthread_equal(pthread_self(), e->thread)) {
+        if (e->state == SIM_ST_STOPPED && e->thread_running &&
+            !pthread_equal(pthread_self(), e->thread)) {
+            pthread_join(e->thread, NULL);
+            e->thread_running = false;
+        }
+        return;
+    }
+    if (!e->stop_req) {
+        e->stop_req = reason;
+    }
+    if (write(e->wake[1], "x", 1) < 0) {
+        /* the pipe is full: the thread is awake anyway */
+    }
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 5;
+    while (e->state == SIM_ST_RUNNING) {
+        if (pthread_cond_timedwait(&e->cond, &sim_lock, &ts) == ETIMEDOUT) {
+            return;
+        }
+    }
+    /* the thread only returns after do_stop(): safe to join, lock held */
+    pthread_join(e->thread, NULL);
+    e->thread_running = false;
+}
