@@ -1,7 +1,7 @@
 # The Nitro Enclaves fork of QEMU: build, test and export the overlay.
 # See README.md.
 
-.PHONY: all check demo patches clean
+.PHONY: all check demo patches clean fuzz-eif
 
 all:
 	scripts/fork/build.sh
@@ -17,3 +17,7 @@ patches:
 
 clean:
 	rm -rf build
+
+# The EIF parser under libFuzzer, ASan and UBSan for an hour
+fuzz-eif: all
+	tests/nitro/eif/fuzz.sh --long

@@ -4,8 +4,9 @@
 # `make` promises is built.  Concurrent builds of one checkout wait for
 # each other.
 #
-# Results: build/qemu-system-x86_64, build/qemu-system-aarch64 (links into
-# the meson build directory build/obj).
+# Results, as links into the meson build directory build/obj:
+# build/qemu-system-x86_64, build/qemu-system-aarch64, build/qemu-eif, the
+# simulator build/libnitro-sim.so and its CLI build/nitro-sim.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -25,7 +26,7 @@ state=$("$top/scripts/fork/prepare-tree.sh")
 cc=
 if command -v ccache >/dev/null; then
     cc="ccache cc"
-    export CCACHE_BASEDIR="$top"
+    export CCACHE_BASEDIR="$top" CCACHE_NOHASHDIR=1
 fi
 
 # Debian's python: it sees the system's meson and pycotap (the +ds base has
@@ -67,10 +68,14 @@ fi
 # What `make` promises; build.sh TARGET... builds only those.
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(qemu-system-x86_64 qemu-system-aarch64)
+    targets=(qemu-system-x86_64 qemu-system-aarch64 contrib/qemu-eif/qemu-eif
+             contrib/nitro-sim/libnitro-sim.so contrib/nitro-sim/nitro-sim)
 fi
 ninja -C "$obj" "${targets[@]}"
 
-for t in qemu-system-x86_64 qemu-system-aarch64; do
-    ln -sfn "obj/$t" "$top/build/$t"
+for t in qemu-system-x86_64 qemu-system-aarch64 contrib/qemu-eif/qemu-eif \
+         contrib/nitro-sim/libnitro-sim.so contrib/nitro-sim/nitro-sim; do
+    if [ -e "$obj/$t" ]; then
+        ln -sfn "obj/$t" "$top/build/$(basename "$t")"
+    fi
 done

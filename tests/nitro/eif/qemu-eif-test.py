@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+#
+# qemu-eif build/describe round trips, checked against an independent
+# reading of the image and PCRs recomputed with hashlib.
+#
+# Copyright (c) 2026 Nitro Enclaves for QEMU contributors
+#
+# This work is licensed under the terms of the GNU GPL, version 2 or
+# (at your option) any later version.  See the COPYING file in the
+# top-level directory.
+
+import hashlib
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import zlib
+
+QEMU_EIF = sys.argv[1]
+CMDLINES = {
+    'x86_64': 'reboot=k panic=30 pci=off nomodules console=ttyS0 '
+              'i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd '
+              'random.trust_cpu=on',
+    'aarch64': 'reboot=k panic=30 pci=off nomodules console=ttyS0 '
+               'random.trust_cpu=on root=/dev/ram0',
+}
+PCR2_ONE_RAMDISK = ('21b9efbc184807662e966d34f390821309eeac6802309798826296'
+                    'bf3e8bec7c10edb30948c90ba67310f7b964fc500a')
+TYPES = {1: 'kernel', 2: 'cmdline', 3: 'ramdisk', 4: 'signature',
+         5: 'metadata'}
+
+
+def run(*args, ok=True, stdin=None):
+    p = subprocess.run([QEMU_EIF, *args], capture_output=True, stdin=stdin,
+                       text=True, check=False)
+    if ok and p.returncode != 0:
+        sys.exit(f'qemu-eif {" ".join(args)} failed: {p.stderr}')
+    if not ok:
+        lines = p.stderr.splitlines()
+        if p.returncode == 0 or len(lines) != 1 or p.stdout:
+            sys.exit(f'qemu-eif {" ".join(args)}: expected one error line, '
+                     f'got rc {p.returncode}, {p.stderr!r}, {p.stdout!r}')
+        return lines[0]
+    return p.stdout
+
+
+def extend(data):
+    return hashlib.sha384(bytes(48) + hashlib.sha384(data).digest()).hexdigest()
+
+
+def parse(path):
+    """Read an image independently of the library"""
+    with open(path, 'rb') as f:
+        img = f.read()
+    magic, version, flags, _, _, _, count = struct.unpack_from('>4sHHQQHH',
+                                                               img)
+    assert magic == b'.eif', magic
+    offsets = struct.unpack_from('>32Q', img, 28)
+    sizes = struct.unpack_from('>32Q', img, 28 + 256)
+    crc, = struct.unpack_from('>I', img, 544)
+    assert crc == zlib.crc32(img[:544] + img[548:]), 'bad CRC'
+    sections = []
+    for i in range(count):
+        typ, sflags, size = struct.unpack_from('>HHQ', img, offsets[i])
+        assert sflags == 0 and size == sizes[i]
+        data = img[offsets[i] + 12:offsets[i] + 12 + size]
+        sections.append((TYPES[typ], offsets[i], size, data))
+    return version, flags, crc, len(img), sections
+
+
+def check(tmp, arch, n, cmdline=None, name=None):
+    kernel = os.path.join(tmp, 'kernel')
+    initrds = [os.path.join(tmp, f'initrd{i}') for i in range(n)]
+    out = os.path.join(tmp, f'{arch}-{n}.eif')
+    args = ['build', '--kernel', kernel, '--arch', arch, '-o', out]
+    for i in initrds:
+        args += ['--initrd', i]
+    if cmdline is not None:
+        args += ['--cmdline', cmdline]
+    if name:
+        args += ['--name', name, '--version', '7.1',
+                 '--metadata', '{"owner": "test", "n": [1, 2]}']
+    assert run(*args) == ''
+
+    version, flags, crc, size, sections = parse(out)
+    assert version == 4 and flags == (1 if arch == 'aarch64' else 0)
+    assert [s[0] for s in sections] == \
+        ['kernel', 'cmdline', 'metadata'] + ['ramdisk'] * n
+    files = [open(p, 'rb').read() for p in [kernel] + initrds]
+    want_cmdline = (CMDLINES[arch] if cmdline is None else cmdline).encode()
+    assert sections[0][3] == files[0]
+    assert sections[1][3] == want_cmdline
+    assert [s[3] for s in sections[3:]] == files[1:]
+
+    desc = json.loads(run('describe', out))
+    assert desc['EifVersion'] == 4 and desc['Arch'] == arch
+    assert desc['Size'] == size and desc['CheckCRC'] is True
+    assert desc['CRC32'] == f'0x{crc:08x}'
+    assert desc['IsSigned'] is False
+    assert desc['Cmdline'] == want_cmdline.decode()
+    assert desc['Sections'] == [{'Type': s[0], 'Offset': s[1], 'Size': s[2]}
+                                for s in sections]
+    boot = files[0] + want_cmdline + files[1]
+    pcrs = desc['Measurements']
+    assert pcrs['PCR0'] == extend(boot + b''.join(files[2:])), pcrs
+    assert pcrs['PCR1'] == extend(boot)
+    assert pcrs['PCR2'] == extend(b''.join(files[2:]))
+    assert 'PCR8' not in pcrs
+    if n == 1:
+        assert pcrs['PCR2'] == PCR2_ONE_RAMDISK
+    meta = desc['Metadata']
+    assert meta == json.loads(sections[2][3])
+    assert meta['BuildMetadata']['BuildTool'] == 'qemu-eif'
+    if name:
+        assert meta['ImageName'] == name and meta['ImageVersion'] == '7.1'
+        assert meta['CustomMetadata'] == {'owner': 'test', 'n': [1, 2]}
+    else:
+        assert meta['ImageName'] == f'{arch}-{n}'
+    with open(out, 'rb') as f:
+        assert json.loads(run('describe', '-', stdin=f)) == desc
+    return out
+
+
+def corrupt(tmp, good, offset, data, expected):
+    with open(good, 'rb') as f:
+        img = bytearray(f.read())
+    img[offset:offset + len(data)] = data
+    bad = os.path.join(tmp, 'bad.eif')
+    with open(bad, 'wb') as f:
+        f.write(img)
+    err = run('describe', bad, ok=False)
+    assert expected in err, (expected, err)
+
+
+def truncate(tmp, good, size, expected):
+    with open(good, 'rb') as f:
+        img = f.read()[:size]
+    bad = os.path.join(tmp, 'bad.eif')
+    with open(bad, 'wb') as f:
+        f.write(img)
+    err = run('describe', bad, ok=False)
+    assert expected in err, (expected, err)
+
+
+def main():
+    with tempfile.TemporaryDirectory() as tmp:
+        with open(os.path.join(tmp, 'kernel'), 'wb') as f:
+            f.write(os.urandom(300000))
+        for i in range(3):
+            with open(os.path.join(tmp, f'initrd{i}'), 'wb') as f:
+                f.write(os.urandom(100000 + i))
+
+        for arch in ('x86_64', 'aarch64'):
+            for n in (1, 2, 3):
+                good = check(tmp, arch, n)
+        check(tmp, 'x86_64', 2, cmdline='console=ttyS0 quiet', name='app')
+        check(tmp, 'aarch64', 1, cmdline='', name='app')
+
+        # Corrupted images: one line, the right message
+        corrupt(tmp, good, 0, b'EIF.', 'bad magic')
+        corrupt(tmp, good, 4, b'\x00\x09', 'unsupported version 9')
+        corrupt(tmp, good, 1000, b'\xff', 'CRC mismatch')
+        corrupt(tmp, good, 548, b'\x00\x07', 'section 0 at offset 548 has '
+                'unknown type 7')
+        truncate(tmp, good, 1000, 'beyond the end of the image at 1000')
+        truncate(tmp, good, 100, 'image of 100 bytes is smaller than the '
+                 '548-byte header')
+
+        # Bad arguments
+        kernel = os.path.join(tmp, 'kernel')
+        initrd = os.path.join(tmp, 'initrd0')
+        out = os.path.join(tmp, 'x.eif')
+        for args, expected in [
+                ([], 'expected a command'),
+                (['frobnicate'], 'expected a command'),
+                (['build', '--kernel', kernel, '-o', out], 'at least one'),
+                (['build', '--bogus'], "unknown option '--bogus'"),
+                (['build', '--kernel'], "option '--kernel' needs an argument"),
+                (['build', '--kernel', kernel, '--initrd', initrd,
+                  '--arch', 'mips', '-o', out], "unknown architecture 'mips'"),
+                (['build', '--kernel', kernel, '--initrd', initrd,
+                  '--metadata', '[1]', '-o', out], 'not a JSON object'),
+                (['build', '--kernel', kernel, '--initrd', initrd,
+                  '--metadata', '{', '-o', out], '--metadata: '),
+                (['build', '--kernel', kernel + '.missing', '--initrd',
+                  initrd, '-o', out], 'cannot open kernel'),
+                (['build', '--kernel', kernel, '--initrd', tmp, '-o', out],
+                 'is not a regular file'),
+                (['build', '--kernel', kernel, '--initrd', initrd,
+                  '-o', kernel], 'is also an input'),
+                (['describe'], 'describe takes one image file'),
+                (['describe', out], 'cannot open'),
+        ]:
+            err = run(*args, ok=False)
+            assert expected in err, (args, expected, err)
+            assert not os.path.exists(out), args
+        assert os.path.getsize(kernel) == 300000
+    print('qemu-eif: all checks passed')
+
+
+main()
