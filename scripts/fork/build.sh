@@ -43,6 +43,7 @@ configure_args=(
     --with-devices-x86_64=nitro
     --with-devices-aarch64=nitro
     --disable-install-blobs
+    --firmwarepath=/usr/share/qemu:/usr/share/seabios
     --disable-download
     --disable-docs
     --disable-tools
@@ -72,6 +73,14 @@ if [ ${#targets[@]} -eq 0 ]; then
              contrib/nitro-sim/libnitro-sim.so contrib/nitro-sim/nitro-sim)
 fi
 ninja -C "$obj" "${targets[@]}"
+
+# Run from the build tree, QEMU looks for firmware in qemu-bundle/ under
+# the --firmwarepath directories: the +ds base ships none, Debian's
+# SeaBIOS (for the x86 machines QEMU's generic tests start) is linked in.
+if [ -d /usr/share/seabios ]; then
+    mkdir -p "$obj/qemu-bundle/usr/share"
+    ln -sfn /usr/share/seabios "$obj/qemu-bundle/usr/share/seabios"
+fi
 
 for t in qemu-system-x86_64 qemu-system-aarch64 contrib/qemu-eif/qemu-eif \
          contrib/nitro-sim/libnitro-sim.so contrib/nitro-sim/nitro-sim; do

@@ -19,8 +19,10 @@ build_pkgs="gcc make ninja-build python3 python3-venv pkg-config patch
     zlib1g-dev libfdt-dev libcbor-dev libgnutls28-dev device-tree-compiler"
 # Needed in a version newer than Debian 12 has (see above).
 new_pkgs="meson python3-pycotap"
-# Tests; clang's libFuzzer runtime for the EIF fuzzer.
-test_pkgs="valgrind clang libclang-rt-dev"
+# Tests; clang's libFuzzer runtime for the EIF fuzzer; SeaBIOS for the
+# x86 machines that QEMU's generic tests start (the +ds base has no
+# firmware: --firmwarepath finds Debian's).
+test_pkgs="valgrind clang libclang-rt-dev seabios"
 
 codename=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")
 

@@ -3,3 +3,6 @@
 
 # The emulated enclave machine, for hosts without Nitro hardware.
 CONFIG_NITRO_ENCLAVE=y
+
+# The nitro machine, for -accel nitro (on a parent instance or the simulator).
+CONFIG_NITRO_MACHINE=y

@@ -1,0 +1,223 @@
+/*
+ * AWS Nitro Enclaves accelerator: calls into /dev/nitro_enclaves
+ *
+ * The driver reports a broken rule with an errno of 256 and above
+ * (NE_ERR_*).  Each one becomes an error message that says what was
+ * wrong and a hint that says how to fix it on the parent instance.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "qemu/error-report.h"
+#include <sys/ioctl.h>
+#include <linux/nitro_enclaves.h>
+#include "nitro-driver.h"
+#include "trace.h"
+
+typedef struct NitroDriverError {
+    int err;
+    const char *name;
+    const char *message;
+    /* How to fix it; CPU_POOL_HINT has the pool's content filled in */
+    const char *hint;
+} NitroDriverError;
+
+#define HUGEPAGES_HINT \
+    "Guest RAM must come from huge pages: reserve them before starting, " \
+    "e.g. 'echo N > /proc/sys/vm/nr_hugepages' (2 MiB pages) or " \
+    "'echo N > /sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages' " \
+    "(1 GiB pages), and use the nitro machine's default RAM or a " \
+    "memory-backend-memfd with hugetlb=on.\n"
+
+#define CPU_POOL_HINT \
+    "Enclave vCPUs come from the CPU pool in " NITRO_CPU_POOL \
+    " (now: %s).  CPU 0 and its siblings cannot be in it; add full cores, " \
+    "e.g. 'echo 2,3 > " NITRO_CPU_POOL "' (nitro-cli's allocator service " \
+    "does this from /etc/nitro_enclaves/allocator.yaml).\n"
+
+static const NitroDriverError nitro_driver_errors[] = {
+    { NE_ERR_VCPU_ALREADY_USED, "VCPU_ALREADY_USED",
+      "a vCPU is already used by another enclave", CPU_POOL_HINT },
+    { NE_ERR_VCPU_NOT_IN_CPU_POOL, "VCPU_NOT_IN_CPU_POOL",
+      "a vCPU is not in the CPU pool", CPU_POOL_HINT },
+    { NE_ERR_VCPU_INVALID_CPU_CORE, "VCPU_INVALID_CPU_CORE",
+      "a vCPU belongs to an invalid CPU core", CPU_POOL_HINT },
+    { NE_ERR_INVALID_MEM_REGION_SIZE, "INVALID_MEM_REGION_SIZE",
+      "a memory region is not a multiple of 2 MiB",
+      "Make -m a multiple of the huge page size.\n" },
+    { NE_ERR_INVALID_MEM_REGION_ADDR, "INVALID_MEM_REGION_ADDR",
+      "a memory region has an invalid address range", HUGEPAGES_HINT },
+    { NE_ERR_UNALIGNED_MEM_REGION_ADDR, "UNALIGNED_MEM_REGION_ADDR",
+      "a memory region is not 2 MiB aligned", HUGEPAGES_HINT },
+    { NE_ERR_MEM_REGION_ALREADY_USED, "MEM_REGION_ALREADY_USED",
+      "a memory region is already used by an enclave", NULL },
+    { NE_ERR_MEM_NOT_HUGE_PAGE, "MEM_NOT_HUGE_PAGE",
+      "guest RAM is not backed by huge pages", HUGEPAGES_HINT },
+    { NE_ERR_MEM_DIFFERENT_NUMA_NODE, "MEM_DIFFERENT_NUMA_NODE",
+      "guest RAM is not on the NUMA node of the CPU pool",
+      "Reserve the huge pages on the CPU pool's node (e.g. "
+      "/sys/devices/system/node/nodeN/hugepages/) or bind QEMU to it "
+      "with numactl --membind=N.\n" },
+    { NE_ERR_MEM_MAX_REGIONS, "MEM_MAX_REGIONS",
+      "guest RAM needs more memory regions than the driver allows",
+      "Physically contiguous huge pages count as one region: use 1 GiB "
+      "pages for large enclaves (-machine nitro,hugepage-size=1G after "
+      "'echo N > /sys/kernel/mm/hugepages/hugepages-1048576kB/"
+      "nr_hugepages'), or reserve the 2 MiB pages right after boot.\n" },
+    { NE_ERR_NO_MEM_REGIONS_ADDED, "NO_MEM_REGIONS_ADDED",
+      "the enclave has no memory", NULL },
+    { NE_ERR_NO_VCPUS_ADDED, "NO_VCPUS_ADDED",
+      "the enclave has no vCPUs", NULL },
+    { NE_ERR_ENCLAVE_MEM_MIN_SIZE, "ENCLAVE_MEM_MIN_SIZE",
+      "the enclave has less than 64 MiB of memory",
+      "Use -m 64M or more.\n" },
+    { NE_ERR_FULL_CORES_NOT_USED, "FULL_CORES_NOT_USED",
+      "the vCPUs do not make up full CPU cores",
+      "Use an -smp count that is a multiple of the threads per core "
+      "(usually 2).\n" },
+    { NE_ERR_NOT_IN_INIT_STATE, "NOT_IN_INIT_STATE",
+      "the enclave is not in its init state any more", NULL },
+    { NE_ERR_INVALID_VCPU, "INVALID_VCPU",
+      "a vCPU id is outside the available CPUs", CPU_POOL_HINT },
+    { NE_ERR_NO_CPUS_AVAIL_IN_POOL, "NO_CPUS_AVAIL_IN_POOL",
+      "no CPU is left in the CPU pool", CPU_POOL_HINT },
+    { NE_ERR_INVALID_PAGE_SIZE, "INVALID_PAGE_SIZE",
+      "guest RAM pages are not a multiple of 2 MiB", HUGEPAGES_HINT },
+    { NE_ERR_INVALID_FLAG_VALUE, "INVALID_FLAG_VALUE",
+      "the driver does not know a flag it was given", NULL },
+    { NE_ERR_INVALID_ENCLAVE_CID, "INVALID_ENCLAVE_CID",
+      "the enclave CID is invalid",
+      "enclave-cid must be 0 (any) or between 4 and 4294967294 and not "
+      "used by another enclave on this parent.\n" },
+};
+
+static char *nitro_cpu_pool(void)
+{
+    g_autofree char *pool = NULL;
+
+    if (!g_file_get_contents(NITRO_CPU_POOL, &pool, NULL, NULL)) {
+        return g_strdup("unreadable");
+    }
+    g_strstrip(pool);
+    return g_strdup(*pool ? pool : "empty");
+}
+
+/* Set @errp for a failed @op with errno @err. */
+static void nitro_driver_error(Error **errp, const char *op, int err)
+{
+    size_t i;
+
+    for (i = 0; i < ARRAY_SIZE(nitro_driver_errors); i++) {
+        const NitroDriverError *e = &nitro_driver_errors[i];
+
+        if (e->err != err) {
+            continue;
+        }
+        error_setg(errp, "Nitro Enclaves: %s failed: %s (NE_ERR_%s)",
+                   op, e->message, e->name);
+        if (e->hint && strstr(e->hint, "%s")) {
+            g_autofree char *pool = nitro_cpu_pool();
+
+            error_append_hint(errp, CPU_POOL_HINT, pool);
+        } else if (e->hint) {
+            error_append_hint(errp, "%s", e->hint);
+        }
+        return;
+    }
+    error_setg_errno(errp, err, "Nitro Enclaves: %s failed", op);
+}
+
+int nitro_driver_open(Error **errp)
+{
+    int fd = qemu_open_old(NITRO_DEVICE, O_RDWR | O_CLOEXEC);
+
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "cannot open " NITRO_DEVICE);
+        if (errno == ENOENT) {
+            error_append_hint(errp,
+                "This is not a parent instance with Nitro Enclaves enabled, "
+                "or the nitro_enclaves driver is not loaded ('modprobe "
+                "nitro_enclaves').  Without Nitro hardware, run on the "
+                "simulator: see docs/system/nitro.rst.\n");
+        } else if (errno == EACCES || errno == EPERM) {
+            error_append_hint(errp,
+                "Give this user access to " NITRO_DEVICE
+                " (usually: add it to the 'ne' group).\n");
+        }
+    }
+    return fd;
+}
+
+int nitro_driver_create_vm(int dev_fd, uint64_t *slot_uid, Error **errp)
+{
+    int fd = ioctl(dev_fd, NE_CREATE_VM, slot_uid);
+
+    if (fd < 0) {
+        nitro_driver_error(errp, "creating the enclave", errno);
+        return -1;
+    }
+    trace_nitro_create_vm(fd, *slot_uid);
+    return fd;
+}
+
+bool nitro_driver_image_offset(int enclave_fd, uint64_t *offset,
+                               Error **errp)
+{
+    struct ne_image_load_info info = { .flags = NE_EIF_IMAGE };
+
+    if (ioctl(enclave_fd, NE_GET_IMAGE_LOAD_INFO, &info) < 0) {
+        nitro_driver_error(errp, "getting the image load offset", errno);
+        return false;
+    }
+    *offset = info.memory_offset;
+    trace_nitro_image_offset(*offset);
+    return true;
+}
+
+bool nitro_driver_add_memory(int enclave_fd, void *host, uint64_t size,
+                             Error **errp)
+{
+    struct ne_user_memory_region region = {
+        .flags = NE_DEFAULT_MEMORY_REGION,
+        .memory_size = size,
+        .userspace_addr = (uintptr_t)host,
+    };
+
+    if (ioctl(enclave_fd, NE_SET_USER_MEMORY_REGION, &region) < 0) {
+        nitro_driver_error(errp, "donating guest RAM", errno);
+        return false;
+    }
+    trace_nitro_add_memory(host, size);
+    return true;
+}
+
+bool nitro_driver_add_vcpu(int enclave_fd, uint32_t *cpu, Error **errp)
+{
+    uint32_t want = *cpu;
+
+    if (ioctl(enclave_fd, NE_ADD_VCPU, cpu) < 0) {
+        nitro_driver_error(errp, "adding a vCPU", errno);
+        return false;
+    }
+    trace_nitro_add_vcpu(want, *cpu);
+    return true;
+}
+
+bool nitro_driver_start(int enclave_fd, bool debug_mode, uint64_t *cid,
+                        Error **errp)
+{
+    struct ne_enclave_start_info info = {
+        .flags = debug_mode ? NE_ENCLAVE_DEBUG_MODE : 0,
+        .enclave_cid = *cid,
+    };
+
+    if (ioctl(enclave_fd, NE_START_ENCLAVE, &info) < 0) {
+        nitro_driver_error(errp, "starting the enclave", errno);
+        return false;
+    }
+    *cid = info.enclave_cid;
+    trace_nitro_start(debug_mode, *cid);
+    return true;
+}

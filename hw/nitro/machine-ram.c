@@ -1,0 +1,144 @@
+/*
+ * AWS Nitro Enclaves machine: guest RAM from huge pages
+ *
+ * The driver only takes memory backed by huge pages, in a whole number of
+ * 2 MiB units, 64 MiB at least.  The machine's default RAM is a hugetlb
+ * memfd; before it is created, the host is asked whether it has enough
+ * free huge pages of the chosen size, so that a missing reservation is a
+ * clear error with the command that fixes it.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "qemu/cutils.h"
+#include "qemu/units.h"
+#include "qom/object_interfaces.h"
+#include "hw/boards.h"
+#include "system/hostmem.h"
+#include "system/nitro-accel.h"
+#include "machine-ram.h"
+#include "trace.h"
+
+#define HUGEPAGES_SYSFS "/sys/kernel/mm/hugepages"
+
+static bool nitro_read_count(const char *dir, const char *name,
+                             uint64_t *value, Error **errp)
+{
+    g_autofree char *path = g_strdup_printf("%s/%s", dir, name);
+    g_autofree char *text = NULL;
+    g_autoptr(GError) gerr = NULL;
+
+    if (!g_file_get_contents(path, &text, NULL, &gerr)) {
+        error_setg(errp, "cannot read %s: %s", path, gerr->message);
+        return false;
+    }
+    if (qemu_strtou64(g_strstrip(text), NULL, 10, value) < 0) {
+        error_setg(errp, "%s: unexpected content '%s'", path, text);
+        return false;
+    }
+    return true;
+}
+
+/* Are @size bytes of @page_size huge pages free (not even reserved)? */
+static bool nitro_check_free_hugepages(uint64_t page_size, uint64_t size,
+                                       Error **errp)
+{
+    g_autofree char *dir = g_strdup_printf("%s/hugepages-%" PRIu64 "kB",
+                                           HUGEPAGES_SYSFS, page_size / KiB);
+    g_autofree char *psize = size_to_str(page_size);
+    uint64_t total, free, resv, need = size / page_size;
+
+    if (!g_file_test(dir, G_FILE_TEST_IS_DIR)) {
+        error_setg(errp, "this host has no %s huge pages", psize);
+        error_append_hint(errp, "Choose a huge page size the host supports "
+                          "(see %s) with -machine nitro,hugepage-size=...\n",
+                          HUGEPAGES_SYSFS);
+        return false;
+    }
+    if (!nitro_read_count(dir, "nr_hugepages", &total, errp) ||
+        !nitro_read_count(dir, "free_hugepages", &free, errp) ||
+        !nitro_read_count(dir, "resv_hugepages", &resv, errp)) {
+        return false;
+    }
+    free = free > resv ? free - resv : 0;
+    trace_nitro_hugepages(page_size, need, free, total);
+    if (free < need) {
+        g_autofree char *ssize = size_to_str(size);
+
+        error_setg(errp, "guest RAM of %s needs %" PRIu64 " free %s huge "
+                   "pages, but only %" PRIu64 " are free: %" PRIu64
+                   " missing", ssize, need, psize, free, need - free);
+        error_append_hint(errp, "Reserve them as root with: "
+                          "echo %" PRIu64 " > %s/nr_hugepages\n",
+                          total + need - free, dir);
+        return false;
+    }
+    return true;
+}
+
+/* The driver's rules for the size of enclave memory */
+static bool nitro_ram_check_size(uint64_t size, uint64_t page_size,
+                                 Error **errp)
+{
+    g_autofree char *ssize = size_to_str(size);
+    g_autofree char *psize = size_to_str(page_size);
+
+    if (size < NITRO_MIN_MEM_SIZE) {
+        error_setg(errp, "an enclave needs at least 64 MiB of RAM, not %s",
+                   ssize);
+        error_append_hint(errp, "Use -m 64M or more.\n");
+        return false;
+    }
+    if (size % page_size) {
+        error_setg(errp, "RAM size %s is not a multiple of the %s huge page "
+                   "size", ssize, psize);
+        error_append_hint(errp, "Round -m to a multiple of %s.\n", psize);
+        return false;
+    }
+    return true;
+}
+
+bool nitro_ram_create_default(MachineState *ms, uint64_t page_size,
+                              Error **errp)
+{
+    MachineClass *mc = MACHINE_GET_CLASS(ms);
+    g_autoptr(Object) obj = NULL;
+
+    if (!nitro_ram_check_size(ms->ram_size, page_size, errp) ||
+        !nitro_check_free_hugepages(page_size, ms->ram_size, errp)) {
+        return false;
+    }
+    obj = object_new(TYPE_MEMORY_BACKEND_MEMFD);
+    if (!object_property_set_bool(obj, "hugetlb", true, errp) ||
+        !object_property_set_uint(obj, "hugetlbsize", page_size, errp) ||
+        !object_property_set_uint(obj, "size", ms->ram_size, errp)) {
+        return false;
+    }
+    object_property_add_child(object_get_objects_root(), mc->default_ram_id,
+                              obj);
+    /* The RAM block takes the machine's default RAM id as its name */
+    if (!object_property_set_bool(obj, "x-use-canonical-path-for-ramblock-id",
+                                  false, errp) ||
+        !user_creatable_complete(USER_CREATABLE(obj), errp)) {
+        return false;
+    }
+    return object_property_set_link(OBJECT(ms), "memory-backend", obj, errp);
+}
+
+bool nitro_ram_check(MachineState *ms, Error **errp)
+{
+    uint64_t page_size = qemu_ram_pagesize(ms->ram->ram_block);
+
+    if (page_size < NITRO_MEM_ALIGN || page_size % NITRO_MEM_ALIGN) {
+        g_autofree char *psize = size_to_str(page_size);
+
+        error_setg(errp, "enclave RAM must be backed by huge pages, but "
+                   "the RAM backend uses %s pages", psize);
+        error_append_hint(errp, "Leave RAM to the nitro machine, or give it "
+                          "a memory-backend-memfd with hugetlb=on.\n");
+        return false;
+    }
+    return nitro_ram_check_size(ms->ram_size, page_size, errp);
+}

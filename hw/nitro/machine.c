@@ -1,0 +1,459 @@
+/*
+ * AWS Nitro Enclaves machine (-M nitro)
+ *
+ * The machine of an enclave that the Nitro hypervisor runs (with
+ * -accel nitro): guest RAM from huge pages and the enclave image in it,
+ * at the offset the driver asks for.  -kernel is either an EIF, read
+ * straight into guest RAM, or a Linux kernel that is wrapped with -initrd
+ * and -append into an EIF for the target's architecture, written straight
+ * into guest RAM.  The image's measurements (PCR0/1/2) are published as
+ * machine properties, with the enclave's CID once it runs.
+ *
+ * SHA-384 is slow next to reading a file: measuring the image would take
+ * most of the launch time of a big enclave.  A thread measures it from
+ * the input files instead, on another core, while the enclave starts;
+ * reading a PCR waits for it.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "qapi/visitor.h"
+#include "qemu/error-report.h"
+#include "qemu/cutils.h"
+#include "qemu/units.h"
+#include "qemu/target-info.h"
+#include "qemu/thread.h"
+#include "hw/boards.h"
+#include "hw/core/cpu.h"
+#include "hw/core/eif.h"
+#include "hw/nitro/machine.h"
+#include "hw/arm/machines-qom.h"
+#include "system/memory.h"
+#include "system/nitro-accel.h"
+#include "machine-ram.h"
+#include "trace.h"
+
+#define NITRO_DEFAULT_HUGEPAGE_SIZE (2 * MiB)
+
+struct NitroMachineState {
+    MachineState parent_obj;
+
+    uint64_t hugepage_size;
+
+    /* The loaded image, and the measurement thread's inputs */
+    EifInfo info;
+    bool is_eif;
+    QemuThread measure_thread;
+    bool measuring;
+    /* The measurement thread's results, valid once it is joined */
+    Error *measure_err;
+    char pcr[EIF_NR_PCRS][EIF_PCR_HEX_LEN + 1];
+};
+
+static bool nitro_machine_check_accel(Error **errp)
+{
+    if (!nitro_enabled()) {
+        error_setg(errp, "the nitro machine runs only with the nitro "
+                   "accelerator");
+        error_append_hint(errp, "Add -accel nitro (on a Nitro Enclaves "
+                          "parent instance, or on the simulator).\n");
+        return false;
+    }
+    return true;
+}
+
+/*
+ * The enclave's vCPUs are host cores that the Nitro hypervisor runs; QEMU
+ * creates no CPU for them.  -cpu host says so, any other model would lie.
+ */
+static bool nitro_machine_check_cpu(MachineState *ms, Error **errp)
+{
+    if (ms->cpu_type && !g_str_has_prefix(ms->cpu_type, "host-")) {
+        g_autofree char *model = cpu_model_from_type(ms->cpu_type);
+
+        error_setg(errp, "the vCPUs of an enclave are host cores, not '%s'",
+                   model);
+        error_append_hint(errp, "Leave -cpu out, or use -cpu host.\n");
+        return false;
+    }
+    return true;
+}
+
+static EifArch nitro_machine_arch(void)
+{
+    return target_aarch64() ? EIF_ARCH_AARCH64 : EIF_ARCH_X86_64;
+}
+
+/* The command line of a direct kernel boot */
+static const char *nitro_machine_cmdline(MachineState *ms)
+{
+    return ms->kernel_cmdline && *ms->kernel_cmdline ?
+           ms->kernel_cmdline : eif_default_cmdline(nitro_machine_arch());
+}
+
+static bool nitro_machine_check_arch(const EifInfo *info, Error **errp)
+{
+    if (info->arch != nitro_machine_arch()) {
+        error_setg(errp, "the enclave image is for %s, not %s",
+                   eif_arch_name(info->arch),
+                   eif_arch_name(nitro_machine_arch()));
+        error_append_hint(errp, "Run it with qemu-system-%s.\n",
+                          eif_arch_name(info->arch));
+        return false;
+    }
+    return true;
+}
+
+/* Read the EIF @fd into @dst. */
+static bool nitro_machine_load_eif(MachineState *ms, int fd, void *dst,
+                                   uint64_t capacity, EifInfo *info,
+                                   Error **errp)
+{
+    if (ms->initrd_filename || (ms->kernel_cmdline && *ms->kernel_cmdline)) {
+        error_setg(errp, "-initrd and -append cannot be used with an EIF "
+                   "-kernel");
+        error_append_hint(errp, "The EIF carries its ramdisks and command "
+                          "line; -initrd and -append are for a Linux "
+                          "kernel image.\n");
+        return false;
+    }
+    if (!eif_load_fd(fd, dst, capacity, info, NULL, errp)) {
+        error_prepend(errp, "%s: ", ms->kernel_filename);
+        return false;
+    }
+    return nitro_machine_check_arch(info, errp);
+}
+
+/* Wrap the kernel, -initrd and -append into an EIF at @dst. */
+static bool nitro_machine_build_eif(MachineState *ms, void *dst,
+                                    uint64_t capacity, EifInfo *info,
+                                    Error **errp)
+{
+    g_auto(GStrv) initrds = NULL;
+    EifBuildParams p = {
+        .arch = nitro_machine_arch(),
+        .kernel = ms->kernel_filename,
+        .cmdline = nitro_machine_cmdline(ms),
+    };
+    int64_t size;
+
+    if (!ms->initrd_filename || !*ms->initrd_filename) {
+        error_setg(errp, "%s is not an EIF, and a Linux kernel needs "
+                   "-initrd", ms->kernel_filename);
+        error_append_hint(errp, "Give the enclave's init ramdisk(s) with "
+                          "-initrd file[:file...], or use an EIF made with "
+                          "qemu-eif or nitro-cli build-enclave.\n");
+        return false;
+    }
+    initrds = g_strsplit(ms->initrd_filename, ":", -1);
+    p.initrds = (const char *const *)initrds;
+    p.nr_initrds = g_strv_length(initrds);
+
+    size = eif_build(&p, dst, capacity, errp);
+    if (size < 0) {
+        return false;
+    }
+    return eif_validate(dst, size, info, errp);
+}
+
+/* Feed section @s to @m from @fd at @offset. */
+static bool nitro_measure_file(EifMeasure *m, const EifSection *s, int fd,
+                               uint64_t offset, Error **errp)
+{
+    g_autofree uint8_t *buf = g_malloc(MiB);
+    uint64_t pos;
+
+    for (pos = 0; pos < s->size; ) {
+        ssize_t n = pread(fd, buf, MIN(MiB, s->size - pos), offset + pos);
+
+        if (n <= 0) {
+            error_setg(errp, "%s changed since it was loaded",
+                       eif_section_type_name(s->type));
+            return false;
+        }
+        if (!eif_measure_update(m, s, buf, n, errp)) {
+            return false;
+        }
+        pos += n;
+    }
+    return true;
+}
+
+/*
+ * Measure the loaded image from its inputs: the EIF file, or the kernel,
+ * command line and initrds it was built from.  Section by section, the
+ * data are the same bytes as in guest RAM.
+ */
+static bool nitro_machine_measure(NitroMachineState *nms, Error **errp)
+{
+    MachineState *ms = MACHINE(nms);
+    g_auto(GStrv) initrds = NULL;
+    g_autoptr(EifMeasure) m = eif_measure_new(errp);
+    EifMeasurements pcrs;
+    unsigned i;
+    int j;
+
+    if (!m) {
+        return false;
+    }
+    if (!nms->is_eif) {
+        initrds = g_strsplit(ms->initrd_filename, ":", -1);
+    }
+    for (i = 0; i < nms->info.nr_sections; i++) {
+        const EifSection *s = &nms->info.sections[i];
+        const char *path = ms->kernel_filename;
+        uint64_t offset = s->data_offset;
+        int fd;
+        bool ok;
+
+        if (s->type == EIF_SECTION_METADATA) {
+            continue;
+        }
+        if (!nms->is_eif) {
+            offset = 0;
+            if (s->type == EIF_SECTION_CMDLINE) {
+                if (!eif_measure_update(m, s, nitro_machine_cmdline(ms),
+                                        s->size, errp)) {
+                    return false;
+                }
+                continue;
+            }
+            if (s->type == EIF_SECTION_RAMDISK) {
+                path = initrds[s->nth];
+            }
+        }
+        fd = qemu_open(path, O_RDONLY, errp);
+        if (fd < 0) {
+            return false;
+        }
+        ok = nitro_measure_file(m, s, fd, offset, errp);
+        close(fd);
+        if (!ok) {
+            error_prepend(errp, "%s: ", path);
+            return false;
+        }
+    }
+    if (!eif_measure_finish(m, &pcrs, errp)) {
+        return false;
+    }
+    for (j = 0; j < EIF_NR_PCRS; j++) {
+        eif_pcr_to_hex(pcrs.pcr[j], nms->pcr[j]);
+    }
+    trace_nitro_machine_measured(nms->pcr[EIF_PCR0], nms->pcr[EIF_PCR1],
+                                 nms->pcr[EIF_PCR2]);
+    return true;
+}
+
+static void *nitro_machine_measure_thread(void *opaque)
+{
+    NitroMachineState *nms = opaque;
+
+    nitro_machine_measure(nms, &nms->measure_err);
+    return NULL;
+}
+
+static bool nitro_machine_load_image(NitroMachineState *nms, Error **errp)
+{
+    MachineState *ms = MACHINE(nms);
+    uint64_t offset = nitro_image_offset();
+    uint8_t *ram = memory_region_get_ram_ptr(ms->ram);
+    char magic[4];
+    int fd;
+    bool ok;
+
+    if (!ms->kernel_filename) {
+        error_setg(errp, "no enclave image");
+        error_append_hint(errp, "Give an EIF with -kernel app.eif, or a "
+                          "Linux kernel with -kernel, -initrd and "
+                          "-append.\n");
+        return false;
+    }
+    if (offset >= ms->ram_size) {
+        error_setg(errp, "the driver wants the image at offset %" PRIu64
+                   " of %" PRIu64 " bytes of RAM", offset, ms->ram_size);
+        return false;
+    }
+    fd = qemu_open(ms->kernel_filename, O_RDONLY, errp);
+    if (fd < 0) {
+        return false;
+    }
+    nms->is_eif = pread(fd, magic, sizeof(magic), 0) == sizeof(magic) &&
+                  !memcmp(magic, EIF_MAGIC, sizeof(magic));
+    if (nms->is_eif) {
+        ok = nitro_machine_load_eif(ms, fd, ram + offset,
+                                    ms->ram_size - offset, &nms->info, errp);
+    } else {
+        ok = nitro_machine_build_eif(ms, ram + offset,
+                                     ms->ram_size - offset, &nms->info,
+                                     errp);
+    }
+    close(fd);
+    if (!ok) {
+        return false;
+    }
+    trace_nitro_machine_image(offset, nms->info.size,
+                              eif_arch_name(nms->info.arch));
+
+    qemu_thread_create(&nms->measure_thread, "nitro-measure",
+                       nitro_machine_measure_thread, nms,
+                       QEMU_THREAD_JOINABLE);
+    nms->measuring = true;
+    return true;
+}
+
+static void nitro_machine_init(MachineState *ms)
+{
+    Error *err = NULL;
+
+    if (!nitro_machine_check_accel(&err) ||
+        !nitro_machine_check_cpu(ms, &err) ||
+        !nitro_ram_check(ms, &err) ||
+        !nitro_machine_load_image(NITRO_MACHINE(ms), &err)) {
+        error_report_err(err);
+        exit(1);
+    }
+}
+
+static bool nitro_machine_create_memdev(MachineState *ms, const char *path,
+                                        Error **errp)
+{
+    if (!nitro_machine_check_accel(errp)) {
+        return false;
+    }
+    if (path) {
+        error_setg(errp, "-mem-path is not supported by the nitro machine");
+        error_append_hint(errp, "Guest RAM is a hugetlb memfd; choose its "
+                          "page size with -machine nitro,hugepage-size=, "
+                          "or give -machine memory-backend=.\n");
+        return false;
+    }
+    return nitro_ram_create_default(ms, NITRO_MACHINE(ms)->hugepage_size,
+                                    errp);
+}
+
+static void nitro_machine_get_hugepage_size(Object *obj, Visitor *v,
+                                            const char *name, void *opaque,
+                                            Error **errp)
+{
+    visit_type_size(v, name, &NITRO_MACHINE(obj)->hugepage_size, errp);
+}
+
+static void nitro_machine_set_hugepage_size(Object *obj, Visitor *v,
+                                            const char *name, void *opaque,
+                                            Error **errp)
+{
+    uint64_t value;
+
+    if (!visit_type_size(v, name, &value, errp)) {
+        return;
+    }
+    if (!is_power_of_2(value) || value < NITRO_MEM_ALIGN) {
+        error_setg(errp, "hugepage-size must be a power of two of at least "
+                   "2 MiB, such as 2M or 1G");
+        return;
+    }
+    NITRO_MACHINE(obj)->hugepage_size = value;
+}
+
+static void nitro_machine_get_cid(Object *obj, Visitor *v, const char *name,
+                                  void *opaque, Error **errp)
+{
+    uint64_t cid = nitro_enclave_cid();
+
+    visit_type_uint64(v, name, &cid, errp);
+}
+
+static char *nitro_machine_get_pcr(NitroMachineState *nms, EifPcr pcr,
+                                   Error **errp)
+{
+    if (!nms->info.size) {
+        error_setg(errp, "the enclave image is not loaded yet");
+        return NULL;
+    }
+    if (nms->measuring) {
+        qemu_thread_join(&nms->measure_thread);
+        nms->measuring = false;
+    }
+    if (nms->measure_err) {
+        error_propagate(errp, error_copy(nms->measure_err));
+        return NULL;
+    }
+    return g_strdup(nms->pcr[pcr]);
+}
+
+static char *nitro_machine_get_pcr0(Object *obj, Error **errp)
+{
+    return nitro_machine_get_pcr(NITRO_MACHINE(obj), EIF_PCR0, errp);
+}
+
+static char *nitro_machine_get_pcr1(Object *obj, Error **errp)
+{
+    return nitro_machine_get_pcr(NITRO_MACHINE(obj), EIF_PCR1, errp);
+}
+
+static char *nitro_machine_get_pcr2(Object *obj, Error **errp)
+{
+    return nitro_machine_get_pcr(NITRO_MACHINE(obj), EIF_PCR2, errp);
+}
+
+static void nitro_machine_instance_init(Object *obj)
+{
+    NITRO_MACHINE(obj)->hugepage_size = NITRO_DEFAULT_HUGEPAGE_SIZE;
+}
+
+static void nitro_machine_class_init(ObjectClass *oc, const void *data)
+{
+    MachineClass *mc = MACHINE_CLASS(oc);
+
+    mc->desc = "AWS Nitro Enclave (needs -accel nitro)";
+    mc->init = nitro_machine_init;
+    mc->create_default_memdev = nitro_machine_create_memdev;
+    mc->default_ram_id = "nitro.ram";
+    mc->default_ram_size = 512 * MiB;
+    mc->default_cpus = 2;
+    mc->max_cpus = 1024;
+    mc->no_parallel = 1;
+    mc->no_floppy = 1;
+    mc->no_cdrom = 1;
+
+    object_class_property_add(oc, "hugepage-size", "size",
+                              nitro_machine_get_hugepage_size,
+                              nitro_machine_set_hugepage_size, NULL, NULL);
+    object_class_property_set_description(oc, "hugepage-size",
+        "Huge page size of the default guest RAM (2M, the default, or 1G "
+        "for large enclaves)");
+    object_class_property_add(oc, "enclave-cid", "uint64",
+                              nitro_machine_get_cid, NULL, NULL, NULL);
+    object_class_property_set_description(oc, "enclave-cid",
+        "vsock CID of the running enclave (0 before it starts)");
+    object_class_property_add_str(oc, "pcr0", nitro_machine_get_pcr0, NULL);
+    object_class_property_set_description(oc, "pcr0",
+        "PCR0 of the enclave image: kernel, cmdline and ramdisks (hex)");
+    object_class_property_add_str(oc, "pcr1", nitro_machine_get_pcr1, NULL);
+    object_class_property_set_description(oc, "pcr1",
+        "PCR1 of the enclave image: kernel, cmdline, first ramdisk (hex)");
+    object_class_property_add_str(oc, "pcr2", nitro_machine_get_pcr2, NULL);
+    object_class_property_set_description(oc, "pcr2",
+        "PCR2 of the enclave image: the ramdisks after the first (hex)");
+}
+
+static const TypeInfo nitro_machine_info = {
+    .name = TYPE_NITRO_MACHINE,
+    .parent = TYPE_MACHINE,
+    .instance_size = sizeof(NitroMachineState),
+    .instance_init = nitro_machine_instance_init,
+    .class_init = nitro_machine_class_init,
+    .interfaces = (const InterfaceInfo[]) {
+        { TYPE_TARGET_AARCH64_MACHINE },
+        { }
+    },
+};
+
+static void nitro_machine_register_types(void)
+{
+    type_register_static(&nitro_machine_info);
+}
+
+type_init(nitro_machine_register_types)

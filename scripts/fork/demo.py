@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""The main job: launch an enclave with -accel nitro -M nitro.
+
+On a Nitro Enclaves parent instance (/dev/nitro_enclaves exists) it
+launches EIF=path/to/app.eif on the real driver.  Anywhere else it runs on
+the simulator (contrib/nitro-sim) with a sample image made here by
+qemu-eif.  It prints what a user checks first: the CID and the PCRs read
+over QMP, and what the driver saw.
+
+Usage: make demo [EIF=app.eif] [MEM=256M] [CPUS=2]
+"""
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.path.join(TOP, 'build')
+sys.path.insert(0, os.path.join(BUILD, 'tree', 'python'))
+
+from qemu.machine import QEMUMachine  # noqa: E402
+
+MiB = 1024 * 1024
+
+
+def host_arch():
+    return 'aarch64' if platform.machine() in ('aarch64', 'arm64') else 'x86_64'
+
+
+def sample_eif(workdir, arch):
+    """A synthetic image: the simulator checks and measures it, it does
+    not boot a kernel."""
+    paths = {}
+    for name, size in (('vmlinuz', 4 * MiB), ('initrd.cpio', 2 * MiB)):
+        paths[name] = os.path.join(workdir, name)
+        with open(paths[name], 'wb') as f:
+            f.write((name.encode() * (size // len(name) + 1))[:size])
+    eif = os.path.join(workdir, 'sample.eif')
+    subprocess.run([os.path.join(BUILD, 'qemu-eif'), 'build',
+                    '--kernel', paths['vmlinuz'],
+                    '--initrd', paths['initrd.cpio'],
+                    '--arch', arch, '--name', 'sample', '--version', '1.0',
+                    '-o', eif], check=True)
+    return eif
+
+
+def reserve_hugepages(mem_bytes):
+    """The simulator, like the driver, needs real huge pages."""
+    d = '/sys/kernel/mm/hugepages/hugepages-2048kB'
+    need = mem_bytes // (2 * MiB)
+    with open(f'{d}/free_hugepages') as f:
+        free = int(f.read())
+    with open(f'{d}/resv_hugepages') as f:
+        free -= int(f.read())
+    if free >= need:
+        return
+    with open(f'{d}/nr_hugepages') as f:
+        total = int(f.read())
+    print(f'demo: reserving {need - free} more 2 MiB huge pages')
+    try:
+        with open(f'{d}/nr_hugepages', 'w') as f:
+            f.write(str(total + need - free))
+    except OSError as e:
+        sys.exit(f'demo: cannot reserve huge pages ({e}); as root run: '
+                 f'echo {total + need - free} > {d}/nr_hugepages')
+
+
+def parse_size(s):
+    units = {'M': MiB, 'G': 1024 * MiB}
+    return int(s[:-1]) * units[s[-1].upper()] if s[-1].upper() in units \
+        else int(s)
+
+
+def main():
+    arch = host_arch()
+    mem = os.environ.get('MEM', '256M')
+    cpus = os.environ.get('CPUS', '2')
+    real = os.path.exists('/dev/nitro_enclaves')
+    workdir = tempfile.mkdtemp(prefix='nitro-demo-')
+    wrapper = []
+    sim_dir = None
+
+    if real:
+        eif = os.environ.get('EIF')
+        if not eif:
+            sys.exit('demo: this is a Nitro Enclaves parent instance; '
+                     'run: make demo EIF=path/to/app.eif')
+        print('demo: launching on the Nitro Enclaves driver')
+    else:
+        eif = os.environ.get('EIF') or sample_eif(workdir, arch)
+        reserve_hugepages(parse_size(mem))
+        sim_dir = os.path.join(workdir, 'sim')
+        # Until QEMU answers the heartbeat itself, the simulated enclave
+        # is told not to expect one.
+        wrapper = ['env', f'LD_PRELOAD={BUILD}/libnitro-sim.so',
+                   f'NITRO_SIM_DIR={sim_dir}', 'NITRO_SIM_HEARTBEAT=none']
+        print(f'demo: no /dev/nitro_enclaves here: running on the simulator '
+              f'(NITRO_SIM_DIR={sim_dir})')
+
+    args = ['-accel', 'nitro,debug-mode=on', '-M', 'nitro', '-m', mem,
+            '-smp', cpus, '-nodefaults', '-kernel', eif]
+    print('demo: ' + ' '.join([f'qemu-system-{arch}'] + args))
+    vm = QEMUMachine(os.path.join(BUILD, f'qemu-system-{arch}'),
+                     args=args, wrapper=wrapper, base_temp_dir=workdir)
+    vm.launch()
+    try:
+        cid = vm.cmd('qom-get', path='/machine', property='enclave-cid')
+        print(f'demo: enclave running, CID {cid}')
+        for i in range(3):
+            pcr = vm.cmd('qom-get', path='/machine', property=f'pcr{i}')
+            print(f'demo: PCR{i} {pcr}')
+        accel = vm.cmd('query-accelerators')['enabled']
+        print(f'demo: query-accelerators: {accel}')
+        if sim_dir:
+            with open(os.path.join(sim_dir, 'events.jsonl')) as f:
+                for line in f:
+                    ev = json.loads(line)
+                    if ev['event'] == 'start':
+                        print(f"demo: simulator: started CID {ev['cid']} "
+                              f"with vCPUs {ev['vcpus']}, "
+                              f"{ev['mem_size'] // MiB} MiB in "
+                              f"{ev['regions']} region(s), "
+                              f"debug={ev['debug']}")
+    finally:
+        vm.shutdown()
+    print('demo: QEMU quit, the enclave was terminated')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+#
+# Benchmark: launching enclaves of growing image size on the simulator.
+#
+# For 16 MiB, 256 MiB and 1 GiB images, as an EIF and as direct kernel
+# boot, prints the time from exec of QEMU to NE_START_ENCLAVE (from the
+# simulator's event log), the floor for the same bytes (one warm read of
+# the input files), their ratio, and QEMU's peak RSS (VmHWM: hugetlb
+# guest RAM is not part of it).  Targets: ratio <= 1.5 at 1 GiB, peak
+# memory within 64 MiB of the 16 MiB case.  It prints figures; it does
+# not fail on them.
+#
+# Usage: tests/bench/nitro-launch-bench.py [BUILD_DIR]
+#
+# SPDX-License-Identifier: GPL-2.0-or-later
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else 'build')
+sys.path.insert(0, os.path.join(BUILD, 'tree', 'python'))
+
+from qemu.machine import QEMUMachine  # noqa: E402
+
+MiB = 1024 * 1024
+ARCH = 'x86_64'
+
+
+def make_file(path, size):
+    chunk = os.urandom(MiB)
+    with open(path, 'wb') as f:
+        for _ in range(size // MiB):
+            f.write(chunk)
+    return path
+
+
+def warm_read(paths):
+    """Seconds for one read of @paths from the page cache (best of 3)."""
+    best = None
+    for _ in range(3):
+        t = time.perf_counter()
+        for p in paths:
+            with open(p, 'rb', buffering=0) as f:
+                while f.read(4 * MiB):
+                    pass
+        t = time.perf_counter() - t
+        best = t if best is None else min(best, t)
+    return best
+
+
+def reserve(mem):
+    d = '/sys/kernel/mm/hugepages/hugepages-2048kB'
+    need = mem // (2 * MiB)
+    with open(f'{d}/nr_hugepages') as f:
+        total = int(f.read())
+    if total < need + 64:
+        with open(f'{d}/nr_hugepages', 'w') as f:
+            f.write(str(need + 64))
+
+
+def launch(workdir, args, mem):
+    sim = tempfile.mkdtemp(prefix='bench-sim-', dir='/tmp')
+    wrapper = ['env', f'LD_PRELOAD={BUILD}/libnitro-sim.so',
+               f'NITRO_SIM_DIR={sim}', 'NITRO_SIM_HEARTBEAT=none']
+    vm = QEMUMachine(os.path.join(BUILD, f'qemu-system-{ARCH}'),
+                     args=['-accel', 'nitro', '-M', 'nitro', '-m',
+                           f'{mem // MiB}M', '-nodefaults'] + args,
+                     wrapper=wrapper, base_temp_dir=workdir)
+    t0 = time.time()
+    vm.launch()
+    try:
+        with open(f'/proc/{vm.get_pid()}/status') as f:
+            hwm = [int(line.split()[1]) for line in f
+                   if line.startswith('VmHWM:')][0] * 1024
+    finally:
+        vm.shutdown()
+    with open(os.path.join(sim, 'events.jsonl')) as f:
+        start = [json.loads(line) for line in f
+                 if '"NE_START_ENCLAVE"' in line][0]
+    subprocess.run(['rm', '-rf', sim])
+    return start['ts'] - t0, hwm
+
+
+def main():
+    workdir = tempfile.mkdtemp(prefix='nitro-bench-', dir='/var/tmp')
+    print(f"{'case':<22}{'to START (s)':>14}{'floor (s)':>11}"
+          f"{'ratio':>8}{'VmHWM (MiB)':>13}")
+    base_hwm = {}
+    for size in (16 * MiB, 256 * MiB, 1024 * MiB):
+        kernel = make_file(os.path.join(workdir, 'kernel'), 8 * MiB)
+        initrd = make_file(os.path.join(workdir, 'initrd'), size - 8 * MiB)
+        eif = os.path.join(workdir, 'app.eif')
+        subprocess.run([os.path.join(BUILD, 'qemu-eif'), 'build',
+                        '--kernel', kernel, '--initrd', initrd,
+                        '--arch', ARCH, '-o', eif], check=True)
+        mem = size + 64 * MiB
+        reserve(mem)
+        cases = (('eif', [eif], ['-kernel', eif]),
+                 ('direct', [kernel, initrd],
+                  ['-kernel', kernel, '-initrd', initrd]))
+        for kind, inputs, args in cases:
+            floor = warm_read(inputs)
+            elapsed, hwm = launch(workdir, args, mem)
+            base_hwm.setdefault(kind, hwm)
+            print(f"{kind + ' ' + str(size // MiB) + ' MiB':<22}"
+                  f"{elapsed:>14.3f}{floor:>11.3f}{elapsed / floor:>8.2f}"
+                  f"{hwm / MiB:>13.1f}"
+                  f"  (+{(hwm - base_hwm[kind]) / MiB:.1f} MiB vs 16 MiB)")
+        for p in (kernel, initrd, eif):
+            os.unlink(p)
+    subprocess.run(['rm', '-rf', workdir])
+
+
+if __name__ == '__main__':
+    main()

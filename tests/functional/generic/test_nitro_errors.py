@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+#
+# -accel nitro -M nitro refusing what cannot work, on the Nitro Enclaves
+# simulator: bad input is caught before the driver sees anything, and
+# every refusal of the driver that QEMU can run into is explained.  Each
+# case must end with exit status 1 and a message, never a crash.
+#
+# SPDX-License-Identifier: GPL-2.0-or-later
+
+import os
+
+from qemu_test.nitro import NitroTest, MiB
+
+
+class NitroErrors(NitroTest):
+
+    def nitro(self, *args, accel='nitro', mem='128M', smp='2'):
+        return self.run_qemu('-accel', accel, '-M', 'nitro', '-m', mem,
+                             '-smp', smp, *args)
+
+    def assert_driver_untouched(self):
+        self.assertEqual(self.ioctls('NE_SET_USER_MEMORY_REGION'), [])
+        self.assertEqual(self.ioctls('NE_START_ENCLAVE'), [])
+
+    # Bad input, caught by QEMU
+
+    def test_no_kernel(self):
+        self.assert_fails(self.nitro(), 'no enclave image')
+        self.assert_driver_untouched()
+
+    def test_missing_file(self):
+        res = self.nitro('-kernel', self.scratch_file('nothing.eif'))
+        self.assert_fails(res, 'nothing.eif')
+        self.assertIn('No such file', res.stderr)
+        self.assert_driver_untouched()
+
+    def test_corrupt_eif(self):
+        image = self.make_eif()
+        with open(image, 'r+b') as f:
+            f.seek(os.path.getsize(image) - 100)
+            byte = f.read(1)
+            f.seek(-1, os.SEEK_CUR)
+            f.write(bytes([byte[0] ^ 0xff]))
+        res = self.nitro('-kernel', image)
+        self.assert_fails(res, 'CRC')
+        self.assert_driver_untouched()
+
+    def test_wrong_arch_eif(self):
+        other = 'x86_64' if self.target_arch == 'aarch64' else 'aarch64'
+        res = self.nitro('-kernel', self.make_eif(arch=other))
+        self.assert_fails(res, f'the enclave image is for {other}')
+        self.assert_driver_untouched()
+
+    def test_image_too_big(self):
+        kernel = self.data('big-kernel', 124 * MiB, 'big')
+        rd = self.data('rd', 4096, 'rd')
+        res = self.nitro('-kernel', kernel, '-initrd', rd)
+        self.assert_fails(res, 'does not fit')
+        self.assert_driver_untouched()
+
+    def test_kernel_without_initrd(self):
+        res = self.nitro('-kernel', self.data('vmlinuz', MiB, 'k'))
+        self.assert_fails(res, 'needs -initrd')
+        self.assert_driver_untouched()
+
+    def test_eif_with_append(self):
+        res = self.nitro('-kernel', self.make_eif(), '-append', 'quiet')
+        self.assert_fails(res, 'cannot be used with an EIF')
+        self.assert_driver_untouched()
+
+    def test_ram_too_small(self):
+        res = self.nitro('-kernel', self.make_eif(), mem='32M')
+        self.assert_fails(res, 'at least 64 MiB')
+        self.assert_driver_untouched()
+
+    def test_ram_not_page_multiple(self):
+        res = self.nitro('-kernel', self.make_eif(), mem='129M')
+        self.assert_fails(res, 'not a multiple of the 2 MiB huge page size')
+        self.assert_driver_untouched()
+
+    def test_hugepages_not_reserved(self):
+        # Nobody reserves 1 GiB pages on a test machine; the message says
+        # how many are missing and how to reserve them
+        d = '/sys/kernel/mm/hugepages/hugepages-1048576kB'
+        if not os.path.isdir(d):
+            self.skipTest('no 1 GiB huge pages on this host')
+        with open(f'{d}/free_hugepages') as f:
+            if int(f.read()) >= 2:
+                self.skipTest('2 GiB of 1 GiB huge pages are free')
+        res = self.run_qemu('-accel', 'nitro', '-M',
+                            'nitro,hugepage-size=1G', '-m', '2G',
+                            '-kernel', self.make_eif())
+        self.assert_fails(res, 'needs 2 free 1 GiB huge pages')
+        self.assertIn(f'> {d}/nr_hugepages', res.stderr)
+        self.assert_driver_untouched()
+
+    def test_non_hugetlb_backend(self):
+        res = self.run_qemu('-accel', 'nitro', '-M',
+                            'nitro,memory-backend=mem', '-m', '128M',
+                            '-object', 'memory-backend-ram,id=mem,size=128M',
+                            '-kernel', self.make_eif())
+        self.assert_fails(res, 'must be backed by huge pages')
+        self.assert_driver_untouched()
+
+    def test_machine_without_accel(self):
+        res = self.nitro('-kernel', self.make_eif(), accel='tcg')
+        self.assert_fails(res, 'runs only with the nitro accelerator')
+        self.assertEqual(self.events('open'), [])
+
+    def test_accel_with_other_machine(self):
+        res = self.run_qemu('-accel', 'nitro', '-M', 'none')
+        self.assert_fails(res, 'only runs the nitro machine')
+        self.assertEqual(self.events('open'), [])
+
+    def test_emulated_cpu_model(self):
+        res = self.nitro('-kernel', self.make_eif(), '-cpu', 'max')
+        self.assert_fails(res, "host cores, not 'max'")
+        self.assert_driver_untouched()
+
+    def test_invalid_cid(self):
+        res = self.nitro('-kernel', self.make_eif(),
+                         accel='nitro,enclave-cid=3')
+        self.assert_fails(res, 'enclave-cid=3 is not a valid enclave CID')
+        self.assertEqual(self.events('open'), [])
+
+    # Refusals of the driver, injected through the simulator
+
+    def test_empty_cpu_pool(self):
+        self.sim_env['NITRO_SIM_CPUS'] = ''
+        res = self.nitro('-kernel', self.make_eif())
+        self.assert_fails(res, 'NE_ERR_NO_CPUS_AVAIL_IN_POOL')
+        self.assertIn('/sys/module/nitro_enclaves/parameters/ne_cpus',
+                      res.stderr)
+
+    def test_pool_exhausted(self):
+        self.sim_env['NITRO_SIM_CPUS'] = '2-3'
+        res = self.nitro('-kernel', self.make_eif(), smp='4')
+        self.assert_fails(res, 'adding a vCPU failed')
+        self.assertIn('NE_ERR_NO_CPUS_AVAIL_IN_POOL', res.stderr)
+
+    def test_smp_not_full_cores(self):
+        res = self.nitro('-kernel', self.make_eif(), smp='3')
+        self.assert_fails(res, 'NE_ERR_FULL_CORES_NOT_USED')
+        self.assertIn('multiple of the threads per core', res.stderr)
+
+    def test_driver_min_mem(self):
+        self.sim_env['NITRO_SIM_MIN_MEM_MIB'] = '256'
+        res = self.nitro('-kernel', self.make_eif())
+        self.assert_fails(res, 'NE_ERR_ENCLAVE_MEM_MIN_SIZE')
+
+    def test_numa_node(self):
+        self.sim_env['NITRO_SIM_NUMA_NODE'] = '1'
+        res = self.nitro('-kernel', self.make_eif())
+        self.assert_fails(res, 'NE_ERR_MEM_DIFFERENT_NUMA_NODE')
+        self.assertIn('numactl', res.stderr)
+
+    def test_max_regions(self):
+        self.sim_env['NITRO_SIM_CONTIG'] = 'page'
+        self.sim_env['NITRO_SIM_MAX_REGIONS'] = '16'
+        res = self.nitro('-kernel', self.make_eif())
+        self.assert_fails(res, 'NE_ERR_MEM_MAX_REGIONS')
+        self.assertIn('hugepage-size=1G', res.stderr)
+
+    def test_invalid_page_size(self):
+        self.sim_env['NITRO_SIM_FAKE_PAGE_SIZE'] = str(64 * 1024)
+        res = self.nitro('-kernel', self.make_eif())
+        self.assert_fails(res, 'NE_ERR_INVALID_PAGE_SIZE')
+        self.assertIn('nr_hugepages', res.stderr)
+
+    def test_cid_in_use(self):
+        # The first enclave runs until stopped
+        self.sim_env['NITRO_SIM_HEARTBEAT'] = 'none'
+        image = self.make_eif()
+        self.vm.add_args('-accel', 'nitro,enclave-cid=77', '-M', 'nitro',
+                         '-m', '128M', '-nodefaults', '-kernel', image)
+        self.vm.launch()
+        res = self.nitro('-kernel', image, accel='nitro,enclave-cid=77')
+        self.assert_fails(res, 'starting the enclave failed')
+        self.assertIn('Address already in use', res.stderr)
+
+
+if __name__ == '__main__':
+    NitroTest.main()

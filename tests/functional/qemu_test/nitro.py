@@ -1,0 +1,147 @@
+# Functional tests of -accel nitro -M nitro on the Nitro Enclaves simulator
+#
+# NitroTest runs the emulator under test with contrib/nitro-sim preloaded,
+# in a private simulation directory, and reads back what the simulated
+# driver and hypervisor saw from the simulator's JSON-lines event log.
+#
+# SPDX-License-Identifier: GPL-2.0-or-later
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+
+from qemu.machine import QEMUMachine
+
+from .testcase import QemuSystemTest
+
+MiB = 1024 * 1024
+
+
+def reserve_hugepages(count, size_kb=2048):
+    """Make sure @count huge pages of @size_kb are free; return a reason
+    string when that is impossible, None otherwise."""
+    d = f'/sys/kernel/mm/hugepages/hugepages-{size_kb}kB'
+    try:
+        with open(f'{d}/nr_hugepages') as f:
+            total = int(f.read())
+        with open(f'{d}/free_hugepages') as f:
+            free = int(f.read())
+        with open(f'{d}/resv_hugepages') as f:
+            free -= int(f.read())
+        if free >= count:
+            return None
+        with open(f'{d}/nr_hugepages', 'w') as f:
+            f.write(str(total + count - free))
+        with open(f'{d}/free_hugepages') as f:
+            free = int(f.read())
+    except OSError as e:
+        return f'cannot reserve {count} huge pages of {size_kb} kB: {e}'
+    if free < count:
+        return f'only {free} huge pages of {size_kb} kB could be reserved'
+    return None
+
+
+class NitroTest(QemuSystemTest):
+    """A test of the nitro accelerator and machine on the simulator."""
+
+    # Huge pages of 2 MiB that the test needs free
+    HUGEPAGES = 256
+
+    def setUp(self):
+        super().setUp()
+        self.sim_lib = os.environ.get('NITRO_SIM_LIB')
+        self.qemu_eif = os.environ.get('QEMU_EIF')
+        self.assertIsNotNone(self.sim_lib, 'NITRO_SIM_LIB must be set')
+        self.assertIsNotNone(self.qemu_eif, 'QEMU_EIF must be set')
+        reason = reserve_hugepages(self.HUGEPAGES)
+        if reason:
+            self.skipTest(reason)
+        self.target_arch = 'aarch64' if self.arch == 'aarch64' else 'x86_64'
+        # vsock paths live here: keep it short (sun_path is 108 bytes)
+        self.sim_dir = tempfile.mkdtemp(prefix='nsim-')
+        self.sim_env = {
+            'NITRO_SIM_DIR': self.sim_dir,
+            'NITRO_SIM_ARCH': self.target_arch,
+        }
+
+    def tearDown(self):
+        super().tearDown()
+        shutil.rmtree(self.sim_dir, ignore_errors=True)
+
+    def sim_wrapper(self):
+        env = dict(self.sim_env, LD_PRELOAD=self.sim_lib)
+        return ['env'] + [f'{k}={v}' for k, v in env.items()]
+
+    def _new_vm(self, name, *args):
+        vm = QEMUMachine(self.qemu_bin, name=name,
+                         wrapper=self.sim_wrapper(),
+                         base_temp_dir=self.workdir,
+                         log_dir=self.log_file())
+        if args:
+            vm.add_args(*args)
+        return vm
+
+    def run_qemu(self, *args):
+        """Run the emulator to completion on the simulator."""
+        cmd = self.sim_wrapper() + [self.qemu_bin, '-display', 'none',
+                                    '-nodefaults'] + list(args)
+        self.log.info('running %s', ' '.join(cmd))
+        res = subprocess.run(cmd, stdin=subprocess.DEVNULL,
+                             capture_output=True, text=True, timeout=60)
+        self.log.info('exit %d, stderr: %s', res.returncode, res.stderr)
+        return res
+
+    def data(self, name, size, seed):
+        """A file of @size reproducible bytes."""
+        path = self.scratch_file(name)
+        chunk = (seed.encode() * 4096)[:4096]
+        with open(path, 'wb') as f:
+            left = size
+            while left:
+                n = min(left, len(chunk))
+                f.write(chunk[:n])
+                left -= n
+        return path
+
+    def eif_inputs(self, initrds=1):
+        kernel = self.data('kernel', 1 * MiB + 17, 'kernel')
+        rds = [self.data(f'initrd{i}', 512 * 1024 + i, f'initrd{i}')
+               for i in range(initrds)]
+        return kernel, rds
+
+    def build_eif(self, out, kernel, initrds, cmdline, arch=None):
+        cmd = [self.qemu_eif, 'build', '--kernel', kernel,
+               '--cmdline', cmdline, '--arch', arch or self.target_arch,
+               '-o', out]
+        for rd in initrds:
+            cmd += ['--initrd', rd]
+        subprocess.run(cmd, check=True)
+        return out
+
+    def make_eif(self, arch=None, initrds=1, cmdline='console=ttyS0'):
+        kernel, rds = self.eif_inputs(initrds)
+        out = self.scratch_file(f'app-{arch or self.target_arch}.eif')
+        return self.build_eif(out, kernel, rds, cmdline, arch)
+
+    def describe(self, eif):
+        out = subprocess.run([self.qemu_eif, 'describe', eif], check=True,
+                             capture_output=True, text=True).stdout
+        return json.loads(out)
+
+    def events(self, kind=None):
+        path = os.path.join(self.sim_dir, 'events.jsonl')
+        if not os.path.exists(path):
+            return []
+        with open(path) as f:
+            evs = [json.loads(line) for line in f if line.strip()]
+        return [e for e in evs if kind is None or e['event'] == kind]
+
+    def ioctls(self, cmd):
+        return [e for e in self.events('ioctl') if e['cmd'] == cmd]
+
+    def assert_fails(self, res, message):
+        self.assertEqual(res.returncode, 1, res.stderr)
+        self.assertIn(message, res.stderr)
+        self.assertNotIn('Aborted', res.stderr)
