@@ -13,6 +13,7 @@ Usage: make demo [EIF=app.eif] [MEM=256M] [CPUS=2]
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -126,6 +127,7 @@ def main():
                               f"debug={ev['debug']}")
     finally:
         vm.shutdown()
+        shutil.rmtree(workdir, ignore_errors=True)
     print('demo: QEMU quit, the enclave was terminated')
     return 0
 
