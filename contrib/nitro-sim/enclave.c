@@ -367,9 +367,10 @@ static void *enclave_main(void *opaque)
 
             if (r == 1 && b == SIM_HEARTBEAT_BYTE &&
                 cfg->heartbeat == SIM_HB_OK) {
+                /* logged first: whoever reads the console sees it done */
+                log_heartbeat(e, "ok", NULL);
                 con(e, "nitro-sim: heartbeat ok");
                 con(e, "nitro-sim: running");
-                log_heartbeat(e, "ok", NULL);
                 phase = PH_RUN;
                 deadline = cfg->lifetime_ms ? now + cfg->lifetime_ms : 0;
             } else {

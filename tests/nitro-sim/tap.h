@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static int tap_n, tap_failed;
 
@@ -48,12 +49,19 @@ static inline void __attribute__((format(printf, 1, 2)))
 tap_diag(const char *fmt, ...)
 {
     va_list ap;
+    char *text, *line, *save = NULL;
 
-    printf("# ");
     va_start(ap, fmt);
-    vprintf(fmt, ap);
+    if (vasprintf(&text, fmt, ap) < 0) {
+        text = NULL;
+    }
     va_end(ap);
-    printf("\n");
+    /* every line a TAP comment */
+    for (line = text ? strtok_r(text, "\n", &save) : NULL; line;
+         line = strtok_r(NULL, "\n", &save)) {
+        printf("# %s\n", line);
+    }
+    free(text);
     fflush(stdout);
 }
 
