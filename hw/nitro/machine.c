@@ -11,8 +11,9 @@
  *
  * SHA-384 is slow next to reading a file: measuring the image would take
  * most of the launch time of a big enclave.  A thread measures it from
- * the input files instead, on another core, while the enclave starts;
- * reading a PCR waits for it.
+ * the input files instead, on another core, while the enclave starts
+ * (an EIF whose CRC changed meanwhile is an error); reading a PCR waits
+ * for it.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -158,19 +159,18 @@ static bool nitro_machine_build_eif(MachineState *ms, void *dst,
     return eif_validate(dst, size, info, errp);
 }
 
-/* Feed section @s to @m from @fd at @offset. */
+/* Feed section @s to @m from the file @fd, which holds its data. */
 static bool nitro_measure_file(EifMeasure *m, const EifSection *s, int fd,
-                               uint64_t offset, Error **errp)
+                               Error **errp)
 {
     g_autofree uint8_t *buf = g_malloc(MiB);
     uint64_t pos;
 
     for (pos = 0; pos < s->size; ) {
-        ssize_t n = pread(fd, buf, MIN(MiB, s->size - pos), offset + pos);
+        ssize_t n = pread(fd, buf, MIN(MiB, s->size - pos), pos);
 
         if (n <= 0) {
-            error_setg(errp, "%s changed since it was loaded",
-                       eif_section_type_name(s->type));
+            error_setg(errp, "changed since it was loaded");
             return false;
         }
         if (!eif_measure_update(m, s, buf, n, errp)) {
@@ -181,65 +181,91 @@ static bool nitro_measure_file(EifMeasure *m, const EifSection *s, int fd,
     return true;
 }
 
+/* Measure the loaded EIF from its file, which must not have changed. */
+static bool nitro_machine_measure_eif(NitroMachineState *nms,
+                                      EifMeasurements *pcrs, Error **errp)
+{
+    const char *path = MACHINE(nms)->kernel_filename;
+    EifInfo info;
+    int fd = qemu_open(path, O_RDONLY, errp);
+    bool ok;
+
+    if (fd < 0) {
+        return false;
+    }
+    ok = eif_read_fd(fd, NULL, NULL, &info, pcrs, errp);
+    close(fd);
+    if (ok && info.crc32 != nms->info.crc32) {
+        error_setg(errp, "changed since it was loaded");
+        ok = false;
+    }
+    if (!ok) {
+        error_prepend(errp, "%s: ", path);
+    }
+    return ok;
+}
+
 /*
- * Measure the loaded image from its inputs: the EIF file, or the kernel,
- * command line and initrds it was built from.  Section by section, the
- * data are the same bytes as in guest RAM.
+ * Measure a directly booted kernel from its inputs: the kernel, command
+ * line and initrds that the EIF in guest RAM was built from, section by
+ * section the same bytes.
  */
-static bool nitro_machine_measure(NitroMachineState *nms, Error **errp)
+static bool nitro_machine_measure_inputs(NitroMachineState *nms,
+                                         EifMeasurements *pcrs,
+                                         Error **errp)
 {
     MachineState *ms = MACHINE(nms);
-    g_auto(GStrv) initrds = NULL;
+    g_auto(GStrv) initrds = g_strsplit(ms->initrd_filename, ":", -1);
     g_autoptr(EifMeasure) m = eif_measure_new(errp);
-    EifMeasurements pcrs;
     unsigned i;
-    int j;
 
     if (!m) {
         return false;
     }
-    if (!nms->is_eif) {
-        initrds = g_strsplit(ms->initrd_filename, ":", -1);
-    }
     for (i = 0; i < nms->info.nr_sections; i++) {
         const EifSection *s = &nms->info.sections[i];
         const char *path = ms->kernel_filename;
-        uint64_t offset = s->data_offset;
         int fd;
         bool ok;
 
         if (s->type == EIF_SECTION_METADATA) {
             continue;
         }
-        if (!nms->is_eif) {
-            offset = 0;
-            if (s->type == EIF_SECTION_CMDLINE) {
-                if (!eif_measure_update(m, s, nitro_machine_cmdline(ms),
-                                        s->size, errp)) {
-                    return false;
-                }
-                continue;
+        if (s->type == EIF_SECTION_CMDLINE) {
+            if (!eif_measure_update(m, s, nitro_machine_cmdline(ms),
+                                    s->size, errp)) {
+                return false;
             }
-            if (s->type == EIF_SECTION_RAMDISK) {
-                path = initrds[s->nth];
-            }
+            continue;
+        }
+        if (s->type == EIF_SECTION_RAMDISK) {
+            path = initrds[s->nth];
         }
         fd = qemu_open(path, O_RDONLY, errp);
         if (fd < 0) {
             return false;
         }
-        ok = nitro_measure_file(m, s, fd, offset, errp);
+        ok = nitro_measure_file(m, s, fd, errp);
         close(fd);
         if (!ok) {
             error_prepend(errp, "%s: ", path);
             return false;
         }
     }
-    if (!eif_measure_finish(m, &pcrs, errp)) {
+    return eif_measure_finish(m, pcrs, errp);
+}
+
+static bool nitro_machine_measure(NitroMachineState *nms, Error **errp)
+{
+    EifMeasurements pcrs;
+    int i;
+
+    if (nms->is_eif ? !nitro_machine_measure_eif(nms, &pcrs, errp) :
+        !nitro_machine_measure_inputs(nms, &pcrs, errp)) {
         return false;
     }
-    for (j = 0; j < EIF_NR_PCRS; j++) {
-        eif_pcr_to_hex(pcrs.pcr[j], nms->pcr[j]);
+    for (i = 0; i < EIF_NR_PCRS; i++) {
+        eif_pcr_to_hex(pcrs.pcr[i], nms->pcr[i]);
     }
     trace_nitro_machine_measured(nms->pcr[EIF_PCR0], nms->pcr[EIF_PCR1],
                                  nms->pcr[EIF_PCR2]);
