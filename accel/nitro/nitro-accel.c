@@ -8,6 +8,10 @@
  * guest RAM, adds the -smp vCPUs and starts the enclave.  QEMU's vCPU
  * threads are dummies.
  *
+ * From then on QEMU watches the enclave fd: when the enclave stops (the
+ * driver reports POLLHUP) QEMU shuts down like after a guest power-off.
+ * When QEMU exits, closing the fd terminates the enclave.
+ *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
@@ -15,7 +19,9 @@
 #include "qapi/error.h"
 #include "qapi/visitor.h"
 #include "qemu/error-report.h"
+#include "qemu/main-loop.h"
 #include "qemu/module.h"
+#include "qemu/notify.h"
 #include "qemu/accel.h"
 #include "accel/accel-ops.h"
 #include "accel/accel-cpu-ops.h"
@@ -25,6 +31,8 @@
 #include "hw/nitro/machine.h"
 #include "system/ramblock.h"
 #include "system/nitro-accel.h"
+#include "system/runstate.h"
+#include "system/system.h"
 #include "nitro-driver.h"
 #include "trace.h"
 
@@ -43,6 +51,10 @@ struct NitroAccelState {
     uint64_t slot_uid;
     uint64_t image_offset;
     uint64_t cid;           /* of the running enclave */
+
+    NitroStartedFunc *started;
+    void *started_opaque;
+    Notifier exit_notifier;
 };
 
 bool nitro_allowed;
@@ -56,6 +68,12 @@ uint64_t nitro_image_offset(void)
 uint64_t nitro_enclave_cid(void)
 {
     return nitro_state ? nitro_state->cid : 0;
+}
+
+void nitro_set_started_handler(NitroStartedFunc *fn, void *opaque)
+{
+    nitro_state->started = fn;
+    nitro_state->started_opaque = opaque;
 }
 
 bool nitro_debug_mode(void)
@@ -98,6 +116,16 @@ static bool nitro_create(NitroAccelState *s, MachineState *ms, Error **errp)
     return nitro_driver_image_offset(s->enclave_fd, &s->image_offset, errp);
 }
 
+/* Closing the enclave fd terminates the enclave. */
+static void nitro_exit(Notifier *n, void *data)
+{
+    NitroAccelState *s = container_of(n, NitroAccelState, exit_notifier);
+
+    trace_nitro_exit(s->cid);
+    close(s->enclave_fd);
+    close(s->dev_fd);
+}
+
 /*
  * A failure here is final: the nitro machine cannot run on another
  * accelerator, so do not let QEMU fall back to the next -accel.
@@ -111,6 +139,8 @@ static int nitro_init_machine(AccelState *as, MachineState *ms)
         error_report_err(err);
         exit(1);
     }
+    s->exit_notifier.notify = nitro_exit;
+    qemu_add_exit_notifier(&s->exit_notifier);
     nitro_state = s;
     return 0;
 }
@@ -151,6 +181,18 @@ static bool nitro_donate_memory(NitroAccelState *s, MachineState *ms,
     return qemu_ram_foreach_block(nitro_donate_block, &d) == 0;
 }
 
+/* The driver reports POLLHUP: the enclave has stopped. */
+static void nitro_enclave_hangup(void *opaque)
+{
+    NitroAccelState *s = opaque;
+
+    qemu_set_fd_handler(s->enclave_fd, NULL, NULL, NULL);
+    trace_nitro_enclave_stopped(s->cid);
+    info_report("Nitro Enclaves: the enclave with CID %" PRIu64 " stopped",
+                s->cid);
+    qemu_system_shutdown_request(SHUTDOWN_CAUSE_GUEST_SHUTDOWN);
+}
+
 static bool nitro_start(NitroAccelState *s, MachineState *ms, Error **errp)
 {
     unsigned i;
@@ -170,7 +212,8 @@ static bool nitro_start(NitroAccelState *s, MachineState *ms, Error **errp)
         return false;
     }
     s->cid = cid;
-    return true;
+    qemu_set_fd_handler(s->enclave_fd, nitro_enclave_hangup, NULL, s);
+    return !s->started || s->started(cid, s->started_opaque, errp);
 }
 
 static void nitro_setup_post(AccelState *as)

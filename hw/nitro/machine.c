@@ -9,6 +9,10 @@
  * into guest RAM.  The image's measurements (PCR0/1/2) are published as
  * machine properties, with the enclave's CID once it runs.
  *
+ * The machine hosts the nitro vsock bus (at /machine/nitro-vsock).
+ * Unless -nodefaults, it adds the heartbeat device and, in debug mode with
+ * a serial chardev, the console device.
+ *
  * SHA-384 is slow next to reading a file: measuring the image would take
  * most of the launch time of a big enclave.  A thread measures it from
  * the input files instead, on another core, while the enclave starts
@@ -30,6 +34,10 @@
 #include "hw/core/cpu.h"
 #include "hw/core/eif.h"
 #include "hw/nitro/machine.h"
+#include "hw/nitro/vsock-bus.h"
+#include "hw/qdev-properties.h"
+#include "system/reset.h"
+#include "system/system.h"
 #include "hw/arm/machines-qom.h"
 #include "system/memory.h"
 #include "system/nitro-accel.h"
@@ -42,6 +50,7 @@ struct NitroMachineState {
     MachineState parent_obj;
 
     uint64_t hugepage_size;
+    NitroVsockBridge *vsock;
 
     /* The loaded image, and the measurement thread's inputs */
     EifInfo info;
@@ -329,17 +338,78 @@ static bool nitro_machine_load_image(NitroMachineState *nms, Error **errp)
     return true;
 }
 
+uint64_t nitro_machine_image_size(NitroMachineState *nms)
+{
+    return nms->info.size;
+}
+
+static bool nitro_machine_enclave_started(uint64_t cid, void *opaque,
+                                          Error **errp)
+{
+    NitroMachineState *nms = opaque;
+
+    return nitro_vsock_bridge_enclave_started(nms->vsock, cid, errp);
+}
+
+/* The nitro vsock bus, and its default devices */
+static bool nitro_machine_create_vsock(NitroMachineState *nms, Error **errp)
+{
+    DeviceState *bridge = qdev_new(TYPE_NITRO_VSOCK_BRIDGE);
+    BusState *bus;
+
+    object_property_add_child(OBJECT(nms), "nitro-vsock", OBJECT(bridge));
+    if (!sysbus_realize_and_unref(SYS_BUS_DEVICE(bridge), errp)) {
+        return false;
+    }
+    nms->vsock = NITRO_VSOCK_BRIDGE(bridge);
+    bus = BUS(&nms->vsock->bus);
+    nitro_set_started_handler(nitro_machine_enclave_started, nms);
+
+    if (!defaults_enabled()) {
+        return true;
+    }
+    if (!qdev_realize_and_unref(qdev_new("nitro-heartbeat"), bus, errp)) {
+        return false;
+    }
+    if (nitro_debug_mode() && serial_hd(0)) {
+        DeviceState *console = qdev_new("nitro-serial-vsock");
+
+        qdev_prop_set_chr(console, "chardev", serial_hd(0));
+        if (!qdev_realize_and_unref(console, bus, errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static void nitro_machine_init(MachineState *ms)
 {
+    NitroMachineState *nms = NITRO_MACHINE(ms);
     Error *err = NULL;
 
     if (!nitro_machine_check_accel(&err) ||
         !nitro_machine_check_cpu(ms, &err) ||
         !nitro_ram_check(ms, &err) ||
-        !nitro_machine_load_image(NITRO_MACHINE(ms), &err)) {
+        !nitro_machine_load_image(nms, &err) ||
+        !nitro_machine_create_vsock(nms, &err)) {
         error_report_err(err);
         exit(1);
     }
+}
+
+/*
+ * The Nitro hypervisor cannot reset an enclave, and its memory is not
+ * QEMU's any more: refuse, and say how to restart it.
+ */
+static void nitro_machine_reset(MachineState *ms, ResetType type)
+{
+    if (nitro_enclave_cid()) {
+        warn_report("Nitro Enclaves: an enclave cannot be reset; system_reset "
+                    "is refused.  To restart the enclave, quit QEMU and "
+                    "launch it again");
+        return;
+    }
+    qemu_devices_reset(type);
 }
 
 static bool nitro_machine_create_memdev(MachineState *ms, const char *path,
@@ -435,6 +505,7 @@ static void nitro_machine_class_init(ObjectClass *oc, const void *data)
 
     mc->desc = "AWS Nitro Enclave (needs -accel nitro)";
     mc->init = nitro_machine_init;
+    mc->reset = nitro_machine_reset;
     mc->create_default_memdev = nitro_machine_create_memdev;
     mc->default_ram_id = "nitro.ram";
     mc->default_ram_size = 512 * MiB;

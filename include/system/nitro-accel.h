@@ -51,6 +51,24 @@ uint64_t nitro_image_offset(void);
 uint64_t nitro_enclave_cid(void);
 
 /**
+ * NitroStartedFunc:
+ * @cid: the vsock CID of the enclave, which now runs
+ * @opaque: the pointer given to nitro_set_started_handler()
+ * @errp: pointer to a NULL-initialized error object
+ *
+ * Returns: true on success; false with @errp set stops QEMU.
+ */
+typedef bool NitroStartedFunc(uint64_t cid, void *opaque, Error **errp);
+
+/**
+ * nitro_set_started_handler:
+ *
+ * Have @fn called once the enclave has started (the machine uses it to
+ * hand the CID to its vsock devices).
+ */
+void nitro_set_started_handler(NitroStartedFunc *fn, void *opaque);
+
+/**
  * nitro_debug_mode:
  *
  * Returns: whether the enclave is (to be) started in debug mode.

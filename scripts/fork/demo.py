@@ -4,8 +4,9 @@
 On a Nitro Enclaves parent instance (/dev/nitro_enclaves exists) it
 launches EIF=path/to/app.eif on the real driver.  Anywhere else it runs on
 the simulator (contrib/nitro-sim) with a sample image made here by
-qemu-eif.  It prints what a user checks first: the CID and the PCRs read
-over QMP, and what the driver saw.
+qemu-eif.  It prints what a user checks first: the enclave's debug
+console (QEMU answers its heartbeat), the CID and the PCRs read over QMP,
+and what the driver saw.
 
 Usage: make demo [EIF=app.eif] [MEM=256M] [CPUS=2]
 """
@@ -17,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.path.join(TOP, 'build')
@@ -69,6 +71,16 @@ def reserve_hugepages(mem_bytes):
                  f'echo {total + need - free} > {d}/nr_hugepages')
 
 
+def wait_console(path, what, timeout=10):
+    """Give the enclave's console @timeout seconds to show @what."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(path, 'rb') as f:
+            if what in f.read():
+                return
+        time.sleep(0.1)
+
+
 def parse_size(s):
     units = {'M': MiB, 'G': 1024 * MiB}
     return int(s[:-1]) * units[s[-1].upper()] if s[-1].upper() in units \
@@ -94,22 +106,26 @@ def main():
         eif = os.environ.get('EIF') or sample_eif(workdir, arch)
         reserve_hugepages(parse_size(mem))
         sim_dir = os.path.join(workdir, 'sim')
-        # Until QEMU answers the heartbeat itself, the simulated enclave
-        # is told not to expect one.
         wrapper = ['env', f'LD_PRELOAD={BUILD}/libnitro-sim.so',
-                   f'NITRO_SIM_DIR={sim_dir}', 'NITRO_SIM_HEARTBEAT=none']
+                   f'NITRO_SIM_DIR={sim_dir}']
         print(f'demo: no /dev/nitro_enclaves here: running on the simulator '
               f'(NITRO_SIM_DIR={sim_dir})')
 
+    console = os.path.join(workdir, 'console.log')
     args = ['-accel', 'nitro,debug-mode=on', '-M', 'nitro', '-m', mem,
-            '-smp', cpus, '-nodefaults', '-kernel', eif]
+            '-smp', cpus, '-kernel', eif, '-serial', f'file:{console}']
     print('demo: ' + ' '.join([f'qemu-system-{arch}'] + args))
     vm = QEMUMachine(os.path.join(BUILD, f'qemu-system-{arch}'),
                      args=args, wrapper=wrapper, base_temp_dir=workdir)
     vm.launch()
     try:
-        cid = vm.cmd('qom-get', path='/machine', property='enclave-cid')
+        cid = vm.cmd('qom-get', path='/machine/nitro-vsock',
+                     property='enclave-cid')
         print(f'demo: enclave running, CID {cid}')
+        wait_console(console, b'heartbeat')
+        with open(console, errors='replace') as f:
+            for line in f:
+                print(f'demo: console: {line.rstrip()}')
         for i in range(3):
             pcr = vm.cmd('qom-get', path='/machine', property=f'pcr{i}')
             print(f'demo: PCR{i} {pcr}')

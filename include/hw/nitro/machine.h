@@ -13,4 +13,7 @@
 #define TYPE_NITRO_MACHINE MACHINE_TYPE_NAME("nitro")
 OBJECT_DECLARE_SIMPLE_TYPE(NitroMachineState, NITRO_MACHINE)
 
+/* Size in bytes of the enclave image in guest RAM */
+uint64_t nitro_machine_image_size(NitroMachineState *nms);
+
 #endif

@@ -13,7 +13,7 @@ class NitroLaunch(NitroTest):
 
     def launch(self, accel='nitro', mem='128M', smp='2', *args):
         self.vm.add_args('-accel', accel, '-M', 'nitro', '-m', mem,
-                         '-smp', smp, '-nodefaults', *args)
+                         '-smp', smp, '-serial', 'none', *args)
         self.vm.launch()
         return self.vm
 

@@ -83,10 +83,12 @@ class NitroTest(QemuSystemTest):
             vm.add_args(*args)
         return vm
 
-    def run_qemu(self, *args):
+    def run_qemu(self, *args, nodefaults=True):
         """Run the emulator to completion on the simulator."""
-        cmd = self.sim_wrapper() + [self.qemu_bin, '-display', 'none',
-                                    '-nodefaults'] + list(args)
+        cmd = self.sim_wrapper() + [self.qemu_bin, '-display', 'none']
+        if nodefaults:
+            cmd.append('-nodefaults')
+        cmd += list(args)
         self.log.info('running %s', ' '.join(cmd))
         res = subprocess.run(cmd, stdin=subprocess.DEVNULL,
                              capture_output=True, text=True, timeout=60)
