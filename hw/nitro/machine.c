@@ -13,6 +13,10 @@
  * Unless -nodefaults, it adds the heartbeat device and, in debug mode with
  * a serial chardev, the console device.
  *
+ * For libvirt: the machine requires the nitro accelerator (it replaces
+ * libvirt's generic -accel), accepts acpi=on|off, and on x86 answers the
+ * vCPU query that libvirt makes after start (nitro-vcpus).
+ *
  * SHA-384 is slow next to reading a file: measuring the image would take
  * most of the launch time of a big enclave.  A thread measures it from
  * the input files instead, on another core, while the enclave starts
@@ -24,6 +28,7 @@
 
 #include "qemu/osdep.h"
 #include "qapi/error.h"
+#include "qapi/qapi-visit-common.h"
 #include "qapi/visitor.h"
 #include "qemu/error-report.h"
 #include "qemu/cutils.h"
@@ -50,6 +55,7 @@ struct NitroMachineState {
     MachineState parent_obj;
 
     uint64_t hugepage_size;
+    OnOffAuto acpi;
     NitroVsockBridge *vsock;
 
     /* The loaded image, and the measurement thread's inputs */
@@ -343,11 +349,30 @@ uint64_t nitro_machine_image_size(NitroMachineState *nms)
     return nms->info.size;
 }
 
+static bool nitro_machine_has_heartbeat(NitroMachineState *nms)
+{
+    BusChild *kid;
+
+    QTAILQ_FOREACH(kid, &BUS(&nms->vsock->bus)->children, sibling) {
+        if (object_dynamic_cast(OBJECT(kid->child), "nitro-heartbeat")) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static bool nitro_machine_enclave_started(uint64_t cid, void *opaque,
                                           Error **errp)
 {
     NitroMachineState *nms = opaque;
 
+    /* -nodefaults (libvirt always passes it) drops the default one */
+    if (!nitro_machine_has_heartbeat(nms)) {
+        warn_report("Nitro Enclaves: no nitro-heartbeat device: the enclave "
+                    "will panic at boot");
+        error_printf("Add -device nitro-heartbeat (with libvirt, in "
+                     "<qemu:commandline>).\n");
+    }
     return nitro_vsock_bridge_enclave_started(nms->vsock, cid, errp);
 }
 
@@ -382,12 +407,55 @@ static bool nitro_machine_create_vsock(NitroMachineState *nms, Error **errp)
     return true;
 }
 
+/*
+ * Once an x86 guest runs, libvirt reads the unavailable-features of its
+ * first vCPU at /machine/unattached/device[0] (query-cpus-fast lists no
+ * vCPU here), and refuses to start the domain without it.  The enclave's
+ * vCPUs are whole host cores, so no feature is missing: a placeholder,
+ * created before any other device, says so.
+ */
+#define TYPE_NITRO_VCPUS "nitro-vcpus"
+
+static void nitro_vcpus_get_unavailable(Object *obj, Visitor *v,
+                                        const char *name, void *opaque,
+                                        Error **errp)
+{
+    strList *none = NULL;
+
+    visit_type_strList(v, name, &none, errp);
+}
+
+static void nitro_vcpus_class_init(ObjectClass *oc, const void *data)
+{
+    DeviceClass *dc = DEVICE_CLASS(oc);
+
+    dc->desc = "vCPUs of an enclave, for management layers";
+    dc->user_creatable = false;
+    object_class_property_add(oc, "unavailable-features", "strList",
+                              nitro_vcpus_get_unavailable, NULL, NULL, NULL);
+    object_class_property_set_description(oc, "unavailable-features",
+        "CPU features that the enclave's vCPUs lack: none, they are host "
+        "cores");
+}
+
+static bool nitro_machine_create_vcpus(Error **errp)
+{
+    DeviceState *dev;
+
+    if (target_aarch64()) {
+        return true;
+    }
+    dev = qdev_new(TYPE_NITRO_VCPUS);
+    return qdev_realize_and_unref(dev, NULL, errp);
+}
+
 static void nitro_machine_init(MachineState *ms)
 {
     NitroMachineState *nms = NITRO_MACHINE(ms);
     Error *err = NULL;
 
-    if (!nitro_machine_check_accel(&err) ||
+    if (!nitro_machine_create_vcpus(&err) ||
+        !nitro_machine_check_accel(&err) ||
         !nitro_machine_check_cpu(ms, &err) ||
         !nitro_ram_check(ms, &err) ||
         !nitro_machine_load_image(nms, &err) ||
@@ -453,6 +521,24 @@ static void nitro_machine_set_hugepage_size(Object *obj, Visitor *v,
     NITRO_MACHINE(obj)->hugepage_size = value;
 }
 
+/*
+ * libvirt passes acpi=on|off to every machine that has the property, and
+ * the removed -no-acpi option to x86 machines that do not.  The Nitro
+ * hypervisor, not QEMU, gives the enclave its firmware tables: accept the
+ * value and ignore it.
+ */
+static void nitro_machine_get_acpi(Object *obj, Visitor *v, const char *name,
+                                   void *opaque, Error **errp)
+{
+    visit_type_OnOffAuto(v, name, &NITRO_MACHINE(obj)->acpi, errp);
+}
+
+static void nitro_machine_set_acpi(Object *obj, Visitor *v, const char *name,
+                                   void *opaque, Error **errp)
+{
+    visit_type_OnOffAuto(v, name, &NITRO_MACHINE(obj)->acpi, errp);
+}
+
 static void nitro_machine_get_cid(Object *obj, Visitor *v, const char *name,
                                   void *opaque, Error **errp)
 {
@@ -508,6 +594,8 @@ static void nitro_machine_class_init(ObjectClass *oc, const void *data)
     mc->reset = nitro_machine_reset;
     mc->create_default_memdev = nitro_machine_create_memdev;
     mc->default_ram_id = "nitro.ram";
+    /* Even when libvirt passes its generic -accel first */
+    mc->required_accel = "nitro";
     mc->default_ram_size = 512 * MiB;
     mc->default_cpus = 2;
     mc->max_cpus = 1024;
@@ -521,6 +609,12 @@ static void nitro_machine_class_init(ObjectClass *oc, const void *data)
     object_class_property_set_description(oc, "hugepage-size",
         "Huge page size of the default guest RAM (2M, the default, or 1G "
         "for large enclaves)");
+    object_class_property_add(oc, "acpi", "OnOffAuto",
+                              nitro_machine_get_acpi, nitro_machine_set_acpi,
+                              NULL, NULL);
+    object_class_property_set_description(oc, "acpi",
+        "Accepted for management layers such as libvirt, and ignored: the "
+        "Nitro hypervisor gives the enclave its firmware tables");
     object_class_property_add(oc, "enclave-cid", "uint64",
                               nitro_machine_get_cid, NULL, NULL, NULL);
     object_class_property_set_description(oc, "enclave-cid",
@@ -548,8 +642,15 @@ static const TypeInfo nitro_machine_info = {
     },
 };
 
+static const TypeInfo nitro_vcpus_info = {
+    .name = TYPE_NITRO_VCPUS,
+    .parent = TYPE_DEVICE,
+    .class_init = nitro_vcpus_class_init,
+};
+
 static void nitro_machine_register_types(void)
 {
+    type_register_static(&nitro_vcpus_info);
     type_register_static(&nitro_machine_info);
 }
 

@@ -76,6 +76,12 @@ def main():
                     counts['passed'] += 1
                 elif result == 'SKIP':
                     counts['skipped'] += 1
+                    # the reason, for CI's output
+                    test = json.loads(line)
+                    why = [ln for ln in (test.get('stdout') or '').splitlines()
+                           if 'SKIP' in ln]
+                    print(f"SKIP {test['name']}: "
+                          f"{why[-1] if why else 'no reason given'}")
                 else:
                     counts['failed'] += 1
     print(f"{counts['passed']} passed, {counts['failed']} failed, "

@@ -102,10 +102,24 @@ class NitroErrors(NitroTest):
         self.assert_fails(res, 'must be backed by huge pages')
         self.assert_driver_untouched()
 
-    def test_machine_without_accel(self):
-        res = self.nitro('-kernel', self.make_eif(), accel='tcg')
-        self.assert_fails(res, 'runs only with the nitro accelerator')
-        self.assertEqual(self.events('open'), [])
+    def test_machine_takes_its_accel(self):
+        # A generic -accel (libvirt's tcg) gives way to nitro, with a warning
+        self.sim_env['NITRO_SIM_LIFETIME_MS'] = '300'
+        res = self.nitro('-kernel', self.make_eif(), '-device',
+                         'nitro-heartbeat', accel='tcg')
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn("machine 'nitro' needs -accel nitro: using it instead "
+                      "of tcg", res.stderr)
+        self.assertEqual(len(self.events('start')), 1)
+
+    def test_machine_default_accel(self):
+        # Without -accel, the machine's accelerator is the default
+        self.sim_env['NITRO_SIM_LIFETIME_MS'] = '300'
+        res = self.run_qemu('-M', 'nitro', '-m', '128M', '-kernel',
+                            self.make_eif(), '-device', 'nitro-heartbeat')
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertNotIn('needs -accel nitro', res.stderr)
+        self.assertEqual(len(self.events('start')), 1)
 
     def test_accel_with_other_machine(self):
         res = self.run_qemu('-accel', 'nitro', '-M', 'none')

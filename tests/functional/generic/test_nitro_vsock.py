@@ -200,6 +200,8 @@ class NitroVsock(NitroTest):
         self.assertEqual(self.heartbeats('ok'), [])
         self.assertEqual(len(self.heartbeats('fail')), 1)
         self.assertIn('stopped', res.stderr)
+        self.assertIn('no nitro-heartbeat device: the enclave will panic',
+                      res.stderr)
 
     def test_nodefaults_with_devices(self):
         self.sim_env['NITRO_SIM_LIFETIME_MS'] = '500'
