@@ -147,6 +147,44 @@ bool eif_validate(const void *image, size_t size, EifInfo *info,
                   Error **errp);
 
 /**
+ * eif_crc32:
+ * @crc: the CRC-32 of the bytes before @data (0 to start)
+ * @data: the next bytes
+ * @len: their number
+ *
+ * Returns: the CRC-32 (zlib's and gzip's) of the bytes so far.
+ */
+uint32_t eif_crc32(uint32_t crc, const void *data, size_t len);
+
+/**
+ * eif_crc32_combine:
+ * @crc1: the CRC-32 of a first run of bytes
+ * @crc2: the CRC-32 of the run that follows it
+ * @len2: the length of the second run
+ *
+ * Returns: the CRC-32 of both runs, one after the other.
+ */
+uint32_t eif_crc32_combine(uint32_t crc1, uint32_t crc2, uint64_t len2);
+
+/**
+ * eif_validate_crc:
+ * @image: the image in memory
+ * @size: the size of the image, as for eif_validate()
+ * @body_crc: the eif_crc32() of the image after its header, from offset
+ *            %EIF_HEADER_SIZE to @size, computed while it was written
+ * @info: filled in on success (may be partially filled on failure)
+ * @errp: pointer to a NULL-initialized error object
+ *
+ * eif_validate() for a caller that wrote @image itself (for example on
+ * several threads) and computed its CRC on the way: the same checks and
+ * errors, without another pass over the section data.
+ *
+ * Returns: true if the image is valid, false with @errp set.
+ */
+bool eif_validate_crc(const void *image, size_t size, uint32_t body_crc,
+                      EifInfo *info, Error **errp);
+
+/**
  * eif_find_section:
  * @info: a validated image
  * @type: the section type to look for
@@ -257,8 +295,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(EifMeasure, eif_measure_free)
 
 /**
  * eif_measure:
- * @image: an image in memory validated with eif_validate() or loaded with
- *         eif_load_fd()
+ * @image: an image in memory validated with eif_validate()
  * @info: its #EifInfo
  * @out: receives the digests and PCRs
  * @errp: pointer to a NULL-initialized error object
@@ -267,27 +304,6 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(EifMeasure, eif_measure_free)
  */
 bool eif_measure(const void *image, const EifInfo *info,
                  EifMeasurements *out, Error **errp);
-
-/**
- * eif_load_fd:
- * @fd: file descriptor to read the image from, from its current position
- *      to end of file (a regular file, a pipe...)
- * @dst: where the image goes (for example guest RAM); read() writes there
- *       directly, chunk by chunk
- * @capacity: size of @dst; a bigger image fails with "image of N bytes
- *            does not fit in M bytes" before anything is read into @dst
- * @info: filled in on success (may be partially filled on failure)
- * @pcrs: if not NULL, receives the measurements, computed on the way
- * @errp: pointer to a NULL-initialized error object
- *
- * Load and validate an image in one pass: the checks of eif_validate()
- * are made as the bytes arrive, so a bad image fails at its first bad
- * byte, with the same errors.  On failure @dst holds a partial image.
- *
- * Returns: true on success, false with @errp set.
- */
-bool eif_load_fd(int fd, void *dst, size_t capacity, EifInfo *info,
-                 EifMeasurements *pcrs, Error **errp);
 
 /**
  * EifDataFunc:

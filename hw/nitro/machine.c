@@ -17,6 +17,10 @@
  * libvirt's generic -accel), accepts acpi=on|off, and on x86 answers the
  * vCPU query that libvirt makes after start (nitro-vcpus).
  *
+ * Loading a big image is bound by memory: it is read into RAM on several
+ * cores, or built there with another thread faulting in the huge pages
+ * ahead of the writer (machine-ram.c).
+ *
  * SHA-384 is slow next to reading a file: measuring the image would take
  * most of the launch time of a big enclave.  A thread measures it from
  * the input files instead, on another core, while the enclave starts
@@ -122,11 +126,14 @@ static bool nitro_machine_check_arch(const EifInfo *info, Error **errp)
     return true;
 }
 
-/* Read the EIF @fd into @dst. */
+/* Read the EIF @fd into @dst, then validate it there. */
 static bool nitro_machine_load_eif(MachineState *ms, int fd, void *dst,
                                    uint64_t capacity, EifInfo *info,
                                    Error **errp)
 {
+    uint32_t crc;
+    off_t size;
+
     if (ms->initrd_filename || (ms->kernel_cmdline && *ms->kernel_cmdline)) {
         error_setg(errp, "-initrd and -append cannot be used with an EIF "
                    "-kernel");
@@ -135,7 +142,23 @@ static bool nitro_machine_load_eif(MachineState *ms, int fd, void *dst,
                           "kernel image.\n");
         return false;
     }
-    if (!eif_load_fd(fd, dst, capacity, info, NULL, errp)) {
+    size = lseek(fd, 0, SEEK_END);
+    if (size < 0) {
+        error_setg_errno(errp, errno, "%s: cannot find its size",
+                         ms->kernel_filename);
+        return false;
+    }
+    if (size > capacity) {
+        error_setg(errp, "%s: image of %" PRId64 " bytes does not fit in "
+                   "%" PRIu64 " bytes", ms->kernel_filename, (int64_t)size,
+                   capacity);
+        error_append_hint(errp, "Give the enclave more memory with -m: the "
+                          "image starts %" PRIu64 " MiB into RAM.\n",
+                          (ms->ram_size - capacity) / MiB);
+        return false;
+    }
+    if (!nitro_ram_load_file(dst, fd, size, EIF_HEADER_SIZE, &crc, errp) ||
+        !eif_validate_crc(dst, size, crc, info, errp)) {
         error_prepend(errp, "%s: ", ms->kernel_filename);
         return false;
     }
@@ -153,6 +176,8 @@ static bool nitro_machine_build_eif(MachineState *ms, void *dst,
         .kernel = ms->kernel_filename,
         .cmdline = nitro_machine_cmdline(ms),
     };
+    NitroRamPopulate pop;
+    uint64_t want;
     int64_t size;
 
     if (!ms->initrd_filename || !*ms->initrd_filename) {
@@ -167,7 +192,12 @@ static bool nitro_machine_build_eif(MachineState *ms, void *dst,
     p.initrds = (const char *const *)initrds;
     p.nr_initrds = g_strv_length(initrds);
 
+    if (!eif_build_size(&p, &want, errp)) {
+        return false;
+    }
+    nitro_ram_populate_start(&pop, dst, MIN(want, capacity));
     size = eif_build(&p, dst, capacity, errp);
+    nitro_ram_populate_wait(&pop);
     if (size < 0) {
         return false;
     }

@@ -51,6 +51,7 @@ configure_args=(
     --enable-nitro
     --enable-fdt=system
     --enable-libcbor
+    --enable-isal
     --enable-gnutls
     --enable-vhost-user
     --enable-pixman

@@ -45,6 +45,36 @@ class NitroErrors(NitroTest):
         self.assert_fails(res, 'CRC')
         self.assert_driver_untouched()
 
+    def test_corrupt_big_eif(self):
+        # Big enough to be read on several threads: a flipped byte in the
+        # first and in the last part both break the combined CRC
+        kernel = self.data('kernel', MiB, 'k')
+        rd = self.data('big-rd', 160 * MiB, 'rd')
+        image = self.build_eif(self.scratch_file('big.eif'), kernel, [rd],
+                               'console=ttyS0')
+        for offset in (2 * MiB, os.path.getsize(image) - 100):
+            with open(image, 'r+b') as f:
+                f.seek(offset)
+                byte = f.read(1)
+                f.seek(offset)
+                f.write(bytes([byte[0] ^ 0xff]))
+            res = self.nitro('-kernel', image, mem='256M')
+            self.assert_fails(res, 'CRC mismatch')
+            self.assert_driver_untouched()
+            with open(image, 'r+b') as f:
+                f.seek(offset)
+                f.write(byte)
+
+    def test_eif_too_big(self):
+        kernel = self.data('kernel', MiB, 'k')
+        rd = self.data('big-rd', 124 * MiB, 'rd')
+        image = self.build_eif(self.scratch_file('big.eif'), kernel, [rd],
+                               'console=ttyS0')
+        res = self.nitro('-kernel', image)
+        self.assert_fails(res, 'does not fit in 125829120 bytes')
+        self.assertIn('more memory with -m', res.stderr)
+        self.assert_driver_untouched()
+
     def test_wrong_arch_eif(self):
         other = 'x86_64' if self.target_arch == 'aarch64' else 'aarch64'
         res = self.nitro('-kernel', self.make_eif(arch=other))

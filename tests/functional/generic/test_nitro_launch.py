@@ -6,6 +6,8 @@
 #
 # SPDX-License-Identifier: GPL-2.0-or-later
 
+import os
+
 from qemu_test.nitro import NitroTest, MiB
 
 
@@ -63,6 +65,25 @@ class NitroLaunch(NitroTest):
         self.assertEqual(self.qom('enclave-cid'), start['cid'])
         self.assertEqual(eif['cmdline'], 'console=ttyS0')
         self.check_pcrs(eif, self.describe(image))
+
+    def test_big_eif_boot(self):
+        # An image of 64 MiB and more is read on several threads, one per
+        # core (up to 8), each with its share of the CRC
+        kernel = self.data('kernel', MiB, 'k')
+        rd = self.data('big-rd', 160 * MiB, 'rd')
+        image = self.build_eif(self.scratch_file('big.eif'), kernel, [rd],
+                               'console=ttyS0')
+        size = os.path.getsize(image)
+        self.launch('nitro', '256M', '2', '-kernel', image,
+                    '-trace', 'nitro_ram_load')
+        eif, _ = self.check_enclave(256 * MiB, 2, False)
+        self.assertEqual(eif['size'], size)
+        self.check_pcrs(eif, self.describe(image))
+        self.vm.shutdown()
+        threads = max(1, min(size // (64 * MiB), 8,
+                             os.sysconf('SC_NPROCESSORS_ONLN')))
+        self.assertIn(f'reading {size} bytes on {threads} threads',
+                      self.vm.get_log())
 
     def test_direct_kernel_boot(self):
         kernel, rds = self.eif_inputs(initrds=2)

@@ -60,6 +60,8 @@ mkdir -p "$out"
     $(pkg-config --cflags --libs glib-2.0 zlib) \
     "$src/hw/core/eif.c" "$here/fuzz-eif.c" \
     $(pkg-config --libs glib-2.0 zlib) \
+    $(grep -q '#define CONFIG_ISAL' "$build/config-host.h" &&
+      pkg-config --libs libisal) \
     -o "$out/fuzz-eif"
 
 # Seeds: images made by qemu-eif, and one with a signature section
