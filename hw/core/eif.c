@@ -100,15 +100,17 @@ uint32_t eif_crc32_combine(uint32_t crc1, uint32_t crc2, uint64_t len2)
  * The same checks run on an image in memory and on one streamed from a
  * file descriptor: the header (with the section table) first, then each
  * section header and its data, in file order, then the rules about the
- * image as a whole and the CRC.
+ * image as a whole and the CRC.  The parser CRCs the header; whoever
+ * brings the bytes after it (memory, a file, or a caller that wrote them)
+ * CRCs those.
  */
 
 typedef struct EifParser {
     EifInfo *info;
+    /* The CRC that the header says the image has */
     uint32_t header_crc;
+    /* The CRC of the header, up to its CRC field */
     uint32_t crc;
-    /* The CRC of the bytes after the header is known: do not compute it */
-    bool crc_known;
     unsigned count[EIF_SECTION__MAX];
     unsigned first[EIF_SECTION__MAX];
 } EifParser;
@@ -233,9 +235,6 @@ static bool eif_parse_section_header(EifParser *p, unsigned i,
     flags = be16_to_cpu(sh.flags);
     size = be64_to_cpu(sh.size);
     name = eif_section_type_name(type);
-    if (!p->crc_known) {
-        p->crc = eif_crc32(p->crc, buf, sizeof(sh));
-    }
 
     if (type == EIF_SECTION_INVALID || type >= EIF_SECTION__MAX) {
         error_setg(errp, "section %u at offset %" PRIu64 " has %s type %u",
@@ -292,9 +291,6 @@ static bool eif_parse_section_header(EifParser *p, unsigned i,
 static bool eif_parse_data(EifParser *p, const EifSection *s, uint64_t pos,
                            const uint8_t *data, size_t len, Error **errp)
 {
-    if (!p->crc_known) {
-        p->crc = eif_crc32(p->crc, data, len);
-    }
     if (s->type == EIF_SECTION_CMDLINE) {
         const uint8_t *nul = memchr(data, 0, len);
 
@@ -308,12 +304,14 @@ static bool eif_parse_data(EifParser *p, const EifSection *s, uint64_t pos,
     return true;
 }
 
-static bool eif_parse_finish(EifParser *p, Error **errp)
+/* @body_crc: the CRC of the bytes after the header */
+static bool eif_parse_finish(EifParser *p, uint32_t body_crc, Error **errp)
 {
     static const EifSectionType required[] = {
         EIF_SECTION_KERNEL, EIF_SECTION_CMDLINE, EIF_SECTION_RAMDISK,
     };
     EifInfo *info = p->info;
+    uint32_t crc;
 
     for (unsigned i = 0; i < ARRAY_SIZE(required); i++) {
         if (!p->count[required[i]]) {
@@ -326,17 +324,18 @@ static bool eif_parse_finish(EifParser *p, Error **errp)
         error_setg(errp, "no metadata section (mandatory from version 4)");
         return false;
     }
-    if (p->crc != p->header_crc) {
+    crc = eif_crc32_combine(p->crc, body_crc, info->size - EIF_HEADER_SIZE);
+    if (crc != p->header_crc) {
         error_setg(errp, "CRC mismatch: the header says 0x%08" PRIx32
-                   ", the image has 0x%08" PRIx32, p->header_crc, p->crc);
+                   ", the image has 0x%08" PRIx32, p->header_crc, crc);
         return false;
     }
-    info->crc32 = p->crc;
+    info->crc32 = crc;
     info->nr_ramdisks = p->count[EIF_SECTION_RAMDISK];
     return true;
 }
 
-/* eif_validate(), with the CRC after the header computed, or given */
+/* eif_validate(), with the CRC after the header given, or computed */
 static bool eif_validate_image(const void *image, size_t size,
                                const uint32_t *body_crc, EifInfo *info,
                                Error **errp)
@@ -354,10 +353,6 @@ static bool eif_validate_image(const void *image, size_t size,
         !eif_check_size(info, size, errp)) {
         return false;
     }
-    if (body_crc) {
-        p.crc = eif_crc32_combine(p.crc, *body_crc, size - EIF_HEADER_SIZE);
-        p.crc_known = true;
-    }
     for (unsigned i = 0; i < info->nr_sections; i++) {
         const EifSection *s = &info->sections[i];
 
@@ -366,7 +361,9 @@ static bool eif_validate_image(const void *image, size_t size,
             return false;
         }
     }
-    return eif_parse_finish(&p, errp);
+    return eif_parse_finish(&p, body_crc ? *body_crc :
+                            eif_crc32(0, base + EIF_HEADER_SIZE,
+                                      size - EIF_HEADER_SIZE), errp);
 }
 
 bool eif_validate(const void *image, size_t size, EifInfo *info,
@@ -716,6 +713,8 @@ typedef struct EifReader {
     int fd;
     /* A chunk of the image */
     uint8_t *buf;
+    /* The CRC of what was read after the header */
+    uint32_t crc;
     /* Bytes of the image read so far */
     uint64_t pos;
     EifDataFunc fn;
@@ -754,6 +753,9 @@ static const uint8_t *eif_reader_next(EifReader *r, size_t len,
 {
     int ret = eif_read_full(r, r->buf, len, errp);
 
+    if (ret > 0) {
+        r->crc = eif_crc32(r->crc, r->buf, len);
+    }
     if (!ret && s->type == EIF_SECTION_INVALID) {
         error_setg(errp, "image truncated at offset %" PRIu64 ", in the "
                    "header of section %u", r->pos, s->index);
@@ -840,7 +842,7 @@ static bool eif_read_image(EifReader *r, EifInfo *info,
                    "at %" PRIu64, info->size);
         return false;
     }
-    return eif_parse_finish(&p, errp) &&
+    return eif_parse_finish(&p, r->crc, errp) &&
            (!m || eif_measure_finish(m, pcrs, errp));
 }
 
@@ -876,6 +878,8 @@ typedef struct EifBuilder {
     uint8_t *buf;
     int out_fd;
     uint64_t pos;
+    /* The CRC of the header (up to its CRC field), then of what follows */
+    uint32_t head_crc;
     uint32_t crc;
 } EifBuilder;
 
@@ -1046,6 +1050,8 @@ static bool eif_builder_write(EifBuilder *b, EifArch arch, Error **errp)
     if (!eif_builder_emit(b, &h, sizeof(h), EIF_HEADER_CRC_OFFSET, errp)) {
         return false;
     }
+    b->head_crc = b->crc;
+    b->crc = 0;
 
     for (unsigned i = 0; i < b->nr_in; i++) {
         EifBuildInput *in = &b->in[i];
@@ -1064,6 +1070,12 @@ static bool eif_builder_write(EifBuilder *b, EifArch arch, Error **errp)
     return true;
 }
 
+/* The CRC of the whole image, for its header */
+static uint32_t eif_builder_crc(const EifBuilder *b)
+{
+    return eif_crc32_combine(b->head_crc, b->crc, b->size - EIF_HEADER_SIZE);
+}
+
 bool eif_build_size(const EifBuildParams *p, uint64_t *size, Error **errp)
 {
     g_auto(EifBuilder) b = { 0 };
@@ -1076,7 +1088,7 @@ bool eif_build_size(const EifBuildParams *p, uint64_t *size, Error **errp)
 }
 
 int64_t eif_build(const EifBuildParams *p, void *dst, size_t capacity,
-                  Error **errp)
+                  EifInfo *info, Error **errp)
 {
     g_auto(EifBuilder) b = { .dst = dst };
 
@@ -1091,7 +1103,10 @@ int64_t eif_build(const EifBuildParams *p, void *dst, size_t capacity,
     if (!eif_builder_write(&b, p->arch, errp)) {
         return -1;
     }
-    stl_be_p(b.dst + EIF_HEADER_CRC_OFFSET, b.crc);
+    stl_be_p(b.dst + EIF_HEADER_CRC_OFFSET, eif_builder_crc(&b));
+    if (info && !eif_validate_crc(b.dst, b.size, b.crc, info, errp)) {
+        return -1;
+    }
     return b.size;
 }
 
@@ -1113,7 +1128,7 @@ int64_t eif_build_fd(const EifBuildParams *p, int fd, Error **errp)
     if (!eif_builder_write(&b, p->arch, errp)) {
         return -1;
     }
-    stl_be_p(crc, b.crc);
+    stl_be_p(crc, eif_builder_crc(&b));
     if (pwrite(fd, crc, sizeof(crc), start + EIF_HEADER_CRC_OFFSET) !=
         sizeof(crc)) {
         error_setg_errno(errp, errno, "cannot write the image CRC");

@@ -384,6 +384,9 @@ bool eif_build_size(const EifBuildParams *p, uint64_t *size, Error **errp);
  * @dst: where to write the image (for example guest RAM)
  * @capacity: size of @dst; a bigger image fails with "image of N bytes
  *            does not fit in M bytes" before anything is written
+ * @info: if not NULL, receives the #EifInfo of the image, which is then
+ *        validated as eif_validate_crc() does, with the CRC computed on
+ *        the way
  * @errp: pointer to a NULL-initialized error object
  *
  * Write a version 4 image flagged for p->arch with the sections kernel,
@@ -394,7 +397,7 @@ bool eif_build_size(const EifBuildParams *p, uint64_t *size, Error **errp);
  * Returns: the size of the image, or -1 with @errp set.
  */
 int64_t eif_build(const EifBuildParams *p, void *dst, size_t capacity,
-                  Error **errp);
+                  EifInfo *info, Error **errp);
 
 /**
  * eif_build_fd:

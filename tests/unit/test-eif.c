@@ -338,7 +338,7 @@ static void test_roundtrip(const void *opaque)
     Collect c = { 0 };
     Error *err = NULL;
     uint64_t size;
-    EifInfo info;
+    EifInfo info, built;
     TInputs in;
     gsize len;
     int fd;
@@ -354,11 +354,11 @@ static void test_roundtrip(const void *opaque)
     img = g_malloc(size);
     too_big = g_strdup_printf("image of %" PRIu64 " bytes does not fit in %"
                               PRIu64 " bytes", size, size - 1);
-    g_assert_cmpint(eif_build(&p, img, size - 1, &err), ==, -1);
+    g_assert_cmpint(eif_build(&p, img, size - 1, NULL, &err), ==, -1);
     g_assert_cmpstr(error_get_pretty(err), ==, too_big);
     error_free(err);
     err = NULL;
-    g_assert_cmpint(eif_build(&p, img, size, &error_abort), ==, size);
+    g_assert_cmpint(eif_build(&p, img, size, &built, &error_abort), ==, size);
     g_assert_cmpmem(img, size, expected->data, expected->len);
 
     /* Build into a file */
@@ -370,6 +370,7 @@ static void test_roundtrip(const void *opaque)
 
     /* Validate and measure, from memory, a file and a pipe */
     assert_valid(img, size, &info, &m);
+    g_assert_cmpmem(&built, sizeof(built), &info, sizeof(info));
     g_assert_cmpuint(info.version, ==, 4);
     g_assert_cmpuint(info.arch, ==, rt->arch);
     g_assert_cmpuint(info.size, ==, size);
@@ -786,7 +787,7 @@ static void test_section_count(void)
     error_free(err);
     err = NULL;
     p.nr_initrds = 0;
-    g_assert_cmpint(eif_build(&p, NULL, 0, &err), ==, -1);
+    g_assert_cmpint(eif_build(&p, NULL, 0, NULL, &err), ==, -1);
     g_assert_cmpstr(error_get_pretty(err), ==, "0 ramdisks: an image takes "
                     "1 to 29");
     error_free(err);
