@@ -2,15 +2,27 @@
  * AWS Nitro Enclaves accelerator (-accel nitro)
  *
  * QEMU does not run the enclave: the Nitro hypervisor does.  The
- * accelerator drives the nitro_enclaves driver of the parent instance:
- * when the machine is set up it opens /dev/nitro_enclaves and creates the
- * enclave slot; once the machine is complete (setup_post) it donates all
- * guest RAM, adds the -smp vCPUs and starts the enclave.  QEMU's vCPU
- * threads are dummies.
+ * accelerator drives the nitro_enclaves driver of the parent instance and
+ * owns the enclave, whose life follows QEMU's run state:
  *
- * From then on QEMU watches the enclave fd: when the enclave stops (the
- * driver reports POLLHUP) QEMU shuts down like after a guest power-off.
- * When QEMU exits, closing the fd terminates the enclave.
+ * - when the accelerator is initialised it opens /dev/nitro_enclaves and
+ *   creates the enclave slot;
+ * - once the machine is complete (its image loaded, its devices
+ *   realized) it donates all guest RAM and adds the -smp vCPUs: the
+ *   enclave is prepared, and QEMU is in "prelaunch";
+ * - when the guest first runs (at start-up, or at "cont" after -S, which
+ *   is how libvirt starts every domain) it starts the enclave, once the
+ *   machine's devices are ready (the heartbeat listens): QEMU's status
+ *   is "running" exactly while the enclave runs;
+ * - when the enclave stops (the driver reports POLLHUP), fails to boot
+ *   (the heartbeat says so) or is powered down, QEMU terminates it,
+ *   copies the rest of its console and shuts down: with a guest shutdown,
+ *   a guest panic (exit status 1) or a host shutdown.  When QEMU exits,
+ *   closing the enclave fd terminates the enclave.
+ *
+ * An enclave cannot pause, be reset, be migrated or snapshotted, and its
+ * memory is not QEMU's once it runs: those commands fail with a reason.
+ * QEMU's vCPU threads are dummies.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -22,6 +34,7 @@
 #include "qemu/main-loop.h"
 #include "qemu/module.h"
 #include "qemu/notify.h"
+#include "qemu/timer.h"
 #include "qemu/accel.h"
 #include "accel/accel-ops.h"
 #include "accel/accel-cpu-ops.h"
@@ -29,31 +42,65 @@
 #include "exec/cpu-common.h"
 #include "hw/boards.h"
 #include "hw/nitro/machine.h"
+#include "migration/blocker.h"
 #include "system/ramblock.h"
 #include "system/nitro-accel.h"
 #include "system/runstate.h"
+#include "system/runstate-action.h"
 #include "system/system.h"
 #include "nitro-driver.h"
 #include "trace.h"
 
-#define TYPE_NITRO_ACCEL ACCEL_CLASS_NAME("nitro")
 OBJECT_DECLARE_SIMPLE_TYPE(NitroAccelState, NITRO_ACCEL)
+
+/* How long a failed enclave gets to stop by itself, so its console says why */
+#define NITRO_FAIL_GRACE_MS     1000
+/* How long QEMU waits for the rest of the console of a stopped enclave */
+#define NITRO_DRAIN_MS          2000
+#define NITRO_STOP_TICK_MS      10
+
+typedef enum NitroEnclaveState {
+    NITRO_ENCLAVE_CREATED,      /* a slot, nothing donated yet */
+    NITRO_ENCLAVE_PREPARED,     /* memory and vCPUs donated, not started */
+    NITRO_ENCLAVE_RUNNING,
+    NITRO_ENCLAVE_STOPPING,     /* stopped or failed, its console copied */
+    NITRO_ENCLAVE_STOPPED,
+} NitroEnclaveState;
+
+/* Why the enclave stops, which decides how QEMU ends */
+typedef enum NitroStopCause {
+    NITRO_STOP_GUEST,           /* it stopped by itself */
+    NITRO_STOP_FAILED,          /* it did not boot */
+    NITRO_STOP_POWERDOWN,       /* system_powerdown */
+} NitroStopCause;
 
 struct NitroAccelState {
     AccelState parent_obj;
 
     /* Properties */
     bool debug_mode;
-    uint64_t enclave_cid;   /* requested, 0 for any */
+    uint64_t enclave_cid;       /* requested, 0 for any */
 
     int dev_fd;
     int enclave_fd;
     uint64_t slot_uid;
     uint64_t image_offset;
-    uint64_t cid;           /* of the running enclave */
+    uint64_t cid;               /* of the enclave, once started */
+    NitroEnclaveState state;
+    /* QEMU wants the enclave to run, once the machine's devices are ready */
+    bool start_when_ready;
 
-    NitroStartedFunc *started;
-    void *started_opaque;
+    const NitroEnclaveOps *ops;
+    void *ops_opaque;
+
+    NitroStopCause stop_cause;
+    bool terminated;            /* during STOPPING: the fd was closed */
+    int64_t stop_deadline_ms;
+    QEMUTimer *stop_timer;
+
+    Error *migration_blocker;
+    Notifier machine_done;
+    Notifier powerdown;
     Notifier exit_notifier;
 };
 
@@ -70,19 +117,21 @@ uint64_t nitro_enclave_cid(void)
     return nitro_state ? nitro_state->cid : 0;
 }
 
-void nitro_set_started_handler(NitroStartedFunc *fn, void *opaque)
-{
-    nitro_state->started = fn;
-    nitro_state->started_opaque = opaque;
-}
-
 bool nitro_debug_mode(void)
 {
     return nitro_state && nitro_state->debug_mode;
 }
 
+void nitro_set_enclave_ops(const NitroEnclaveOps *ops, void *opaque)
+{
+    nitro_state->ops = ops;
+    nitro_state->ops_opaque = opaque;
+}
+
 static bool nitro_check_cid(uint64_t cid, Error **errp)
 {
+    ERRP_GUARD();
+
     if (cid != 0 && (cid <= 3 || cid >= UINT32_MAX)) {
         error_setg(errp, "enclave-cid=%" PRIu64 " is not a valid enclave CID",
                    cid);
@@ -94,55 +143,228 @@ static bool nitro_check_cid(uint64_t cid, Error **errp)
     return true;
 }
 
-static bool nitro_create(NitroAccelState *s, MachineState *ms, Error **errp)
+/* Closing the enclave fd terminates the enclave. */
+static void nitro_terminate(NitroAccelState *s)
 {
-    if (!object_dynamic_cast(OBJECT(ms), TYPE_NITRO_MACHINE)) {
-        error_setg(errp, "the nitro accelerator only runs the nitro machine, "
-                   "not '%s'", MACHINE_GET_CLASS(ms)->name);
-        error_append_hint(errp, "Use -M nitro.\n");
-        return false;
-    }
-    if (!nitro_check_cid(s->enclave_cid, errp)) {
-        return false;
-    }
-    s->dev_fd = nitro_driver_open(errp);
-    if (s->dev_fd < 0) {
-        return false;
-    }
-    s->enclave_fd = nitro_driver_create_vm(s->dev_fd, &s->slot_uid, errp);
     if (s->enclave_fd < 0) {
-        return false;
+        return;
     }
-    return nitro_driver_image_offset(s->enclave_fd, &s->image_offset, errp);
+    trace_nitro_terminate(s->cid);
+    qemu_set_fd_handler(s->enclave_fd, NULL, NULL, NULL);
+    close(s->enclave_fd);
+    s->enclave_fd = -1;
 }
 
-/* Closing the enclave fd terminates the enclave. */
-static void nitro_exit(Notifier *n, void *data)
+/* The enclave is gone and its console copied: end QEMU as it ended. */
+static void nitro_stopped(NitroAccelState *s)
 {
-    NitroAccelState *s = container_of(n, NitroAccelState, exit_notifier);
+    s->state = NITRO_ENCLAVE_STOPPED;
+    timer_del(s->stop_timer);
+    trace_nitro_stopped(s->cid, s->stop_cause);
 
-    trace_nitro_exit(s->cid);
-    close(s->enclave_fd);
-    close(s->dev_fd);
+    switch (s->stop_cause) {
+    case NITRO_STOP_GUEST:
+        qemu_system_shutdown_request(SHUTDOWN_CAUSE_GUEST_SHUTDOWN);
+        break;
+    case NITRO_STOP_POWERDOWN:
+        qemu_system_shutdown_request(SHUTDOWN_CAUSE_HOST_QMP_QUIT);
+        break;
+    case NITRO_STOP_FAILED:
+        /* GUEST_PANICKED, then what -action panic= and -no-shutdown say */
+        qemu_system_guest_panicked(NULL);
+        if (panic_action != PANIC_ACTION_PAUSE &&
+            panic_action != PANIC_ACTION_NONE &&
+            shutdown_action != SHUTDOWN_ACTION_PAUSE) {
+            qemu_system_shutdown_request_with_code(SHUTDOWN_CAUSE_GUEST_PANIC,
+                                                   EXIT_FAILURE);
+        }
+        break;
+    }
 }
 
 /*
- * A failure here is final: the nitro machine cannot run on another
- * accelerator, so do not let QEMU fall back to the next -accel.
+ * The stop sequence, driven by a timer: a failed enclave first gets a
+ * moment to stop by itself (POLLHUP), then it is terminated, then QEMU
+ * waits until the machine has copied the rest of its console.
  */
-static int nitro_init_machine(AccelState *as, MachineState *ms)
+static void nitro_stop_tick(void *opaque)
 {
+    NitroAccelState *s = opaque;
+    int64_t now = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+
+    if (!s->terminated) {
+        if (now < s->stop_deadline_ms) {
+            timer_mod(s->stop_timer, now + NITRO_STOP_TICK_MS);
+            return;
+        }
+        nitro_terminate(s);
+        s->terminated = true;
+        s->stop_deadline_ms = now + NITRO_DRAIN_MS;
+    }
+    if (s->ops->draining(s->ops_opaque) &&
+        now < s->stop_deadline_ms) {
+        timer_mod(s->stop_timer, now + NITRO_STOP_TICK_MS);
+        return;
+    }
+    nitro_stopped(s);
+}
+
+static void nitro_stop(NitroAccelState *s, NitroStopCause cause,
+                       bool terminate)
+{
+    int64_t now = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+
+    s->state = NITRO_ENCLAVE_STOPPING;
+    s->stop_cause = cause;
+    s->start_when_ready = false;
+    s->ops->stopped(s->ops_opaque);
+    if (terminate) {
+        nitro_terminate(s);
+    }
+    s->terminated = terminate;
+    s->stop_deadline_ms = now + (terminate ? NITRO_DRAIN_MS :
+                                 NITRO_FAIL_GRACE_MS);
+    nitro_stop_tick(s);
+}
+
+/* The driver reports POLLHUP: the enclave has stopped. */
+static void nitro_enclave_hangup(void *opaque)
+{
+    NitroAccelState *s = opaque;
+
+    trace_nitro_enclave_stopped(s->cid);
+    if (s->state == NITRO_ENCLAVE_STOPPING) {
+        /* A failed enclave stopped within its grace period */
+        nitro_terminate(s);
+        s->terminated = true;
+        s->stop_deadline_ms = qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
+                              NITRO_DRAIN_MS;
+        nitro_stop_tick(s);
+        return;
+    }
+    info_report("Nitro Enclaves: the enclave with CID %" PRIu64 " stopped",
+                s->cid);
+    nitro_stop(s, NITRO_STOP_GUEST, true);
+}
+
+void nitro_enclave_failed(const char *why)
+{
+    NitroAccelState *s = nitro_state;
+
+    error_report("Nitro Enclaves: the enclave with CID %" PRIu64 " did not "
+                 "boot: %s", s->cid, why);
+    if (s->state == NITRO_ENCLAVE_RUNNING) {
+        nitro_stop(s, NITRO_STOP_FAILED, false);
+    }
+}
+
+/* An enclave has no power button: system_powerdown terminates it. */
+static void nitro_powerdown(Notifier *n, void *data)
+{
+    NitroAccelState *s = container_of(n, NitroAccelState, powerdown);
+
+    if (s->state == NITRO_ENCLAVE_STOPPING ||
+        s->state == NITRO_ENCLAVE_STOPPED) {
+        return;
+    }
+    info_report("Nitro Enclaves: powering down: terminating the enclave");
+    nitro_stop(s, NITRO_STOP_POWERDOWN, true);
+}
+
+static bool nitro_start(NitroAccelState *s, Error **errp)
+{
+    uint64_t cid = s->enclave_cid;
+
+    if (!nitro_driver_start(s->enclave_fd, s->debug_mode, &cid, errp)) {
+        return false;
+    }
+    s->cid = cid;
+    s->state = NITRO_ENCLAVE_RUNNING;
+    qemu_set_fd_handler(s->enclave_fd, nitro_enclave_hangup, NULL, s);
+    s->ops->started(s->ops_opaque, cid);
+    return true;
+}
+
+static bool nitro_prepare_run(AccelState *as, Error **errp)
+{
+    ERRP_GUARD();
     NitroAccelState *s = NITRO_ACCEL(as);
+
+    switch (s->state) {
+    case NITRO_ENCLAVE_CREATED:
+        error_setg(errp, "the enclave is not prepared yet");
+        return false;
+    case NITRO_ENCLAVE_PREPARED:
+        if (!s->ops->can_start(s->ops_opaque, errp)) {
+            return false;
+        }
+        return nitro_start(s, errp);
+    case NITRO_ENCLAVE_RUNNING:
+        return true;
+    case NITRO_ENCLAVE_STOPPING:
+    case NITRO_ENCLAVE_STOPPED:
+        error_setg(errp, "the enclave with CID %" PRIu64 " has stopped; it "
+                   "cannot run again", s->cid);
+        error_append_hint(errp, "Launch it again with a new QEMU.\n");
+        return false;
+    }
+    g_assert_not_reached();
+}
+
+void nitro_enclave_ready(void)
+{
+    NitroAccelState *s = nitro_state;
     Error *err = NULL;
 
-    if (!nitro_create(s, ms, &err)) {
-        error_report_err(err);
-        exit(1);
+    if (!s->start_when_ready) {
+        return;
     }
-    s->exit_notifier.notify = nitro_exit;
-    qemu_add_exit_notifier(&s->exit_notifier);
-    nitro_state = s;
-    return 0;
+    s->start_when_ready = false;
+    if (!nitro_prepare_run(ACCEL(s), &err)) {
+        error_report_err(err);
+        qemu_system_shutdown_request_with_code(SHUTDOWN_CAUSE_HOST_ERROR,
+                                               EXIT_FAILURE);
+        return;
+    }
+    vm_start();
+}
+
+static bool nitro_can_pause(AccelState *as, Error **errp)
+{
+    ERRP_GUARD();
+    NitroAccelState *s = NITRO_ACCEL(as);
+
+    if (s->state == NITRO_ENCLAVE_RUNNING) {
+        error_setg(errp, "an enclave cannot be paused");
+        error_append_hint(errp, "The Nitro hypervisor runs the enclave "
+                          "until it stops or is terminated (quit, or "
+                          "system_powerdown).\n");
+        return false;
+    }
+    return true;
+}
+
+static bool nitro_can_reset(AccelState *as, Error **errp)
+{
+    ERRP_GUARD();
+
+    error_setg(errp, "an enclave cannot be reset");
+    error_append_hint(errp, "To run the enclave again, end QEMU (quit, or "
+                      "system_powerdown) and launch it again.\n");
+    return false;
+}
+
+static bool nitro_can_read_memory(AccelState *as, Error **errp)
+{
+    NitroAccelState *s = NITRO_ACCEL(as);
+
+    if (s->state >= NITRO_ENCLAVE_RUNNING) {
+        error_setg(errp, "the memory of an enclave cannot be read: it "
+                   "belongs to the Nitro hypervisor since the enclave "
+                   "started");
+        return false;
+    }
+    return true;
 }
 
 typedef struct NitroDonation {
@@ -181,49 +403,119 @@ static bool nitro_donate_memory(NitroAccelState *s, MachineState *ms,
     return qemu_ram_foreach_block(nitro_donate_block, &d) == 0;
 }
 
-/* The driver reports POLLHUP: the enclave has stopped. */
-static void nitro_enclave_hangup(void *opaque)
+static bool nitro_prepare(NitroAccelState *s, MachineState *ms, Error **errp)
 {
-    NitroAccelState *s = opaque;
-
-    qemu_set_fd_handler(s->enclave_fd, NULL, NULL, NULL);
-    trace_nitro_enclave_stopped(s->cid);
-    info_report("Nitro Enclaves: the enclave with CID %" PRIu64 " stopped",
-                s->cid);
-    qemu_system_shutdown_request(SHUTDOWN_CAUSE_GUEST_SHUTDOWN);
-}
-
-static bool nitro_start(NitroAccelState *s, MachineState *ms, Error **errp)
-{
+    ERRP_GUARD();
     unsigned i;
-    uint64_t cid = s->enclave_cid;
 
+    if (runstate_check(RUN_STATE_INMIGRATE)) {
+        error_setg(errp, "an enclave cannot be migrated: -incoming is not "
+                   "supported");
+        error_append_hint(errp, "The Nitro hypervisor, not QEMU, holds the "
+                          "enclave's memory and vCPUs.\n");
+        return false;
+    }
+    if (!s->ops->prepare(s->ops_opaque, errp)) {
+        return false;
+    }
     if (!nitro_donate_memory(s, ms, errp)) {
         return false;
     }
     for (i = 0; i < ms->smp.cpus; i++) {
         uint32_t cpu = 0;
 
-        if (!nitro_driver_add_vcpu(s->enclave_fd, &cpu, errp)) {
+        if (!nitro_driver_add_vcpu(s->enclave_fd, &cpu, i, ms->smp.cpus,
+                                   errp)) {
             return false;
         }
     }
-    if (!nitro_driver_start(s->enclave_fd, s->debug_mode, &cid, errp)) {
-        return false;
-    }
-    s->cid = cid;
-    qemu_set_fd_handler(s->enclave_fd, nitro_enclave_hangup, NULL, s);
-    return !s->started || s->started(cid, s->started_opaque, errp);
+    s->state = NITRO_ENCLAVE_PREPARED;
+    trace_nitro_prepared(ms->smp.cpus);
+    return true;
 }
 
-static void nitro_setup_post(AccelState *as)
+/*
+ * The machine is complete (also after -preconfig): prepare the enclave.
+ * Without -S QEMU starts the guest right after this; if the machine's
+ * devices are not ready yet (the heartbeat port is held by another
+ * launcher), QEMU stays in prelaunch and starts it once they are.
+ */
+static void nitro_machine_done(Notifier *n, void *data)
 {
+    NitroAccelState *s = container_of(n, NitroAccelState, machine_done);
     Error *err = NULL;
 
-    if (!nitro_start(NITRO_ACCEL(as), current_machine, &err)) {
+    if (!nitro_prepare(s, current_machine, &err)) {
         error_report_err(err);
         exit(1);
     }
+    if (autostart && !s->ops->can_start(s->ops_opaque, NULL)) {
+        autostart = 0;
+        s->start_when_ready = true;
+    }
+}
+
+static bool nitro_create(NitroAccelState *s, MachineState *ms, Error **errp)
+{
+    ERRP_GUARD();
+
+    if (!object_dynamic_cast(OBJECT(ms), TYPE_NITRO_MACHINE)) {
+        error_setg(errp, "the nitro accelerator only runs the nitro machine, "
+                   "not '%s'", MACHINE_GET_CLASS(ms)->name);
+        error_append_hint(errp, "Use -M nitro.\n");
+        return false;
+    }
+    if (!nitro_check_cid(s->enclave_cid, errp)) {
+        return false;
+    }
+    error_setg(&s->migration_blocker, "an enclave cannot be migrated or "
+               "snapshotted: its memory and vCPUs belong to the Nitro "
+               "hypervisor");
+    if (migrate_add_blocker(&s->migration_blocker, errp) < 0) {
+        return false;
+    }
+    s->dev_fd = nitro_driver_open(errp);
+    if (s->dev_fd < 0) {
+        return false;
+    }
+    s->enclave_fd = nitro_driver_create_vm(s->dev_fd, &s->slot_uid, errp);
+    if (s->enclave_fd < 0) {
+        return false;
+    }
+    return nitro_driver_image_offset(s->enclave_fd, &s->image_offset, errp);
+}
+
+static void nitro_exit(Notifier *n, void *data)
+{
+    NitroAccelState *s = container_of(n, NitroAccelState, exit_notifier);
+
+    trace_nitro_exit(s->cid);
+    nitro_terminate(s);
+    close(s->dev_fd);
+}
+
+/*
+ * A failure here is final: the nitro machine cannot run on another
+ * accelerator, so do not let QEMU fall back to the next -accel.
+ */
+static int nitro_init_machine(AccelState *as, MachineState *ms)
+{
+    NitroAccelState *s = NITRO_ACCEL(as);
+    Error *err = NULL;
+
+    if (!nitro_create(s, ms, &err)) {
+        error_report_err(err);
+        exit(1);
+    }
+    s->stop_timer = timer_new_ms(QEMU_CLOCK_REALTIME, nitro_stop_tick, s);
+    s->exit_notifier.notify = nitro_exit;
+    qemu_add_exit_notifier(&s->exit_notifier);
+    s->machine_done.notify = nitro_machine_done;
+    qemu_add_machine_init_done_notifier(&s->machine_done);
+    s->powerdown.notify = nitro_powerdown;
+    qemu_register_powerdown_notifier(&s->powerdown);
+    nitro_state = s;
+    return 0;
 }
 
 static bool nitro_get_debug_mode(Object *obj, Error **errp)
@@ -271,7 +563,10 @@ static void nitro_accel_class_init(ObjectClass *oc, const void *data)
 
     ac->name = "Nitro";
     ac->init_machine = nitro_init_machine;
-    ac->setup_post = nitro_setup_post;
+    ac->can_pause = nitro_can_pause;
+    ac->can_reset = nitro_can_reset;
+    ac->can_read_memory = nitro_can_read_memory;
+    ac->prepare_run = nitro_prepare_run;
     ac->allowed = &nitro_allowed;
 
     object_class_property_add_bool(oc, "debug-mode", nitro_get_debug_mode,

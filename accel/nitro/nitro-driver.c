@@ -107,6 +107,7 @@ static char *nitro_cpu_pool(void)
 /* Set @errp for a failed @op with errno @err. */
 static void nitro_driver_error(Error **errp, const char *op, int err)
 {
+    ERRP_GUARD();
     size_t i;
 
     for (i = 0; i < ARRAY_SIZE(nitro_driver_errors); i++) {
@@ -131,6 +132,7 @@ static void nitro_driver_error(Error **errp, const char *op, int err)
 
 int nitro_driver_open(Error **errp)
 {
+    ERRP_GUARD();
     int fd = qemu_open_old(NITRO_DEVICE, O_RDWR | O_CLOEXEC);
 
     if (fd < 0) {
@@ -193,12 +195,24 @@ bool nitro_driver_add_memory(int enclave_fd, void *host, uint64_t size,
     return true;
 }
 
-bool nitro_driver_add_vcpu(int enclave_fd, uint32_t *cpu, Error **errp)
+bool nitro_driver_add_vcpu(int enclave_fd, uint32_t *cpu, unsigned nth,
+                           unsigned total, Error **errp)
 {
+    ERRP_GUARD();
     uint32_t want = *cpu;
 
     if (ioctl(enclave_fd, NE_ADD_VCPU, cpu) < 0) {
-        nitro_driver_error(errp, "adding a vCPU", errno);
+        int err = errno;
+        g_autofree char *op = g_strdup_printf("adding vCPU %u of the %u "
+                                              "asked with -smp", nth + 1,
+                                              total);
+
+        nitro_driver_error(errp, op, err);
+        if (err == NE_ERR_NO_CPUS_AVAIL_IN_POOL) {
+            error_append_hint(errp, "The pool had %u CPUs free for this "
+                              "enclave; -smp %u asks for %u.\n", nth, total,
+                              total);
+        }
         return false;
     }
     trace_nitro_add_vcpu(want, *cpu);
@@ -208,12 +222,21 @@ bool nitro_driver_add_vcpu(int enclave_fd, uint32_t *cpu, Error **errp)
 bool nitro_driver_start(int enclave_fd, bool debug_mode, uint64_t *cid,
                         Error **errp)
 {
+    ERRP_GUARD();
     struct ne_enclave_start_info info = {
         .flags = debug_mode ? NE_ENCLAVE_DEBUG_MODE : 0,
         .enclave_cid = *cid,
     };
 
     if (ioctl(enclave_fd, NE_START_ENCLAVE, &info) < 0) {
+        if (errno == EADDRINUSE) {
+            error_setg(errp, "Nitro Enclaves: starting the enclave failed: "
+                       "CID %" PRIu64 " is already used by another enclave "
+                       "or VM", *cid);
+            error_append_hint(errp, "Choose another enclave-cid, or 0 to let "
+                              "the hypervisor choose.\n");
+            return false;
+        }
         nitro_driver_error(errp, "starting the enclave", errno);
         return false;
     }

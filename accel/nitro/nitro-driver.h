@@ -27,8 +27,12 @@ bool nitro_driver_image_offset(int enclave_fd, uint64_t *offset,
 bool nitro_driver_add_memory(int enclave_fd, void *host, uint64_t size,
                              Error **errp);
 
-/* NE_ADD_VCPU; *cpu is 0 to let the driver choose, the CPU on return */
-bool nitro_driver_add_vcpu(int enclave_fd, uint32_t *cpu, Error **errp);
+/*
+ * NE_ADD_VCPU; *cpu is 0 to let the driver choose, the CPU on return.
+ * It is vCPU @nth (from 0) of the @total that the enclave asks for.
+ */
+bool nitro_driver_add_vcpu(int enclave_fd, uint32_t *cpu, unsigned nth,
+                           unsigned total, Error **errp);
 
 /* NE_START_ENCLAVE; *cid is 0 for any, the enclave's CID on return */
 bool nitro_driver_start(int enclave_fd, bool debug_mode, uint64_t *cid,

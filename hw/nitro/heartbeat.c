@@ -4,13 +4,16 @@
  * Right after boot, the enclave's init connects to the parent (CID 3) on
  * vsock port 9000, sends 0xB7 and requires 0xB7 back; it does not retry,
  * and without an answer the enclave panics.  This device listens on the
- * port from before the enclave starts (it is realized with the machine),
- * answers once and frees the port.  If no heartbeat arrives in time it
- * reports that the enclave failed to boot and shuts QEMU down with exit
- * status 1 (or only warns, with warn-only=on).
+ * port from before the enclave starts (the enclave does not start until
+ * it listens), answers the enclave once and frees the port.  A connection
+ * from any other CID (a local process, another enclave) is closed and
+ * ignored.  If no heartbeat arrives in time, or a wrong one does, the
+ * enclave failed to boot: the machine reports a guest panic (or, with
+ * warn-only=on, the device warns and keeps listening for a late one).
  *
- * Only one process can hold the port: a launcher that holds it is waited
- * for, up to port-wait seconds.
+ * Only one process can hold the port: while another launcher holds it,
+ * the device retries from a timer, up to port-wait seconds; QEMU stays
+ * responsive and the enclave starts once the port is free.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -22,18 +25,16 @@
 #include "qemu/sockets.h"
 #include "qemu/timer.h"
 #include "qemu/units.h"
-#include "hw/boards.h"
 #include "hw/qdev-properties.h"
-#include "hw/nitro/machine.h"
 #include "hw/nitro/vsock-bus.h"
-#include "system/runstate.h"
 #include <linux/vm_sockets.h>
 #include "trace.h"
 
-#define TYPE_NITRO_HEARTBEAT "nitro-heartbeat"
 OBJECT_DECLARE_SIMPLE_TYPE(NitroHeartbeat, NITRO_HEARTBEAT)
 
 #define NITRO_HEARTBEAT_BYTE 0xB7
+/* How often to retry binding a port that another launcher holds */
+#define NITRO_HEARTBEAT_BIND_RETRY_MS 100
 
 struct NitroHeartbeat {
     NitroVsockDevice parent_obj;
@@ -46,36 +47,48 @@ struct NitroHeartbeat {
 
     int listen_fd;
     int conn_fd;
-    QEMUTimer *timer;
+    uint64_t cid;       /* of the enclave, 0 before it starts */
+    bool answered;
+    int64_t bind_deadline_ms;
+    QEMUTimer *bind_timer;
+    QEMUTimer *timer;   /* the heartbeat's deadline */
     uint64_t wait_s;    /* the timeout in force, seconds */
 };
 
-/* Free the port and forget the connection. */
-static void nitro_heartbeat_close(NitroHeartbeat *s)
+static void nitro_heartbeat_close_conn(NitroHeartbeat *s)
 {
     if (s->conn_fd >= 0) {
         qemu_set_fd_handler(s->conn_fd, NULL, NULL, NULL);
         close(s->conn_fd);
         s->conn_fd = -1;
     }
+}
+
+/* Free the port, forget the connection, stop waiting. */
+static void nitro_heartbeat_close(NitroHeartbeat *s)
+{
+    nitro_heartbeat_close_conn(s);
     if (s->listen_fd >= 0) {
         qemu_set_fd_handler(s->listen_fd, NULL, NULL, NULL);
         close(s->listen_fd);
         s->listen_fd = -1;
     }
     timer_del(s->timer);
+    timer_del(s->bind_timer);
 }
 
 static void nitro_heartbeat_failed(NitroHeartbeat *s, const char *why)
 {
-    nitro_heartbeat_close(s);
     trace_nitro_heartbeat_failed(why);
     if (s->warn_only) {
-        warn_report("Nitro Enclaves: the enclave did not boot: %s", why);
+        /* Keep listening: a late heartbeat is still answered */
+        nitro_heartbeat_close_conn(s);
+        warn_report("Nitro Enclaves: the enclave has not booted yet: %s; "
+                    "still listening (warn-only=on)", why);
         return;
     }
-    error_report("Nitro Enclaves: the enclave did not boot: %s", why);
-    qemu_system_shutdown_request_with_code(SHUTDOWN_CAUSE_GUEST_PANIC, 1);
+    nitro_heartbeat_close(s);
+    nitro_vsock_device_failed(NITRO_VSOCK_DEVICE(s), why);
 }
 
 static void nitro_heartbeat_timeout(void *opaque)
@@ -111,6 +124,7 @@ static void nitro_heartbeat_read(void *opaque)
         nitro_heartbeat_failed(s, "it closed the heartbeat connection");
         return;
     }
+    s->answered = true;
     nitro_heartbeat_close(s);
     trace_nitro_heartbeat_answered(s->port);
 }
@@ -118,13 +132,16 @@ static void nitro_heartbeat_read(void *opaque)
 static void nitro_heartbeat_accept(void *opaque)
 {
     NitroHeartbeat *s = opaque;
-    int fd = qemu_accept(s->listen_fd, NULL, NULL);
+    struct sockaddr_vm peer = { 0 };
+    socklen_t len = sizeof(peer);
+    int fd = qemu_accept(s->listen_fd, (struct sockaddr *)&peer, &len);
 
     if (fd < 0) {
         return;
     }
-    if (s->conn_fd >= 0) {
-        /* Only the enclave's init says hello, once */
+    /* Only the enclave's init says hello, once */
+    if (!s->cid || peer.svm_cid != s->cid || s->conn_fd >= 0) {
+        trace_nitro_heartbeat_foreign(peer.svm_cid, peer.svm_port, s->cid);
         close(fd);
         return;
     }
@@ -137,24 +154,41 @@ static void nitro_heartbeat_accept(void *opaque)
 }
 
 /* nitro-cli's rule: 90 s per 6 GiB of image plus 90 s per 100 GiB of RAM */
-static uint64_t nitro_heartbeat_default_timeout(void)
+static uint64_t nitro_heartbeat_default_timeout(NitroHeartbeat *s)
 {
-    MachineState *ms = MACHINE(qdev_get_machine());
-    uint64_t image = nitro_machine_image_size(NITRO_MACHINE(ms));
+    NitroVsockBridge *b = nitro_vsock_device_bridge(NITRO_VSOCK_DEVICE(s));
 
-    return 90 * DIV_ROUND_UP(image, 6 * GiB) +
-           90 * DIV_ROUND_UP(ms->ram_size, 100 * GiB);
+    return 90 * DIV_ROUND_UP(b->image_size, 6 * GiB) +
+           90 * DIV_ROUND_UP(b->ram_size, 100 * GiB);
 }
 
-static bool nitro_heartbeat_enclave_started(NitroVsockDevice *dev,
-                                            uint64_t cid, Error **errp)
+static void nitro_heartbeat_enclave_started(NitroVsockDevice *dev,
+                                            uint64_t cid)
 {
     NitroHeartbeat *s = NITRO_HEARTBEAT(dev);
 
-    s->wait_s = s->timeout ?: nitro_heartbeat_default_timeout();
+    s->cid = cid;
+    s->wait_s = s->timeout ?: nitro_heartbeat_default_timeout(s);
     trace_nitro_heartbeat_wait(cid, s->wait_s);
-    timer_mod(s->timer, qemu_clock_get_ns(QEMU_CLOCK_HOST) +
-              s->wait_s * NANOSECONDS_PER_SECOND);
+    timer_mod(s->timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
+              s->wait_s * 1000);
+}
+
+static void nitro_heartbeat_enclave_stopped(NitroVsockDevice *dev)
+{
+    nitro_heartbeat_close(NITRO_HEARTBEAT(dev));
+}
+
+static bool nitro_heartbeat_ready(NitroVsockDevice *dev, Error **errp)
+{
+    NitroHeartbeat *s = NITRO_HEARTBEAT(dev);
+
+    if (s->listen_fd < 0 && !s->answered) {
+        error_setg(errp, "vsock port %u is held by another enclave "
+                   "launcher: the enclave starts once it is free (waiting "
+                   "up to %u s, port-wait)", s->port, s->port_wait);
+        return false;
+    }
     return true;
 }
 
@@ -167,54 +201,46 @@ static bool nitro_heartbeat_port_taken_here(NitroHeartbeat *s)
         Object *o = OBJECT(kid->child);
 
         if (o != OBJECT(s) && object_dynamic_cast(o, TYPE_NITRO_HEARTBEAT) &&
-            NITRO_HEARTBEAT(o)->port == s->port &&
-            NITRO_HEARTBEAT(o)->listen_fd >= 0) {
+            NITRO_HEARTBEAT(o)->port == s->port) {
             return true;
         }
     }
     return false;
 }
 
-/* Bind the port, waiting for another launcher that holds it. */
-static int nitro_heartbeat_listen(NitroHeartbeat *s, Error **errp)
+/*
+ * Listen on the port: returns the fd, or -1 with @errp set, or -1 with
+ * *@busy set when another process holds the port.
+ */
+static int nitro_heartbeat_listen(NitroHeartbeat *s, bool *busy,
+                                  Error **errp)
 {
+    ERRP_GUARD();
     struct sockaddr_vm addr = {
         .svm_family = AF_VSOCK,
         .svm_cid = VMADDR_CID_ANY,
         .svm_port = s->port,
     };
-    int64_t deadline = g_get_monotonic_time() +
-                       (int64_t)s->port_wait * G_USEC_PER_SEC;
-    bool warned = false;
     int fd = qemu_socket(AF_VSOCK, SOCK_STREAM, 0);
 
+    *busy = false;
     if (fd < 0) {
         error_setg_errno(errp, errno, "cannot create a vsock socket");
         error_append_hint(errp, "Is the vsock_loopback or vhost_vsock "
                           "module loaded?\n");
         return -1;
     }
-    while (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-        if (errno != EADDRINUSE || g_get_monotonic_time() >= deadline) {
+    if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+        if (errno == EADDRINUSE) {
+            *busy = true;
+        } else {
             error_setg_errno(errp, errno, "cannot listen on vsock port %u",
                              s->port);
-            if (errno == EADDRINUSE) {
-                error_append_hint(errp, "Another enclave launcher kept the "
-                                  "port for more than %u s (port-wait).\n",
-                                  s->port_wait);
-            }
-            close(fd);
-            return -1;
         }
-        if (!warned) {
-            warn_report("Nitro Enclaves: vsock port %u is held by another "
-                        "enclave launcher; waiting up to %u s for it",
-                        s->port, s->port_wait);
-            warned = true;
-        }
-        g_usleep(100 * 1000);
+        close(fd);
+        return -1;
     }
-    if (listen(fd, 1) < 0) {
+    if (listen(fd, 4) < 0) {
         error_setg_errno(errp, errno, "cannot listen on vsock port %u",
                          s->port);
         close(fd);
@@ -224,12 +250,41 @@ static int nitro_heartbeat_listen(NitroHeartbeat *s, Error **errp)
         close(fd);
         return -1;
     }
+    trace_nitro_heartbeat_listen(s->port);
     return fd;
+}
+
+/* Retry a port that another launcher holds, until port-wait runs out. */
+static void nitro_heartbeat_bind_retry(void *opaque)
+{
+    NitroHeartbeat *s = opaque;
+    int64_t now = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+    Error *err = NULL;
+    bool busy;
+
+    s->listen_fd = nitro_heartbeat_listen(s, &busy, &err);
+    if (s->listen_fd >= 0) {
+        qemu_set_fd_handler(s->listen_fd, nitro_heartbeat_accept, NULL, s);
+        nitro_vsock_device_ready(NITRO_VSOCK_DEVICE(s));
+        return;
+    }
+    if (busy && now < s->bind_deadline_ms) {
+        timer_mod(s->bind_timer, now + NITRO_HEARTBEAT_BIND_RETRY_MS);
+        return;
+    }
+    if (busy) {
+        error_setg(&err, "cannot listen on vsock port %u: another enclave "
+                   "launcher kept it for more than %u s (port-wait)",
+                   s->port, s->port_wait);
+    }
+    nitro_vsock_device_error(NITRO_VSOCK_DEVICE(s), err);
 }
 
 static void nitro_heartbeat_realize(DeviceState *dev, Error **errp)
 {
+    ERRP_GUARD();
     NitroHeartbeat *s = NITRO_HEARTBEAT(dev);
+    bool busy;
 
     if (nitro_heartbeat_port_taken_here(s)) {
         error_setg(errp, "another nitro-heartbeat already listens on vsock "
@@ -238,13 +293,24 @@ static void nitro_heartbeat_realize(DeviceState *dev, Error **errp)
                           "its own nitro-heartbeat.\n");
         return;
     }
-    s->listen_fd = nitro_heartbeat_listen(s, errp);
-    if (s->listen_fd < 0) {
+    s->timer = timer_new_ms(QEMU_CLOCK_REALTIME, nitro_heartbeat_timeout, s);
+    s->bind_timer = timer_new_ms(QEMU_CLOCK_REALTIME,
+                                 nitro_heartbeat_bind_retry, s);
+    s->listen_fd = nitro_heartbeat_listen(s, &busy, errp);
+    if (s->listen_fd >= 0) {
+        qemu_set_fd_handler(s->listen_fd, nitro_heartbeat_accept, NULL, s);
         return;
     }
-    qemu_set_fd_handler(s->listen_fd, nitro_heartbeat_accept, NULL, s);
-    s->timer = timer_new_ns(QEMU_CLOCK_HOST, nitro_heartbeat_timeout, s);
-    trace_nitro_heartbeat_listen(s->port);
+    if (!busy) {
+        return;
+    }
+    warn_report("Nitro Enclaves: vsock port %u is held by another enclave "
+                "launcher; the enclave starts once it is free (waiting up "
+                "to %u s)", s->port, s->port_wait);
+    s->bind_deadline_ms = qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
+                          s->port_wait * 1000LL;
+    timer_mod(s->bind_timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
+              NITRO_HEARTBEAT_BIND_RETRY_MS);
 }
 
 static void nitro_heartbeat_unrealize(DeviceState *dev)
@@ -253,6 +319,7 @@ static void nitro_heartbeat_unrealize(DeviceState *dev)
 
     nitro_heartbeat_close(s);
     timer_free(s->timer);
+    timer_free(s->bind_timer);
 }
 
 static void nitro_heartbeat_init(Object *obj)
@@ -280,7 +347,9 @@ static void nitro_heartbeat_class_init(ObjectClass *oc, const void *data)
     dc->unrealize = nitro_heartbeat_unrealize;
     dc->hotpluggable = false;
     device_class_set_props(dc, nitro_heartbeat_properties);
+    vc->ready = nitro_heartbeat_ready;
     vc->enclave_started = nitro_heartbeat_enclave_started;
+    vc->enclave_stopped = nitro_heartbeat_enclave_stopped;
 }
 
 static const TypeInfo nitro_heartbeat_info = {

@@ -52,6 +52,7 @@ static bool nitro_read_count(const char *dir, const char *name,
 static bool nitro_check_free_hugepages(uint64_t page_size, uint64_t size,
                                        Error **errp)
 {
+    ERRP_GUARD();
     g_autofree char *dir = g_strdup_printf("%s/hugepages-%" PRIu64 "kB",
                                            HUGEPAGES_SYSFS, page_size / KiB);
     g_autofree char *psize = size_to_str(page_size);
@@ -89,6 +90,7 @@ static bool nitro_check_free_hugepages(uint64_t page_size, uint64_t size,
 static bool nitro_ram_check_size(uint64_t size, uint64_t page_size,
                                  Error **errp)
 {
+    ERRP_GUARD();
     g_autofree char *ssize = size_to_str(size);
     g_autofree char *psize = size_to_str(page_size);
 
@@ -136,6 +138,7 @@ bool nitro_ram_create_default(MachineState *ms, uint64_t page_size,
 
 bool nitro_ram_check(MachineState *ms, Error **errp)
 {
+    ERRP_GUARD();
     uint64_t page_size = qemu_ram_pagesize(ms->ram->ram_block);
 
     if (page_size < NITRO_MEM_ALIGN || page_size % NITRO_MEM_ALIGN) {

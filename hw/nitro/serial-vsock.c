@@ -3,12 +3,14 @@
  *
  * An enclave started in debug mode serves its serial console (ttyS0) on
  * vsock, at the hypervisor (CID 0), port enclave CID + 10000.  Once the
- * enclave has started this device connects there, retrying for
- * connect-timeout seconds (nitro-cli gives it 20), and copies the stream
- * to a chardev (-serial, -nographic or -chardev).  While the chardev is
- * not open (a socket chardev without a client) the device stops reading,
- * so the bytes wait in the vsock connection instead of being lost.  When
- * the enclave stops, the console ends (EOF) and QEMU goes on.
+ * enclave has started this device connects there without blocking,
+ * retrying for connect-timeout seconds (nitro-cli gives it 20), and
+ * copies the stream to a chardev (-serial, -nographic or -chardev).
+ * While the chardev is not open (a socket chardev without a client) the
+ * device stops reading, so the bytes wait in the vsock connection instead
+ * of being lost.  When the enclave stops, the console ends (EOF); until
+ * then the device is "draining" and QEMU waits for it before it exits,
+ * so that every byte the enclave sent reaches the chardev.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -23,11 +25,9 @@
 #include "hw/qdev-properties.h"
 #include "hw/qdev-properties-system.h"
 #include "hw/nitro/vsock-bus.h"
-#include "system/nitro-accel.h"
 #include <linux/vm_sockets.h>
 #include "trace.h"
 
-#define TYPE_NITRO_SERIAL_VSOCK "nitro-serial-vsock"
 OBJECT_DECLARE_SIMPLE_TYPE(NitroSerialVsock, NITRO_SERIAL_VSOCK)
 
 #define NITRO_CONSOLE_PORT_BASE 10000
@@ -43,11 +43,10 @@ struct NitroSerialVsock {
 
     uint32_t port;
     int fd;
+    bool connecting;            /* fd: a connect in progress */
     int64_t deadline_ms;
     QEMUTimer *timer;
 };
-
-static void nitro_serial_read(void *opaque);
 
 static void nitro_serial_close(NitroSerialVsock *s)
 {
@@ -56,6 +55,7 @@ static void nitro_serial_close(NitroSerialVsock *s)
         close(s->fd);
         s->fd = -1;
     }
+    s->connecting = false;
 }
 
 static void nitro_serial_read(void *opaque)
@@ -83,47 +83,19 @@ static void nitro_serial_read(void *opaque)
     qemu_chr_fe_write_all(&s->chr, buf, n);
 }
 
-static bool nitro_serial_connect(NitroSerialVsock *s)
+static void nitro_serial_connected(NitroSerialVsock *s)
 {
-    struct sockaddr_vm addr = {
-        .svm_family = AF_VSOCK,
-        .svm_cid = NITRO_CID_HYPERVISOR,
-        .svm_port = s->port,
-    };
-    int fd = qemu_socket(AF_VSOCK, SOCK_STREAM, 0);
-
-    if (fd < 0) {
-        return false;
-    }
-    if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
-        !qemu_set_blocking(fd, false, NULL)) {
-        trace_nitro_serial_connect_failed(s->port, errno);
-        close(fd);
-        return false;
-    }
-    s->fd = fd;
+    s->connecting = false;
     trace_nitro_serial_connected(s->port);
-    qemu_set_fd_handler(fd, nitro_serial_read, NULL, s);
-    return true;
+    qemu_set_fd_handler(s->fd, nitro_serial_read, NULL, s);
 }
 
-static void nitro_serial_timer(void *opaque)
+static void nitro_serial_retry(NitroSerialVsock *s, int err)
 {
-    NitroSerialVsock *s = opaque;
     int64_t now = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
 
-    if (s->fd >= 0) {
-        /* Waiting for the chardev to open */
-        if (qemu_chr_fe_backend_open(&s->chr)) {
-            qemu_set_fd_handler(s->fd, nitro_serial_read, NULL, s);
-        } else {
-            timer_mod(s->timer, now + NITRO_CONSOLE_RETRY_MS);
-        }
-        return;
-    }
-    if (nitro_serial_connect(s)) {
-        return;
-    }
+    trace_nitro_serial_connect_failed(s->port, err);
+    nitro_serial_close(s);
     if (now >= s->deadline_ms) {
         warn_report("Nitro Enclaves: no debug console: nothing listens on "
                     "vsock (%u, %u) after %u s", NITRO_CID_HYPERVISOR,
@@ -133,21 +105,94 @@ static void nitro_serial_timer(void *opaque)
     timer_mod(s->timer, now + NITRO_CONSOLE_RETRY_MS);
 }
 
-static bool nitro_serial_enclave_started(NitroVsockDevice *dev, uint64_t cid,
-                                         Error **errp)
+/* The socket of a connect in progress is writable: connected, or not. */
+static void nitro_serial_connect_done(void *opaque)
+{
+    NitroSerialVsock *s = opaque;
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) {
+        err = errno;
+    }
+    if (err) {
+        nitro_serial_retry(s, err);
+        return;
+    }
+    nitro_serial_connected(s);
+}
+
+static void nitro_serial_connect(NitroSerialVsock *s)
+{
+    struct sockaddr_vm addr = {
+        .svm_family = AF_VSOCK,
+        .svm_cid = NITRO_CID_HYPERVISOR,
+        .svm_port = s->port,
+    };
+
+    s->fd = qemu_socket(AF_VSOCK, SOCK_STREAM, 0);
+    if (s->fd < 0 || !qemu_set_blocking(s->fd, false, NULL)) {
+        nitro_serial_retry(s, errno);
+        return;
+    }
+    if (connect(s->fd, (struct sockaddr *)&addr, sizeof(addr)) == 0) {
+        nitro_serial_connected(s);
+    } else if (errno == EINPROGRESS || errno == EAGAIN) {
+        s->connecting = true;
+        qemu_set_fd_handler(s->fd, NULL, nitro_serial_connect_done, s);
+    } else {
+        nitro_serial_retry(s, errno);
+    }
+}
+
+static void nitro_serial_timer(void *opaque)
+{
+    NitroSerialVsock *s = opaque;
+
+    if (s->fd < 0) {
+        nitro_serial_connect(s);
+    } else if (qemu_chr_fe_backend_open(&s->chr)) {
+        qemu_set_fd_handler(s->fd, nitro_serial_read, NULL, s);
+    } else {
+        /* Waiting for the chardev to open */
+        timer_mod(s->timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
+                  NITRO_CONSOLE_RETRY_MS);
+    }
+}
+
+static void nitro_serial_enclave_started(NitroVsockDevice *dev, uint64_t cid)
 {
     NitroSerialVsock *s = NITRO_SERIAL_VSOCK(dev);
 
     s->port = cid + NITRO_CONSOLE_PORT_BASE;
     s->deadline_ms = qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
                      s->connect_timeout * 1000LL;
-    nitro_serial_timer(s);
-    return true;
+    nitro_serial_connect(s);
+}
+
+/* The enclave is gone: no new connection, but read the rest to EOF. */
+static void nitro_serial_enclave_stopped(NitroVsockDevice *dev)
+{
+    NitroSerialVsock *s = NITRO_SERIAL_VSOCK(dev);
+
+    if (s->fd < 0 || s->connecting) {
+        nitro_serial_close(s);
+        timer_del(s->timer);
+    }
+}
+
+static bool nitro_serial_draining(NitroVsockDevice *dev)
+{
+    NitroSerialVsock *s = NITRO_SERIAL_VSOCK(dev);
+
+    return s->fd >= 0 && !s->connecting;
 }
 
 static void nitro_serial_realize(DeviceState *dev, Error **errp)
 {
+    ERRP_GUARD();
     NitroSerialVsock *s = NITRO_SERIAL_VSOCK(dev);
+    NitroVsockBridge *bridge;
 
     if (!qemu_chr_fe_backend_connected(&s->chr)) {
         error_setg(errp, "nitro-serial-vsock needs a chardev");
@@ -155,7 +200,8 @@ static void nitro_serial_realize(DeviceState *dev, Error **errp)
                           "with a -chardev of that id.\n");
         return;
     }
-    if (!nitro_debug_mode()) {
+    bridge = nitro_vsock_device_bridge(NITRO_VSOCK_DEVICE(s));
+    if (!bridge->debug_mode) {
         error_setg(errp, "an enclave has a console only in debug mode");
         error_append_hint(errp, "Use -accel nitro,debug-mode=on.\n");
         return;
@@ -193,6 +239,8 @@ static void nitro_serial_class_init(ObjectClass *oc, const void *data)
     dc->hotpluggable = false;
     device_class_set_props(dc, nitro_serial_properties);
     vc->enclave_started = nitro_serial_enclave_started;
+    vc->enclave_stopped = nitro_serial_enclave_stopped;
+    vc->draining = nitro_serial_draining;
 }
 
 static const TypeInfo nitro_serial_info = {

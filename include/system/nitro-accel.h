@@ -1,10 +1,13 @@
 /*
  * AWS Nitro Enclaves accelerator: the interface of -accel nitro for the
- * nitro machine and its devices
+ * nitro machine
  *
- * The accelerator owns the enclave slot of /dev/nitro_enclaves: it opens
- * the device when the machine is set up, donates guest RAM and vCPUs and
- * starts the enclave once the machine is complete.
+ * The accelerator owns the enclave: the slot of /dev/nitro_enclaves, the
+ * requested and the actual CID, and the enclave's state, which follows
+ * QEMU's run state.  It prepares the enclave when the machine is complete
+ * (guest RAM and vCPUs donated, image loaded by the machine), starts it
+ * when the guest first runs (at start-up, or at "cont" after -S), and
+ * refuses what an enclave cannot do (pause, reset, migrate, be read).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -29,6 +32,8 @@ extern bool nitro_allowed;
 #define nitro_enabled() 0
 #endif
 
+#define TYPE_NITRO_ACCEL ACCEL_CLASS_NAME("nitro")
+
 /* The smallest enclave the driver accepts */
 #define NITRO_MIN_MEM_SIZE      (64 * MiB)
 /* Memory regions are donated in multiples of this */
@@ -46,27 +51,10 @@ uint64_t nitro_image_offset(void);
 /**
  * nitro_enclave_cid:
  *
- * Returns: the vsock CID of the running enclave, 0 before it started.
+ * Returns: the vsock CID of the enclave once it has started (it stays
+ * readable after the enclave stopped), 0 before.
  */
 uint64_t nitro_enclave_cid(void);
-
-/**
- * NitroStartedFunc:
- * @cid: the vsock CID of the enclave, which now runs
- * @opaque: the pointer given to nitro_set_started_handler()
- * @errp: pointer to a NULL-initialized error object
- *
- * Returns: true on success; false with @errp set stops QEMU.
- */
-typedef bool NitroStartedFunc(uint64_t cid, void *opaque, Error **errp);
-
-/**
- * nitro_set_started_handler:
- *
- * Have @fn called once the enclave has started (the machine uses it to
- * hand the CID to its vsock devices).
- */
-void nitro_set_started_handler(NitroStartedFunc *fn, void *opaque);
 
 /**
  * nitro_debug_mode:
@@ -74,5 +62,51 @@ void nitro_set_started_handler(NitroStartedFunc *fn, void *opaque);
  * Returns: whether the enclave is (to be) started in debug mode.
  */
 bool nitro_debug_mode(void);
+
+/**
+ * NitroEnclaveOps:
+ * What the accelerator asks of the machine along the enclave's life.
+ *
+ * @prepare: the machine is complete; check that the enclave can start
+ * (false with @errp set stops QEMU at start-up)
+ * @can_start: may the enclave start now?  False with @errp set if not
+ * yet (its devices are not ready)
+ * @started: the enclave runs with vsock CID @cid
+ * @stopped: the enclave has stopped, failed or is being terminated
+ * @draining: the enclave has stopped; true while its console still has
+ * bytes to copy, which QEMU waits for (a bounded time) before it exits
+ */
+typedef struct NitroEnclaveOps {
+    bool (*prepare)(void *opaque, Error **errp);
+    bool (*can_start)(void *opaque, Error **errp);
+    void (*started)(void *opaque, uint64_t cid);
+    void (*stopped)(void *opaque);
+    bool (*draining)(void *opaque);
+} NitroEnclaveOps;
+
+/**
+ * nitro_set_enclave_ops:
+ *
+ * The machine hands its side of the enclave's life to the accelerator.
+ */
+void nitro_set_enclave_ops(const NitroEnclaveOps *ops, void *opaque);
+
+/**
+ * nitro_enclave_ready:
+ *
+ * The machine's devices, which were not ready when QEMU wanted to start
+ * the enclave (can_start failed), are now: start it.
+ */
+void nitro_enclave_ready(void);
+
+/**
+ * nitro_enclave_failed:
+ * @why: what went wrong, for the error message
+ *
+ * The enclave did not boot (its heartbeat failed): give it a moment to
+ * stop by itself, terminate it, copy the rest of its console, then
+ * report a guest panic (GUEST_PANICKED event, exit status 1).
+ */
+void nitro_enclave_failed(const char *why);
 
 #endif

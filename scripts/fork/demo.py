@@ -81,6 +81,19 @@ def wait_console(path, what, timeout=10):
         time.sleep(0.1)
 
 
+def qom_pcr(vm, n, timeout=30):
+    """PCR @n, once the machine has measured the image."""
+    deadline = time.monotonic() + timeout
+    while True:
+        res = vm.qmp('qom-get', path='/machine', property=f'pcr{n}')
+        if 'return' in res:
+            return res['return']
+        if time.monotonic() > deadline or \
+           'still measuring' not in res['error']['desc']:
+            raise RuntimeError(res['error']['desc'])
+        time.sleep(0.02)
+
+
 def parse_size(s):
     units = {'M': MiB, 'G': 1024 * MiB}
     return int(s[:-1]) * units[s[-1].upper()] if s[-1].upper() in units \
@@ -127,7 +140,7 @@ def main():
             for line in f:
                 print(f'demo: console: {line.rstrip()}')
         for i in range(3):
-            pcr = vm.cmd('qom-get', path='/machine', property=f'pcr{i}')
+            pcr = qom_pcr(vm, i)
             print(f'demo: PCR{i} {pcr}')
         accel = vm.cmd('query-accelerators')['enabled']
         print(f'demo: query-accelerators: {accel}')

@@ -117,7 +117,8 @@ def launch(workdir, args, mem):
     wrapper = ['env', f'LD_PRELOAD={BUILD}/libnitro-sim.so',
                f'NITRO_SIM_DIR={sim}', 'NITRO_SIM_HEARTBEAT=none']
     vm = QEMUMachine(os.path.join(BUILD, f'qemu-system-{ARCH}'),
-                     args=['-accel', 'nitro', '-M', 'nitro', '-m',
+                     args=['-accel', 'nitro', '-M',
+                           'nitro,external-heartbeat=on', '-m',
                            f'{mem // MiB}M', '-nodefaults'] + args,
                      wrapper=wrapper, base_temp_dir=workdir)
     t0 = time.time()

@@ -154,6 +154,13 @@ def events(sim_dir, kind):
     return [e for e in evs if e['event'] == kind]
 
 
+def qmp_or_none(virsh, command, **arguments):
+    try:
+        return virsh.qmp(command, **arguments)
+    except RuntimeError:
+        return None
+
+
 def wait_for(what, timeout=20):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -164,7 +171,7 @@ def wait_for(what, timeout=20):
     return what()
 
 
-def domain_xml(arch, emulator, eif, console, sim_lib, sim_dir):
+def domain_xml(arch, emulator, eif, console, sim_lib, sim_dir, **env):
     """The documented XML, pointed at our build and the simulator."""
     ET.register_namespace('qemu', QEMU_NS)
     tree = ET.parse(os.path.join(SRC, 'docs', 'system',
@@ -177,8 +184,8 @@ def domain_xml(arch, emulator, eif, console, sim_lib, sim_dir):
         value = arg.get('value', '')
         if value.startswith('file,id=enclave-console,'):
             arg.set('value', f'file,id=enclave-console,path={console}')
-    for name, value in (('LD_PRELOAD', sim_lib), ('NITRO_SIM_DIR', sim_dir),
-                        ('NITRO_SIM_ARCH', arch)):
+    env.update(LD_PRELOAD=sim_lib, NITRO_SIM_DIR=sim_dir, NITRO_SIM_ARCH=arch)
+    for name, value in env.items():
         ET.SubElement(cl, f'{{{QEMU_NS}}}env', name=name, value=value)
     return ET.tostring(dom, encoding='unicode')
 
@@ -247,7 +254,10 @@ def run_domain(arch, emulator, qemu_eif, sim_lib):
                         property='enclave-cid')
         if cid != start[0]['cid']:
             return False, f'CID {cid}, the simulator says {start[0]["cid"]}'
-        pcr0 = virsh.qmp('qom-get', path='/machine', property='pcr0')
+        # qom-get pcr0 fails ("still measuring") until the PCRs are ready
+        pcr0 = wait_for(lambda: qmp_or_none(virsh, 'qom-get',
+                                            path='/machine',
+                                            property='pcr0'))
         want = described['Measurements']['PCR0']
         if pcr0.lower() != want.lower():
             return False, f'PCR0 {pcr0}, qemu-eif says {want}'
@@ -266,12 +276,44 @@ def run_domain(arch, emulator, qemu_eif, sim_lib):
             return False, 'the console file has no "heartbeat ok"'
         if virsh('domstate', DOMAIN).strip() != 'running':
             return False, 'the domain is not running'
-        virsh('destroy', DOMAIN)
+
+        # What an enclave cannot do fails, and the domain runs on
+        out = virsh('suspend', DOMAIN)
+        if 'an enclave cannot be paused' not in out:
+            return False, 'virsh suspend did not fail: ' + out
+        out = virsh('save', DOMAIN, os.path.join(tmp, 'saved'))
+        if 'cannot be migrated' not in out:
+            return False, 'virsh save did not fail: ' + out
+        if virsh('domstate', DOMAIN).strip() != 'running':
+            return False, 'the domain stopped running after suspend/save'
+        if events(sim_dir, 'stop'):
+            return False, 'the enclave stopped after suspend/save'
+
+        # virsh shutdown terminates the enclave
+        virsh('shutdown', DOMAIN)
+        if not wait_for(lambda: virsh('domstate', '--reason', DOMAIN).strip()
+                        == 'shut off (shutdown)'):
+            return False, 'virsh shutdown did not end in shut off (shutdown)'
         stops = wait_for(lambda: events(sim_dir, 'stop'))
         if not stops or stops[0]['reason'] != 'fd-closed':
-            return False, f'enclave not terminated by destroy: {stops}'
+            return False, f'enclave not terminated by shutdown: {stops}'
         virsh('undefine', DOMAIN)
-        return True, f'CID {cid}, heartbeat ok, console, destroy'
+
+        # A boot failure is a crash, and <on_crash> applies
+        with open(xml, 'w') as f:
+            f.write(domain_xml(arch, emulator, eif, console, sim_lib, sim_dir,
+                               NITRO_SIM_HEARTBEAT='bad'))
+        virsh('define', xml)
+        out = virsh('start', DOMAIN)
+        if 'error:' in out:
+            return False, 'virsh start failed: ' + out
+        if not wait_for(lambda: 'crashed' in virsh('domstate', '--reason',
+                                                   DOMAIN)):
+            return False, 'a heartbeat failure did not end in crashed'
+        virsh('destroy', DOMAIN)
+        virsh('undefine', DOMAIN)
+        return True, (f'CID {cid}, heartbeat ok, console, suspend and save '
+                      'refused, shutdown, crash')
     finally:
         virsh.close()
         for pidfile in glob.glob(os.path.join(root, 'run', 'qemu', '*.pid')):

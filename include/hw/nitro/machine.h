@@ -13,7 +13,10 @@
 #define TYPE_NITRO_MACHINE MACHINE_TYPE_NAME("nitro")
 OBJECT_DECLARE_SIMPLE_TYPE(NitroMachineState, NITRO_MACHINE)
 
-/* Size in bytes of the enclave image in guest RAM */
-uint64_t nitro_machine_image_size(NitroMachineState *nms);
+/*
+ * Create the placeholder of the enclave's vCPUs that libvirt queries
+ * (x86 only), before any other device.
+ */
+bool nitro_vcpus_create(Error **errp);
 
 #endif

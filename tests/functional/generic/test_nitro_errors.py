@@ -14,8 +14,11 @@ from qemu_test.nitro import NitroTest, MiB
 
 class NitroErrors(NitroTest):
 
+    # -nodefaults, and nothing to answer the heartbeat: these enclaves
+    # are not meant to boot
     def nitro(self, *args, accel='nitro', mem='128M', smp='2'):
-        return self.run_qemu('-accel', accel, '-M', 'nitro', '-m', mem,
+        return self.run_qemu('-accel', accel, '-M',
+                             'nitro,external-heartbeat=on', '-m', mem,
                              '-smp', smp, *args)
 
     def assert_driver_untouched(self):
@@ -78,7 +81,8 @@ class NitroErrors(NitroTest):
     def test_wrong_arch_eif(self):
         other = 'x86_64' if self.target_arch == 'aarch64' else 'aarch64'
         res = self.nitro('-kernel', self.make_eif(arch=other))
-        self.assert_fails(res, f'the enclave image is for {other}')
+        self.assert_fails(res, f'app-{other}.eif is for {other}, not '
+                          f'{self.target_arch}')
         self.assert_driver_untouched()
 
     def test_image_too_big(self):
@@ -179,8 +183,11 @@ class NitroErrors(NitroTest):
     def test_pool_exhausted(self):
         self.sim_env['NITRO_SIM_CPUS'] = '2-3'
         res = self.nitro('-kernel', self.make_eif(), smp='4')
-        self.assert_fails(res, 'adding a vCPU failed')
+        self.assert_fails(res, 'adding vCPU 3 of the 4 asked with -smp '
+                          'failed')
         self.assertIn('NE_ERR_NO_CPUS_AVAIL_IN_POOL', res.stderr)
+        self.assertIn('The pool had 2 CPUs free for this enclave; -smp 4 '
+                      'asks for 4.', res.stderr)
 
     def test_smp_not_full_cores(self):
         res = self.nitro('-kernel', self.make_eif(), smp='3')
@@ -215,12 +222,14 @@ class NitroErrors(NitroTest):
         # The first enclave runs until stopped
         self.sim_env['NITRO_SIM_HEARTBEAT'] = 'none'
         image = self.make_eif()
-        self.vm.add_args('-accel', 'nitro,enclave-cid=77', '-M', 'nitro',
-                         '-m', '128M', '-nodefaults', '-kernel', image)
+        self.vm.add_args('-accel', 'nitro,enclave-cid=77', '-M',
+                         'nitro,external-heartbeat=on', '-m', '128M',
+                         '-nodefaults', '-kernel', image)
         self.vm.launch()
         res = self.nitro('-kernel', image, accel='nitro,enclave-cid=77')
-        self.assert_fails(res, 'starting the enclave failed')
-        self.assertIn('Address already in use', res.stderr)
+        self.assert_fails(res, 'starting the enclave failed: CID 77 is '
+                          'already used by another enclave or VM')
+        self.assertIn('Choose another enclave-cid', res.stderr)
 
 
 if __name__ == '__main__':

@@ -52,7 +52,7 @@ class NitroLaunch(NitroTest):
 
     def check_pcrs(self, eif, described=None):
         for i in range(3):
-            got = self.qom(f'pcr{i}')
+            got = self.qom_pcr(self.vm, i)['return']
             self.assertEqual(got, eif[f'pcr{i}'])
             if described:
                 self.assertEqual(got, described['Measurements'][f'PCR{i}'])

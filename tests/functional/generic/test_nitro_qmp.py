@@ -11,7 +11,7 @@ import asyncio
 import os
 import subprocess
 
-from qemu.qmp import QMPClient
+from qemu.qmp import ExecuteError, QMPClient
 
 from qemu_test.nitro import NitroTest
 
@@ -79,9 +79,20 @@ class NitroQMP(NitroTest):
 
         want = self.describe(self.eif)['Measurements']
         for pcr in ('pcr0', 'pcr1', 'pcr2'):
-            got = await qmp.execute('qom-get', {
-                'path': '/machine', 'property': pcr})
+            got = await self.measured(qmp, pcr)
             self.assertEqual(got, want[pcr.upper()].lower(), pcr)
+
+    async def measured(self, qmp, pcr):
+        """qom-get @pcr, which fails while the image is being measured"""
+        for _ in range(1500):
+            try:
+                return await qmp.execute('qom-get', {
+                    'path': '/machine', 'property': pcr})
+            except ExecuteError as e:
+                if 'still measuring' not in str(e):
+                    raise
+            await asyncio.sleep(0.02)
+        self.fail(f'{pcr} still measured after 30 s')
 
     def test_qmp_client(self):
         self.sim_env['NITRO_SIM_LIFETIME_MS'] = '2000'

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 
 from qemu.machine import QEMUMachine
 
@@ -142,6 +143,16 @@ class NitroTest(QemuSystemTest):
 
     def ioctls(self, cmd):
         return [e for e in self.events('ioctl') if e['cmd'] == cmd]
+
+    def qom_pcr(self, vm, n, timeout=30):
+        """PCR @n of the machine in @vm, once measured."""
+        deadline = time.monotonic() + timeout
+        while True:
+            res = vm.qmp('qom-get', path='/machine', property=f'pcr{n}')
+            if 'return' in res or time.monotonic() > deadline or \
+               'still measuring' not in res['error']['desc']:
+                return res
+            time.sleep(0.02)
 
     def assert_fails(self, res, message):
         self.assertEqual(res.returncode, 1, res.stderr)

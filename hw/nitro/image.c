@@ -1,0 +1,206 @@
+/*
+ * AWS Nitro Enclaves machine: put the enclave image into guest RAM
+ *
+ * The driver wants the EIF at an offset of enclave memory (the guest RAM
+ * blocks, main RAM first).  -kernel is either an EIF, read straight into
+ * guest RAM and validated there, or a Linux kernel that is wrapped with
+ * -initrd and -append into an EIF for the target's architecture, built
+ * straight into guest RAM.  Both checks that the image is for this
+ * QEMU's architecture before the hypervisor sees it.
+ *
+ * Loading a big image is bound by memory: it is read into RAM on several
+ * cores, or built there with another thread faulting in the huge pages
+ * ahead of the writer (machine-ram.c).
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "qemu/units.h"
+#include "qemu/target-info.h"
+#include "hw/boards.h"
+#include "system/memory.h"
+#include "system/nitro-accel.h"
+#include "elf.h"
+#include "image.h"
+#include "machine-ram.h"
+#include "trace.h"
+
+EifArch nitro_image_arch(void)
+{
+    return target_aarch64() ? EIF_ARCH_AARCH64 : EIF_ARCH_X86_64;
+}
+
+static bool nitro_image_check_arch(const char *path, EifArch arch,
+                                   Error **errp)
+{
+    ERRP_GUARD();
+
+    if (arch != nitro_image_arch()) {
+        error_setg(errp, "%s is for %s, not %s", path, eif_arch_name(arch),
+                   eif_arch_name(nitro_image_arch()));
+        error_append_hint(errp, "Run it with qemu-system-%s.\n",
+                          eif_arch_name(arch));
+        return false;
+    }
+    return true;
+}
+
+/*
+ * The architecture of a Linux kernel image, when it says: an x86 bzImage
+ * ("HdrS" at 0x202), an arm64 Image ("ARM\x64" at 0x38), or an ELF
+ * vmlinux.  Returns false when the format is not recognised.
+ */
+static bool nitro_image_kernel_arch(int fd, EifArch *arch)
+{
+    uint8_t hdr[0x210];
+    Elf64_Ehdr *ehdr = (Elf64_Ehdr *)hdr;
+
+    if (pread(fd, hdr, sizeof(hdr), 0) != sizeof(hdr)) {
+        return false;
+    }
+    if (!memcmp(hdr + 0x202, "HdrS", 4)) {
+        *arch = EIF_ARCH_X86_64;
+        return true;
+    }
+    if (!memcmp(hdr + 0x38, "ARM\x64", 4)) {
+        *arch = EIF_ARCH_AARCH64;
+        return true;
+    }
+    if (!memcmp(hdr, ELFMAG, SELFMAG) && hdr[EI_CLASS] == ELFCLASS64) {
+        uint16_t machine = hdr[EI_DATA] == ELFDATA2MSB ?
+                           be16_to_cpu(ehdr->e_machine) :
+                           le16_to_cpu(ehdr->e_machine);
+
+        if (machine == EM_X86_64 || machine == EM_AARCH64) {
+            *arch = machine == EM_X86_64 ? EIF_ARCH_X86_64 : EIF_ARCH_AARCH64;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Read the EIF @fd into @dst, then validate it there. */
+static bool nitro_image_load_eif(MachineState *ms, int fd, void *dst,
+                                 uint64_t capacity, EifInfo *info,
+                                 Error **errp)
+{
+    ERRP_GUARD();
+    uint32_t crc;
+    off_t size;
+
+    if (ms->initrd_filename || (ms->kernel_cmdline && *ms->kernel_cmdline)) {
+        error_setg(errp, "-initrd and -append cannot be used with an EIF "
+                   "-kernel");
+        error_append_hint(errp, "The EIF carries its ramdisks and command "
+                          "line; -initrd and -append are for a Linux "
+                          "kernel image.\n");
+        return false;
+    }
+    size = lseek(fd, 0, SEEK_END);
+    if (size < 0) {
+        error_setg_errno(errp, errno, "%s: cannot find its size",
+                         ms->kernel_filename);
+        return false;
+    }
+    if (size > capacity) {
+        error_setg(errp, "%s: image of %" PRId64 " bytes does not fit in "
+                   "%" PRIu64 " bytes", ms->kernel_filename, (int64_t)size,
+                   capacity);
+        error_append_hint(errp, "Give the enclave more memory with -m: the "
+                          "image starts %" PRIu64 " MiB into RAM.\n",
+                          (ms->ram_size - capacity) / MiB);
+        return false;
+    }
+    if (!nitro_ram_load_file(dst, fd, size, EIF_HEADER_SIZE, &crc, errp) ||
+        !eif_validate_crc(dst, size, crc, info, errp)) {
+        error_prepend(errp, "%s: ", ms->kernel_filename);
+        return false;
+    }
+    return nitro_image_check_arch(ms->kernel_filename, info->arch, errp);
+}
+
+/* Wrap the kernel, -initrd and -append into an EIF at @dst. */
+static bool nitro_image_build_eif(MachineState *ms, int fd, NitroImage *img,
+                                  void *dst, uint64_t capacity, Error **errp)
+{
+    ERRP_GUARD();
+    EifArch arch;
+    NitroRamPopulate pop;
+    uint64_t want;
+    int64_t size;
+
+    if (!ms->initrd_filename || !*ms->initrd_filename) {
+        error_setg(errp, "%s is not an EIF, and a Linux kernel needs "
+                   "-initrd", ms->kernel_filename);
+        error_append_hint(errp, "Give the enclave's init ramdisk(s) with "
+                          "-initrd file[:file...], or use an EIF made with "
+                          "qemu-eif or nitro-cli build-enclave.\n");
+        return false;
+    }
+    if (nitro_image_kernel_arch(fd, &arch) &&
+        !nitro_image_check_arch(ms->kernel_filename, arch, errp)) {
+        return false;
+    }
+    img->initrds = g_strsplit(ms->initrd_filename, ":", -1);
+    img->build = (EifBuildParams) {
+        .arch = nitro_image_arch(),
+        .kernel = ms->kernel_filename,
+        .cmdline = ms->kernel_cmdline && *ms->kernel_cmdline ?
+                   ms->kernel_cmdline : eif_default_cmdline(nitro_image_arch()),
+        .initrds = (const char *const *)img->initrds,
+        .nr_initrds = g_strv_length(img->initrds),
+    };
+
+    if (!eif_build_size(&img->build, &want, errp)) {
+        return false;
+    }
+    nitro_ram_populate_start(&pop, dst, MIN(want, capacity));
+    size = eif_build(&img->build, dst, capacity, &img->info, errp);
+    nitro_ram_populate_wait(&pop);
+    return size >= 0;
+}
+
+bool nitro_image_load(MachineState *ms, NitroImage *img, Error **errp)
+{
+    ERRP_GUARD();
+    uint64_t offset = nitro_image_offset();
+    uint8_t *dst = (uint8_t *)memory_region_get_ram_ptr(ms->ram) + offset;
+    char magic[4];
+    int fd;
+    bool ok;
+
+    if (!ms->kernel_filename) {
+        error_setg(errp, "no enclave image");
+        error_append_hint(errp, "Give an EIF with -kernel app.eif, or a "
+                          "Linux kernel with -kernel, -initrd and "
+                          "-append.\n");
+        return false;
+    }
+    if (offset >= ms->ram_size) {
+        error_setg(errp, "the driver wants the image at offset %" PRIu64
+                   " of %" PRIu64 " bytes of RAM", offset, ms->ram_size);
+        return false;
+    }
+    fd = qemu_open(ms->kernel_filename, O_RDONLY, errp); /* NITRO-MERGE */
+    if (fd < 0) {
+        return false;
+    }
+    img->build.kernel = ms->kernel_filename;
+    img->is_eif = pread(fd, magic, sizeof(magic), 0) == sizeof(magic) &&
+                  !memcmp(magic, EIF_MAGIC, sizeof(magic));
+    if (img->is_eif) {
+        ok = nitro_image_load_eif(ms, fd, dst, ms->ram_size - offset,
+                                  &img->info, errp);
+    } else {
+        ok = nitro_image_build_eif(ms, fd, img, dst, ms->ram_size - offset,
+                                   errp);
+    }
+    close(fd);
+    if (ok) {
+        trace_nitro_image(offset, img->info.size,
+                          eif_arch_name(img->info.arch));
+    }
+    return ok;
+}

@@ -1,0 +1,176 @@
+/*
+ * AWS Nitro Enclaves machine: the measurements (PCRs) of the image
+ *
+ * SHA-384 is slow next to reading a file: measuring the image in guest
+ * RAM would take most of the launch time of a big enclave, and the RAM
+ * is not QEMU's once the enclave runs.  A thread measures the image from
+ * the files it was loaded from instead, on another core, while the
+ * enclave starts, and checks that those files still hold what was loaded
+ * (the EIF's CRC, or each section of a built image).  The PCRs are
+ * machine properties: reading one while the thread still measures is an
+ * error that says so, so that no monitor ever waits for the thread.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "qemu/atomic.h"
+#include "qemu/thread.h"
+#include "qemu/units.h"
+#include "measure.h"
+#include "trace.h"
+
+struct NitroMeasure {
+    const NitroImage *img;
+    QemuThread thread;
+    /* Written by the thread before it sets done, then read-only */
+    bool done;
+    Error *err;
+    EifMeasurements pcrs;
+    char hex[EIF_NR_PCRS][EIF_PCR_HEX_LEN + 1];
+};
+
+/* Feed section @s to @m from the file @fd, which holds its data. */
+static bool nitro_measure_section(EifMeasure *m, const EifSection *s, int fd,
+                                  Error **errp)
+{
+    g_autofree uint8_t *buf = g_malloc(MiB);
+    uint64_t pos;
+
+    for (pos = 0; pos < s->size; ) {
+        ssize_t n = pread(fd, buf, MIN(MiB, s->size - pos), pos);
+
+        if (n <= 0) {
+            error_setg(errp, "changed since it was loaded");
+            return false;
+        }
+        if (!eif_measure_update(m, s, buf, n, errp)) {
+            return false;
+        }
+        pos += n;
+    }
+    return true;
+}
+
+/* Measure the loaded EIF from its file, which must not have changed. */
+static bool nitro_measure_eif(const NitroImage *img, EifMeasurements *pcrs,
+                              Error **errp)
+{
+    const char *path = img->build.kernel;
+    EifInfo info;
+    int fd = qemu_open(path, O_RDONLY, errp);
+    bool ok;
+
+    if (fd < 0) {
+        return false;
+    }
+    ok = eif_read_fd(fd, NULL, NULL, &info, pcrs, errp);
+    close(fd);
+    if (ok && info.crc32 != img->info.crc32) {
+        error_setg(errp, "changed since it was loaded");
+        ok = false;
+    }
+    if (!ok) {
+        error_prepend(errp, "%s: ", path);
+    }
+    return ok;
+}
+
+/* Measure a built image from its inputs, section by section. */
+static bool nitro_measure_inputs(const NitroImage *img, EifMeasurements *pcrs,
+                                 Error **errp)
+{
+    g_autoptr(EifMeasure) m = eif_measure_new(errp);
+    unsigned i;
+
+    if (!m) {
+        return false;
+    }
+    for (i = 0; i < img->info.nr_sections; i++) {
+        const EifSection *s = &img->info.sections[i];
+        const char *path = img->build.kernel;
+        int fd;
+        bool ok;
+
+        if (s->type == EIF_SECTION_METADATA) {
+            continue;
+        }
+        if (s->type == EIF_SECTION_CMDLINE) {
+            if (!eif_measure_update(m, s, img->build.cmdline, s->size,
+                                    errp)) {
+                return false;
+            }
+            continue;
+        }
+        if (s->type == EIF_SECTION_RAMDISK) {
+            path = img->build.initrds[s->nth];
+        }
+        fd = qemu_open(path, O_RDONLY, errp);
+        if (fd < 0) {
+            return false;
+        }
+        ok = nitro_measure_section(m, s, fd, errp);
+        close(fd);
+        if (!ok) {
+            error_prepend(errp, "%s: ", path);
+            return false;
+        }
+    }
+    return eif_measure_finish(m, pcrs, errp);
+}
+
+static void *nitro_measure_thread(void *opaque)
+{
+    NitroMeasure *m = opaque;
+    bool ok = m->img->is_eif ?
+              nitro_measure_eif(m->img, &m->pcrs, &m->err) :
+              nitro_measure_inputs(m->img, &m->pcrs, &m->err);
+    int i;
+
+    if (ok) {
+        for (i = 0; i < EIF_NR_PCRS; i++) {
+            eif_pcr_to_hex(m->pcrs.pcr[i], m->hex[i]);
+        }
+        trace_nitro_measured(m->hex[EIF_PCR0], m->hex[EIF_PCR1],
+                             m->hex[EIF_PCR2]);
+    }
+    qatomic_store_release(&m->done, true);
+    return NULL;
+}
+
+NitroMeasure *nitro_measure_start(const NitroImage *img)
+{
+    NitroMeasure *m = g_new0(NitroMeasure, 1);
+
+    m->img = img;
+    qemu_thread_create(&m->thread, "nitro-measure", nitro_measure_thread, m,
+                       QEMU_THREAD_DETACHED);
+    return m;
+}
+
+char *nitro_measure_get_pcr(NitroMeasure *m, EifPcr pcr, Error **errp)
+{
+    ERRP_GUARD();
+
+    if (!m) {
+        error_setg(errp, "the enclave image is not loaded yet");
+        return NULL;
+    }
+    if (!qatomic_load_acquire(&m->done)) {
+        error_setg(errp, "still measuring the enclave image");
+        error_append_hint(errp, "The PCRs are computed on another thread "
+                          "while the enclave starts; read them again in a "
+                          "moment.\n");
+        return NULL;
+    }
+    if (m->err) {
+        error_propagate(errp, error_copy(m->err));
+        return NULL;
+    }
+    if (pcr == EIF_PCR8 && !m->pcrs.has_pcr8) {
+        error_setg(errp, "the enclave image is not signed: it has no PCR8");
+        return NULL;
+    }
+    return g_strdup(m->hex[pcr]);
+}

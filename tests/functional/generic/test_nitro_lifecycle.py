@@ -1,0 +1,319 @@
+#!/usr/bin/env python3
+#
+# The enclave's life follows QEMU's run state, on the Nitro Enclaves
+# simulator: -S and cont, what an enclave cannot do (pause, reset,
+# migrate, snapshot, have its memory read), power-down, boot failures as
+# guest panics, the heartbeat's peer, a main loop that never waits, and
+# a console that is complete when QEMU exits.
+#
+# SPDX-License-Identifier: GPL-2.0-or-later
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+from qemu_test.nitro import NitroTest, MiB
+
+
+# A process of the simulation that holds a vsock socket: "listen PORT"
+# binds (parent, PORT) and listens, "connect PORT" connects to the
+# parent's PORT and sends nothing; it prints "ready" and waits for stdin.
+HOLDER = r'''
+import socket, sys
+what, port = sys.argv[1], int(sys.argv[2])
+s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+if what == 'listen':
+    s.bind((socket.VMADDR_CID_ANY, port))
+    s.listen(1)
+else:
+    s.connect((3, port))
+print('ready', flush=True)
+sys.stdin.read()
+s.close()
+'''
+
+
+class NitroLifecycle(NitroTest):
+
+    def wait_for(self, what, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = what()
+            if found:
+                return found
+            time.sleep(0.02)
+        self.fail(f'timed out waiting for {what.__doc__}')
+
+    def starts(self):
+        """NE_START_ENCLAVE"""
+        return self.ioctls('NE_START_ENCLAVE')
+
+    def heartbeats(self, result):
+        """heartbeat events"""
+        return [e for e in self.events('heartbeat') if e['result'] == result]
+
+    def stops(self):
+        """stop events"""
+        return self.events('stop')
+
+    def launch(self, *args, accel='nitro,debug-mode=on', kernel=None):
+        self.vm.add_args('-accel', accel, '-M', 'nitro', '-m', '128M',
+                         '-kernel', kernel or self.make_eif(), *args)
+        self.vm.launch()
+        return self.vm
+
+    def nitro(self, *args, nodefaults=False):
+        return self.run_qemu('-accel', 'nitro,debug-mode=on', '-M', 'nitro',
+                             '-m', '128M', '-kernel', self.make_eif(), *args,
+                             nodefaults=nodefaults)
+
+    def status(self):
+        return self.vm.cmd('query-status')['status']
+
+    def assert_qmp_error(self, cmd, message, **args):
+        res = self.vm.qmp(cmd, **args)
+        self.assertIn('error', res, res)
+        self.assertIn(message, res['error']['desc'])
+        return res['error']['desc']
+
+    def hmp(self, line):
+        return self.vm.cmd('human-monitor-command', command_line=line)
+
+    def holder(self, what, port=9000):
+        env = dict(os.environ, LD_PRELOAD=self.sim_lib, **self.sim_env)
+        p = subprocess.Popen([sys.executable, '-c', HOLDER, what, str(port)],
+                             env=env, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+        self.assertEqual(p.stdout.readline().strip(), 'ready')
+        return p
+
+    def release(self, holder):
+        holder.stdin.close()
+        holder.wait(timeout=10)
+        holder.stdout.close()
+
+    # Run state
+
+    def test_S_then_cont(self):
+        self.launch('-S')
+        self.assertEqual(self.status(), 'prelaunch')
+        # Prepared: memory and vCPUs donated, the heartbeat listening
+        self.assertTrue(self.ioctls('NE_SET_USER_MEMORY_REGION'))
+        self.assertTrue(self.ioctls('NE_ADD_VCPU'))
+        time.sleep(0.3)
+        self.assertEqual(self.starts(), [])
+        self.assertEqual(self.vm.cmd('qom-get', path='/machine',
+                                     property='enclave-cid'), 0)
+        self.vm.cmd('cont')
+        self.assertEqual(len(self.starts()), 1)
+        self.assertEqual(self.status(), 'running')
+        self.wait_for(lambda: self.heartbeats('ok'))
+        cid = self.events('start')[0]['cid']
+        self.assertEqual(self.vm.cmd('qom-get', path='/machine',
+                                     property='enclave-cid'), cid)
+
+    def test_cont_after_start_failure_is_an_error(self):
+        # The CID is taken: cont fails with the reason, QEMU stays ready
+        self.sim_env['NITRO_SIM_LIFETIME_MS'] = '0'
+        first = self.vm
+        self.launch('-S', accel='nitro,enclave-cid=77')
+        first.cmd('cont')
+        self.wait_for(lambda: self.heartbeats('ok'))
+        second = self._new_vm('second')
+        second.add_args('-accel', 'nitro,enclave-cid=77', '-M', 'nitro',
+                        '-m', '128M', '-kernel', self.make_eif(), '-S',
+                        '-display', 'none',
+                        '-global', 'nitro-heartbeat.port-wait=0')
+        second.launch()
+        res = second.qmp('cont')
+        self.assertIn('CID 77 is already used', res['error']['desc'])
+        self.assertEqual(second.cmd('query-status')['status'], 'prelaunch')
+        second.shutdown()
+
+    def test_stop_refused(self):
+        self.launch()
+        self.wait_for(lambda: self.starts())
+        self.assert_qmp_error('stop', 'an enclave cannot be paused')
+        self.assertEqual(self.status(), 'running')
+        self.assertIn('an enclave cannot be paused', self.hmp('stop'))
+        self.assertEqual(self.status(), 'running')
+
+    def test_system_reset_refused(self):
+        self.launch()
+        self.wait_for(lambda: self.starts())
+        self.vm.get_qmp_events(wait=False)
+        self.assert_qmp_error('system_reset', 'an enclave cannot be reset')
+        self.assertIn('an enclave cannot be reset',
+                      self.hmp('system_reset'))
+        time.sleep(0.3)
+        events = [e['event'] for e in self.vm.get_qmp_events(wait=False)]
+        self.assertNotIn('RESET', events)
+        self.assertEqual(self.status(), 'running')
+
+    def test_system_powerdown_terminates(self):
+        self.launch()
+        self.wait_for(lambda: self.heartbeats('ok'))
+        self.vm.cmd('system_powerdown')
+        ev = self.vm.event_wait('SHUTDOWN', timeout=10)
+        self.assertFalse(ev['data']['guest'])
+        self.assertEqual(ev['data']['reason'], 'host-qmp-quit')
+        self.vm.wait(timeout=10)
+        self.assertEqual(self.vm.exitcode(), 0)
+        self.assertEqual(self.stops()[-1]['reason'], 'fd-closed')
+
+    # Migration, snapshots, memory
+
+    def test_migrate_refused(self):
+        self.launch()
+        self.wait_for(lambda: self.starts())
+        self.assert_qmp_error('migrate', 'cannot be migrated',
+                              uri='exec:cat >/dev/null')
+        self.assertIn('cannot be migrated', self.hmp('savevm snap'))
+        self.assertEqual(self.status(), 'running')
+        self.assertEqual(self.stops(), [])
+
+    def test_incoming_refused(self):
+        for incoming in ('defer', 'tcp:127.0.0.1:0'):
+            res = self.nitro('-incoming', incoming)
+            self.assert_fails(res, 'an enclave cannot be migrated: '
+                              '-incoming is not supported')
+            self.assertEqual(self.starts(), [])
+
+    def test_loadvm_refused(self):
+        res = self.nitro('-loadvm', 'snap')
+        self.assertEqual(res.returncode, 1, res.stderr)
+        self.assertNotIn('Segmentation', res.stderr)
+        self.assertEqual(self.starts(), [])
+
+    def test_preconfig(self):
+        self.launch('--preconfig')
+        self.assertEqual(self.status(), 'prelaunch')
+        self.vm.cmd('x-exit-preconfig')
+        self.wait_for(lambda: self.heartbeats('ok'))
+        self.assertEqual(self.status(), 'running')
+        cid = self.events('start')[0]['cid']
+        self.assertEqual(self.vm.cmd('qom-get', path='/machine',
+                                     property='enclave-cid'), cid)
+
+    def test_memory_reads_refused(self):
+        self.launch()
+        self.wait_for(lambda: self.starts())
+        out = self.scratch_file('mem')
+        msg = 'the memory of an enclave cannot be read'
+        self.assert_qmp_error('pmemsave', msg, val=0, size=4096,
+                              filename=out)
+        self.assert_qmp_error('memsave', msg, val=0, size=4096,
+                              filename=out)
+        self.assert_qmp_error('dump-guest-memory', msg, paging=False,
+                              protocol=f'file:{out}')
+        self.assertIn(msg, self.hmp('xp /16x 0x800000'))
+        self.assertFalse(os.path.exists(out))
+        self.assertEqual(self.status(), 'running')
+
+    def test_meaningless_options_refused(self):
+        for args, msg in ((('-bios', '/dev/null'), '-bios has no meaning'),
+                          (('-smp', '2,maxcpus=4'), 'cannot hot-plug vCPUs'),
+                          (('-m', '128M,maxmem=256M,slots=1'),
+                           'cannot hot-plug memory')):
+            res = self.nitro(*args)
+            self.assert_fails(res, msg)
+            self.assertEqual(self.ioctls('NE_SET_USER_MEMORY_REGION'), [])
+
+    # The heartbeat
+
+    def test_no_heartbeat_device_refused(self):
+        res = self.nitro(nodefaults=True)
+        self.assert_fails(res, 'no nitro-heartbeat device')
+        self.assertIn('external-heartbeat=on', res.stderr)
+        self.assertEqual(self.starts(), [])
+
+    def test_external_heartbeat(self):
+        # Another process is to answer (here nobody does: the enclave
+        # then stops by itself, and QEMU with it)
+        res = self.run_qemu('-accel', 'nitro', '-M',
+                            'nitro,external-heartbeat=on', '-m', '128M',
+                            '-kernel', self.make_eif())
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertEqual(len(self.starts()), 1)
+        self.assertEqual(self.heartbeats('fail')[0]['cid'],
+                         self.events('start')[0]['cid'])
+
+    def test_boot_failure_is_a_guest_panic(self):
+        self.sim_env['NITRO_SIM_HEARTBEAT'] = 'bad'
+        self.launch()
+        ev = self.vm.event_wait('GUEST_PANICKED', timeout=10)
+        self.assertEqual(ev['data']['action'], 'poweroff')
+        ev = self.vm.event_wait('SHUTDOWN', timeout=10)
+        self.assertEqual(ev['data']['reason'], 'guest-panic')
+        self.vm.wait(timeout=10)
+        self.assertEqual(self.vm.exitcode(), 1)
+        self.assertIn('did not boot: it sent 0x00', self.vm.get_log())
+
+    def test_heartbeat_timeout_is_a_guest_panic(self):
+        self.sim_env['NITRO_SIM_HEARTBEAT'] = 'none'
+        res = self.nitro('-global', 'nitro-heartbeat.timeout=1')
+        self.assertEqual(res.returncode, 1, res.stderr)
+        self.assertIn('no heartbeat on vsock port 9000 within 1 s',
+                      res.stderr)
+        self.assertEqual(self.stops()[-1]['reason'], 'fd-closed')
+
+    def test_warn_only_answers_a_late_heartbeat(self):
+        self.sim_env['NITRO_SIM_BOOT_DELAY_MS'] = '1800'
+        self.launch('-global', 'nitro-heartbeat.timeout=1',
+                    '-global', 'nitro-heartbeat.warn-only=on')
+        self.wait_for(lambda: self.heartbeats('ok'))
+        self.assertEqual(self.status(), 'running')
+        self.vm.shutdown()
+        self.assertIn('the enclave has not booted yet: no heartbeat',
+                      self.vm.get_log())
+
+    def test_foreign_client_does_not_break_the_boot(self):
+        self.launch('-S')
+        # A local process (CID 3) connects to the heartbeat port first
+        intruder = self.holder('connect')
+        try:
+            self.vm.cmd('cont')
+            self.wait_for(lambda: self.heartbeats('ok'))
+            self.assertEqual(self.heartbeats('fail'), [])
+            self.assertEqual(self.status(), 'running')
+        finally:
+            self.release(intruder)
+
+    def test_qmp_answers_while_the_port_is_held(self):
+        squatter = self.holder('listen')
+        try:
+            self.launch()
+            worst = 0
+            for _ in range(10):
+                t = time.monotonic()
+                self.assertEqual(self.status(), 'prelaunch')
+                worst = max(worst, time.monotonic() - t)
+                time.sleep(0.05)
+            self.assertLess(worst, 0.1)
+            self.assertEqual(self.starts(), [])
+            self.assert_qmp_error('cont', 'is held by another enclave '
+                                  'launcher')
+        finally:
+            self.release(squatter)
+        # The port is free: the enclave starts by itself
+        self.wait_for(lambda: self.heartbeats('ok'))
+        self.assertEqual(self.status(), 'running')
+
+    # The console
+
+    def test_console_complete_after_boot_failure(self):
+        self.sim_env['NITRO_SIM_HEARTBEAT'] = 'bad'
+        runs = int(os.environ.get('NITRO_CONSOLE_RUNS', '50'))
+        for i in range(runs):
+            out = self.scratch_file(f'console-{i}.log')
+            res = self.nitro('-serial', f'file:{out}')
+            self.assertEqual(res.returncode, 1, res.stderr)
+            with open(out, 'rb') as f:
+                got = f.read()
+            self.assertIn(b'Kernel panic - not syncing', got, f'run {i}')
+
+
+if __name__ == '__main__':
+    NitroTest.main()
