@@ -71,6 +71,16 @@ int sim_device_open(int flags, const char *via)
         errno = EINVAL;
         return -1;
     }
+    /* The registry and the logs live there: say so now, not as EIO later */
+    if (access(d->cfg.dir, W_OK | X_OK) < 0) {
+        int e = errno;
+
+        fprintf(stderr, "nitro-sim: cannot write the simulation directory "
+                "%s (NITRO_SIM_DIR): %s\n", d->cfg.dir, strerror(e));
+        free(d);
+        errno = e;
+        return -1;
+    }
     fd = memfd_create("nitro_enclaves", (flags & O_CLOEXEC) ? MFD_CLOEXEC : 0);
     if (fd < 0 || fstat(fd, &st) < 0) {
         int e = errno;

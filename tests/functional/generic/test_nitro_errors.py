@@ -8,6 +8,9 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 
 import os
+import shutil
+import subprocess
+import tempfile
 
 from qemu_test.nitro import NitroTest, MiB
 
@@ -170,6 +173,25 @@ class NitroErrors(NitroTest):
                          accel='nitro,enclave-cid=3')
         self.assert_fails(res, 'enclave-cid=3 is not a valid enclave CID')
         self.assertEqual(self.events('open'), [])
+
+    def test_sim_dir_not_writable(self):
+        # QEMU runs as a user that cannot write the simulation directory:
+        # the simulator names it, instead of an EIO from an ioctl later
+        if not shutil.which('setpriv'):
+            self.skipTest('needs setpriv (util-linux)')
+        tmp = tempfile.mkdtemp(prefix='nsim-ro-')
+        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+        os.chmod(tmp, 0o755)
+        image = shutil.copy(self.make_eif(), tmp)
+        os.chmod(image, 0o644)
+        cmd = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups',
+               'env', f'LD_PRELOAD={self.sim_lib}', f'NITRO_SIM_DIR={tmp}',
+               self.qemu_bin, '-display', 'none', '-accel', 'nitro',
+               '-M', 'nitro', '-m', '128M', '-kernel', image]
+        res = subprocess.run(cmd, stdin=subprocess.DEVNULL,
+                             capture_output=True, text=True, timeout=60)
+        self.assert_fails(res, f'cannot write the simulation directory '
+                          f'{tmp} (NITRO_SIM_DIR): Permission denied')
 
     # Refusals of the driver, injected through the simulator
 
