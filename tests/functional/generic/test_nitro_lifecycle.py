@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 
-from qemu_test.nitro import NitroTest, MiB
+from qemu_test.nitro import NitroTest, MiB, reserve_hugepages
 
 
 # A process of the simulation that holds a vsock socket: "listen PORT"
@@ -221,6 +221,13 @@ class NitroLifecycle(NitroTest):
             self.assert_fails(res, msg)
             self.assertEqual(self.ioctls('NE_SET_USER_MEMORY_REGION'), [])
 
+    def test_snapshot_has_no_effect(self):
+        self.sim_env['NITRO_SIM_LIFETIME_MS'] = '300'
+        res = self.nitro('-snapshot')
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn('-snapshot has no effect: there is no -drive',
+                      res.stderr)
+
     # The heartbeat
 
     def test_no_heartbeat_device_refused(self):
@@ -300,6 +307,39 @@ class NitroLifecycle(NitroTest):
         # The port is free: the enclave starts by itself
         self.wait_for(lambda: self.heartbeats('ok'))
         self.assertEqual(self.status(), 'running')
+
+    # The measurements
+
+    def pcr_error(self):
+        res = self.qom_pcr(self.vm, 0)
+        self.assertIn('error', res, res)
+        return res['error']['desc']
+
+    def test_pcrs_of_a_changed_file(self):
+        # A direct boot is measured from its files while the enclave
+        # starts: rewrite the end of a big initrd while that runs
+        self.HUGEPAGES = 640
+        reason = reserve_hugepages(self.HUGEPAGES)
+        if reason:
+            self.skipTest(reason)
+        kernel = self.data('kernel', MiB, 'kernel')
+        initrd = self.data('initrd', 768 * MiB, 'initrd')
+        self.vm.add_args('-accel', 'nitro', '-M', 'nitro', '-m', '1G',
+                         '-kernel', kernel, '-initrd', initrd,
+                         '-append', 'console=ttyS0')
+        self.vm.launch()
+        with open(initrd, 'r+b') as f:
+            f.seek(-MiB, os.SEEK_END)
+            f.write(b'changed' * (MiB // 7))
+        self.assertIn(f'{initrd}: changed since it was loaded',
+                      self.pcr_error())
+
+    def test_pcr8_of_an_unsigned_image(self):
+        self.launch()
+        res = self.vm.qmp('qom-get', path='/machine', property='pcr8')
+        self.assertIn('the enclave image is not signed',
+                      res['error']['desc'])
+        self.assertIn('return', self.qom_pcr(self.vm, 0))
 
     # The console
 
