@@ -4,9 +4,10 @@
  * An image is written to a temporary file in the output's directory and
  * renamed over the output once complete: a failed or interrupted build
  * leaves neither a truncated output nor a temporary file, and a previous
- * output stays as it was.  A signal that ends the tool (SIGINT, SIGTERM,
- * SIGHUP) removes the temporary file first, unless it was ignored when
- * the tool started (nohup).
+ * output stays as it was (a symbolic link there is replaced, not
+ * followed).  A signal that ends the tool (SIGINT, SIGTERM, SIGHUP)
+ * removes the temporary file first, unless it was ignored when the tool
+ * started (nohup).
  *
  * Copyright (c) 2026 Nitro Enclaves for QEMU contributors
  *

@@ -269,10 +269,13 @@ GByteArray *eif_signing_certificate(const uint8_t *sig, size_t len,
             error_setg(errp, "entry %u is not a map", i);
             return NULL;
         }
+        /* Both are bytes, as serde deserializes them */
         cert = eif_cbor_map_bytes(c, pairs, i, "signing_certificate", errp);
-        signature = eif_cbor_map_bytes(c, pairs, i, "signature",
-                                       cert ? errp : NULL);
-        if (!cert || !signature) {
+        if (!cert) {
+            return NULL;
+        }
+        signature = eif_cbor_map_bytes(c, pairs, i, "signature", errp);
+        if (!signature) {
             return NULL;
         }
         if (!cert->len) {
