@@ -97,10 +97,12 @@ typedef struct EifSection {
 
 /*
  * What validation found out about an image.  A valid image has exactly
- * one kernel (non-empty) and one cmdline section, at least one ramdisk,
- * all after the kernel, at most one signature and one metadata section
- * (mandatory from version 4), sections laid out back to back after the
- * header in table order up to the end of the image, and a good CRC.
+ * one kernel (non-empty) and one cmdline section (without NUL bytes), at
+ * least one ramdisk, all after the kernel, at most one signature section
+ * (holding a signing certificate, see eif_validate()) and one metadata
+ * section (mandatory from version 4), sections laid out back to back
+ * after the header in table order up to the end of the image, and a good
+ * CRC.
  */
 typedef struct EifInfo {
     uint16_t version;
