@@ -6,6 +6,8 @@
  *   nitro-sim console CID     print its debug console until it stops
  *   nitro-sim pcr EIF         check an EIF file, print its PCRs as JSON
  *
+ * Results are JSON on stdout; errors are a line on stderr, exit status 1.
+ *
  * It works on $NITRO_SIM_DIR like the LD_PRELOAD library (it does not
  * need the library itself).
  *
@@ -139,16 +141,29 @@ static int cmd_console(const SimConfig *cfg, uint32_t cid)
     return 0;
 }
 
+/*
+ * Like the other commands: JSON on stdout on success, a message on stderr
+ * and exit status 1 otherwise (an invalid image, or an input that is not
+ * a regular file, which is refused without being read)
+ */
 static int cmd_pcr(const char *path)
 {
     struct stat st;
     SimSeg seg;
     SimEif r;
     void *p;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 
     if (fd < 0 || fstat(fd, &st) < 0) {
         fprintf(stderr, "nitro-sim: %s: %s\n", path, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+        }
+        return 1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        fprintf(stderr, "nitro-sim: %s: not a regular file\n", path);
+        close(fd);
         return 1;
     }
     p = st.st_size ? mmap(NULL, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0) :
@@ -157,17 +172,18 @@ static int cmd_pcr(const char *path)
     seg.p = p == MAP_FAILED ? (const uint8_t *)"" : p;
     seg.len = p == MAP_FAILED ? 0 : st.st_size;
     sim_eif_check(&seg, 1, 0, -1, &r);
-    printf("{\"verdict\": \"%s\", \"message\": \"%s\", \"arch\": \"%s\", "
-           "\"crc_ok\": %s, \"size\": %llu", r.ok ? "ok" : "error",
-           r.message, r.arch < 0 ? "" : sim_arch_name(r.arch),
-           r.crc_ok ? "true" : "false", (unsigned long long)r.size);
-    if (r.pcr_hex[0][0]) {
-        printf(", \"pcr0\": \"%s\", \"pcr1\": \"%s\", \"pcr2\": \"%s\"",
-               r.pcr_hex[0], r.pcr_hex[1], r.pcr_hex[2]);
+    if (!r.ok) {
+        fprintf(stderr, "nitro-sim: %s: %s\n", path, r.message);
+        sim_eif_free(&r);
+        return 1;
     }
-    printf("}\n");
+    printf("{\"verdict\": \"ok\", \"arch\": \"%s\", \"crc_ok\": %s, "
+           "\"size\": %llu, \"pcr0\": \"%s\", \"pcr1\": \"%s\", "
+           "\"pcr2\": \"%s\"}\n", sim_arch_name(r.arch),
+           r.crc_ok ? "true" : "false", (unsigned long long)r.size,
+           r.pcr_hex[0], r.pcr_hex[1], r.pcr_hex[2]);
     sim_eif_free(&r);
-    return r.ok ? 0 : 1;
+    return 0;
 }
 
 static bool parse_cid(const char *s, uint32_t *cid)

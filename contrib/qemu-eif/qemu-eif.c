@@ -6,7 +6,11 @@
  *                  [--metadata JSON|@FILE] -o app.eif
  *   qemu-eif describe app.eif|-
  *
- * Both stream the image: memory use does not depend on its size.
+ * Both stream the image: memory use does not depend on its size.  Inputs
+ * must be regular files (describe also reads stdin); build writes the
+ * image whole or not at all (output.c).  describe prints JSON for any
+ * image that it accepts: see describe_metadata() for a metadata section
+ * that is not JSON.
  *
  * Copyright (c) 2026 Nitro Enclaves for QEMU contributors
  *
@@ -17,16 +21,21 @@
 
 #include "qemu/osdep.h"
 #include <getopt.h>
+#include <math.h>
 #include <sys/utsname.h>
 #include "qemu/error-report.h"
 #include "qapi/error.h"
 #include "qobject/qdict.h"
 #include "qobject/qjson.h"
+#include "qobject/qlist.h"
+#include "qobject/qnum.h"
+#include "qobject/qnull.h"
 #include "qobject/qstring.h"
 #include "crypto/init.h"
 #include "hw/core/eif.h"
+#include "output.h"
 
-/* describe: the largest cmdline or metadata section it prints */
+/* The largest metadata read (--metadata @FILE) or printed (describe) */
 #define DESCRIBE_MAX_TEXT (16 * 1024 * 1024)
 
 static void usage(void)
@@ -47,19 +56,92 @@ static void usage(void)
            "\n"
            "describe validates an image and prints, as JSON, its version,\n"
            "architecture, sections, CRC, measurements (PCR0, PCR1, PCR2 and,\n"
-           "if signed, PCR8) and metadata.\n", EIF_VERSION);
+           "if signed, PCR8) and metadata.  Metadata that is not JSON (or\n"
+           "holds a number out of range) is printed as null, with the\n"
+           "reason in MetadataError.\n", EIF_VERSION);
+}
+
+/*
+ * JSON numbers are finite, but QEMU's parser reads 1e999 as an infinity
+ * (and would print it as "inf"): find one in @obj, at @where.
+ */
+static bool json_check_finite(QObject *obj, const char *where, Error **errp)
+{
+    QDict *dict = qobject_to(QDict, obj);
+    QList *list = qobject_to(QList, obj);
+    QNum *num = qobject_to(QNum, obj);
+
+    if (num && !isfinite(qnum_get_double(num))) {
+        error_setg(errp, "the number at %s is out of range (JSON numbers "
+                   "are finite doubles)", where);
+        return false;
+    }
+    if (dict) {
+        for (const QDictEntry *e = qdict_first(dict); e;
+             e = qdict_next(dict, e)) {
+            g_autofree char *at = g_strdup_printf("%s.%s", where,
+                                                  qdict_entry_key(e));
+
+            if (!json_check_finite(qdict_entry_value(e), at, errp)) {
+                return false;
+            }
+        }
+    }
+    if (list) {
+        QListEntry *e;
+        unsigned i = 0;
+
+        QLIST_FOREACH_ENTRY(list, e) {
+            g_autofree char *at = g_strdup_printf("%s[%u]", where, i++);
+
+            if (!json_check_finite(qlist_entry_obj(e), at, errp)) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+/* The contents of the text file @path, at most DESCRIBE_MAX_TEXT bytes */
+static char *read_text_file(const char *path, Error **errp)
+{
+    g_autoptr(GString) text = g_string_new(NULL);
+    char buf[4096];
+    ssize_t n;
+    int fd = eif_open_file(path, errp);
+
+    if (fd < 0) {
+        return NULL;
+    }
+    while ((n = read(fd, buf, sizeof(buf))) != 0) {
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            error_setg_errno(errp, errno, "cannot read '%s'", path);
+            break;
+        }
+        if (text->len + n > DESCRIBE_MAX_TEXT) {
+            error_setg(errp, "'%s' is bigger than %d bytes", path,
+                       DESCRIBE_MAX_TEXT);
+            break;
+        }
+        g_string_append_len(text, buf, n);
+    }
+    close(fd);
+    return n ? NULL : g_string_free(g_steal_pointer(&text), false);
 }
 
 static QObject *parse_json_object(const char *what, const char *text,
                                   Error **errp)
 {
     g_autofree char *contents = NULL;
-    g_autoptr(GError) gerr = NULL;
     QObject *obj;
 
     if (text[0] == '@') {
-        if (!g_file_get_contents(text + 1, &contents, NULL, &gerr)) {
-            error_setg(errp, "%s: %s", what, gerr->message);
+        contents = read_text_file(text + 1, errp);
+        if (!contents) {
+            error_prepend(errp, "%s: ", what);
             return NULL;
         }
         text = contents;
@@ -71,6 +153,11 @@ static QObject *parse_json_object(const char *what, const char *text,
     }
     if (qobject_type(obj) != QTYPE_QDICT) {
         error_setg(errp, "%s: not a JSON object", what);
+        qobject_unref(obj);
+        return NULL;
+    }
+    if (!json_check_finite(obj, "$", errp)) {
+        error_prepend(errp, "%s: ", what);
         qobject_unref(obj);
         return NULL;
     }
@@ -218,13 +305,8 @@ static int cmd_build(int argc, char **argv)
     }
     p.metadata = metadata;
 
-    /* Truncate the output only once it is known not to be an input */
-    fd = open(output, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        error_report("cannot create '%s': %s", output, strerror(errno));
-        return 1;
-    }
-    if (fstat(fd, &st) == 0) {
+    /* The output is replaced only at the end: it must not be an input */
+    if (!stat(output, &st)) {
         bool input = same_file(&st, p.kernel);
 
         for (unsigned i = 0; i < p.nr_initrds; i++) {
@@ -232,22 +314,16 @@ static int cmd_build(int argc, char **argv)
         }
         if (input) {
             error_report("output '%s' is also an input", output);
-            close(fd);
             return 2;
         }
     }
-    if (ftruncate(fd, 0)) {
-        error_report("cannot truncate '%s': %s", output, strerror(errno));
-        close(fd);
+    fd = output_open(output, &err);
+    if (fd < 0) {
+        error_report_err(err);
         return 1;
     }
     size = eif_build_fd(&p, fd, &err);
-    if (close(fd) && size >= 0) {
-        error_setg_errno(&err, errno, "cannot write '%s'", output);
-        size = -1;
-    }
-    if (size < 0) {
-        unlink(output);
+    if (!output_commit(fd, size >= 0, &err)) {
         error_report_err(err);
         return 1;
     }
@@ -280,22 +356,14 @@ static bool describe_data(const EifSection *s, uint64_t pos, const void *data,
     return true;
 }
 
-/* A JSON string or, when it is a JSON document, the value of @text */
-static char *json_value(const GString *text, bool parse)
+/* @obj (a reference is taken) as JSON, nested one level */
+static char *json_nested(QObject *obj)
 {
-    QObject *obj = NULL;
-    g_autoptr(GString) json = NULL;
+    g_autoptr(GString) json = qobject_to_json_pretty(obj, true);
     GString *out = g_string_new(NULL);
 
-    if (parse && !memchr(text->str, 0, text->len)) {
-        obj = qobject_from_json(text->str, NULL);
-    }
-    if (!obj) {
-        obj = QOBJECT(qstring_from_str(text->str));
-    }
-    json = qobject_to_json_pretty(obj, true);
     qobject_unref(obj);
-    /* Nested one level: indent the lines after the first */
+    /* Indent the lines after the first */
     for (const char *p = json->str; *p; p++) {
         g_string_append_c(out, *p);
         if (*p == '\n') {
@@ -305,6 +373,30 @@ static char *json_value(const GString *text, bool parse)
     return g_string_free(out, false);
 }
 
+/*
+ * The metadata section as JSON: its value, or - when it is not JSON or
+ * holds a number that JSON cannot represent - null, with the reason in
+ * @errp (describe prints it as MetadataError)
+ */
+static QObject *describe_metadata(const GString *text, Error **errp)
+{
+    QObject *obj;
+
+    if (memchr(text->str, 0, text->len)) {
+        error_setg(errp, "the metadata section has a NUL byte");
+        return QOBJECT(qnull());
+    }
+    obj = qobject_from_json(text->str, errp);
+    if (!obj) {
+        return QOBJECT(qnull());
+    }
+    if (!json_check_finite(obj, "$", errp)) {
+        qobject_unref(obj);
+        return QOBJECT(qnull());
+    }
+    return obj;
+}
+
 static int cmd_describe(int argc, char **argv)
 {
     g_autoptr(GString) cmdline = g_string_new(NULL);
@@ -312,8 +404,9 @@ static int cmd_describe(int argc, char **argv)
     Describe d = { .cmdline = cmdline, .metadata = metadata };
     g_autofree char *cmdline_json = NULL;
     g_autofree char *metadata_json = NULL;
+    g_autofree char *metadata_err = NULL;
     EifMeasurements m;
-    Error *err = NULL;
+    Error *err = NULL, *meta_err = NULL;
     EifInfo info;
     const char *path;
     int fd;
@@ -328,9 +421,9 @@ static int cmd_describe(int argc, char **argv)
         return 2;
     }
     path = argv[1];
-    fd = strcmp(path, "-") ? open(path, O_RDONLY | O_CLOEXEC) : 0;
+    fd = strcmp(path, "-") ? eif_open_file(path, &err) : 0;
     if (fd < 0) {
-        error_report("cannot open '%s': %s", path, strerror(errno));
+        error_report_err(err);
         return 1;
     }
     ok = eif_read_fd(fd, describe_data, &d, &info, &m, &err);
@@ -343,8 +436,13 @@ static int cmd_describe(int argc, char **argv)
         return 1;
     }
 
-    cmdline_json = json_value(cmdline, false);
-    metadata_json = json_value(metadata, true);
+    cmdline_json = json_nested(QOBJECT(qstring_from_str(cmdline->str)));
+    metadata_json = json_nested(describe_metadata(metadata, &meta_err));
+    if (meta_err) {
+        metadata_err = json_nested(
+            QOBJECT(qstring_from_str(error_get_pretty(meta_err))));
+        error_free(meta_err);
+    }
     printf("{\n"
            "  \"EifVersion\": %u,\n"
            "  \"Arch\": \"%s\",\n"
@@ -377,8 +475,11 @@ static int cmd_describe(int argc, char **argv)
         printf(",\n    \"PCR%u\": \"%s\"", eif_pcr_index(i), hex);
     }
     printf("\n  },\n"
-           "  \"Metadata\": %s\n"
-           "}\n", metadata_json);
+           "  \"Metadata\": %s", metadata_json);
+    if (metadata_err) {
+        printf(",\n  \"MetadataError\": %s", metadata_err);
+    }
+    printf("\n}\n");
     return 0;
 }
 

@@ -9,6 +9,9 @@
  * Nothing goes through temporary files and images are never copied whole
  * to the heap.
  *
+ * This is the whole API of the library; hw/core/eif-internal.h says
+ * which of its files does what.
+ *
  * Copyright (c) 2024 Dorjoy Chowdhury <dorjoychy111@gmail.com>
  * Copyright (c) 2026 Nitro Enclaves for QEMU contributors
  *
@@ -88,14 +91,18 @@ typedef struct EifSection {
     uint64_t data_offset;
     /* Size of the data */
     uint64_t size;
+    /* CRC-32 of the data, if EifInfo.has_section_crc */
+    uint32_t crc32;
 } EifSection;
 
 /*
  * What validation found out about an image.  A valid image has exactly
- * one kernel (non-empty) and one cmdline section, at least one ramdisk,
- * all after the kernel, at most one signature and one metadata section
- * (mandatory from version 4), sections laid out back to back after the
- * header in table order up to the end of the image, and a good CRC.
+ * one kernel (non-empty) and one cmdline section (without NUL bytes), at
+ * least one ramdisk, all after the kernel, at most one signature section
+ * (holding a signing certificate, see eif_validate()) and one metadata
+ * section (mandatory from version 4), sections laid out back to back
+ * after the header in table order up to the end of the image, and a good
+ * CRC.
  */
 typedef struct EifInfo {
     uint16_t version;
@@ -109,6 +116,11 @@ typedef struct EifInfo {
     uint32_t crc32;
     unsigned nr_sections;
     unsigned nr_ramdisks;
+    /*
+     * sections[].crc32 are known: eif_validate(), eif_read_fd() and
+     * eif_build() compute them, eif_validate_crc() does not
+     */
+    bool has_section_crc;
     EifSection sections[EIF_MAX_SECTIONS];
 } EifInfo;
 
@@ -130,6 +142,21 @@ const char *eif_section_type_name(unsigned type);
 const char *eif_arch_name(EifArch arch);
 
 /**
+ * eif_open_file:
+ * @path: the file to open for reading
+ * @errp: pointer to a NULL-initialized error object
+ *
+ * Open an input file, refusing anything but a regular file ("@path: is a
+ * FIFO", "is a directory", "is a character device", "is a socket", "is a
+ * block device") without reading it or blocking on it.  Every input of
+ * the library and its tools is opened with it.
+ *
+ * Returns: a blocking, close-on-exec file descriptor, or -1 with @errp
+ * set.
+ */
+int eif_open_file(const char *path, Error **errp);
+
+/**
  * eif_validate:
  * @image: the image in memory (for example guest RAM)
  * @size: the size of the image; it must be exactly the size that the
@@ -138,7 +165,10 @@ const char *eif_arch_name(EifArch arch);
  * @errp: pointer to a NULL-initialized error object
  *
  * Validate an image completely: header, section table, section headers,
- * section rules and CRC.  Never reads outside [@image, @image + @size).
+ * section rules (including the structure of the signature section, so
+ * that measuring a valid image cannot fail) and CRC.  Never reads outside
+ * [@image, @image + @size).  qemu-eif describe, the machines and
+ * eif_read_fd() all run this same validator, with the same errors.
  *
  * Returns: true if the image is valid, false with @errp set (naming the
  * section, offset and limit at fault) otherwise.
@@ -284,7 +314,8 @@ bool eif_measure_update(EifMeasure *m, const EifSection *s,
  *
  * Fails if a signature section was fed that does not hold a signing
  * certificate (CBOR array whose first element maps "signing_certificate"
- * to the DER bytes).
+ * to a PEM certificate); never for a validated image.  PCR8 measures the
+ * DER of that certificate.
  *
  * Returns: true on success, false with @errp set.
  */
@@ -386,7 +417,8 @@ bool eif_build_size(const EifBuildParams *p, uint64_t *size, Error **errp);
  *            does not fit in M bytes" before anything is written
  * @info: if not NULL, receives the #EifInfo of the image, which is then
  *        validated as eif_validate_crc() does, with the CRC computed on
- *        the way
+ *        the way, and the CRC of each section for
+ *        eif_measure_inputs()
  * @errp: pointer to a NULL-initialized error object
  *
  * Write a version 4 image flagged for p->arch with the sections kernel,
@@ -411,5 +443,40 @@ int64_t eif_build(const EifBuildParams *p, void *dst, size_t capacity,
  * Returns: the size of the image, or -1 with @errp set.
  */
 int64_t eif_build_fd(const EifBuildParams *p, int fd, Error **errp);
+
+/**
+ * eif_measure_inputs:
+ * @p: what eif_build() was given
+ * @built: the #EifInfo that eif_build(@p) returned
+ * @out: receives the digests and PCRs
+ * @errp: pointer to a NULL-initialized error object
+ *
+ * Measure the image that eif_build(@p) wrote (and that may no longer be
+ * readable, as guest RAM of a running enclave is not) from its inputs,
+ * re-reading the files; the command line comes from @p.  Each section
+ * must hold the bytes that were built (same size and CRC), else this
+ * fails with "FILE: changed since it was loaded".
+ *
+ * Returns: true on success, false with @errp set.
+ */
+bool eif_measure_inputs(const EifBuildParams *p, const EifInfo *built,
+                        EifMeasurements *out, Error **errp);
+
+/**
+ * eif_measure_file:
+ * @path: an EIF file
+ * @loaded: the #EifInfo of the image that was loaded from it
+ * @out: receives the digests and PCRs
+ * @errp: pointer to a NULL-initialized error object
+ *
+ * Measure the EIF @path (opened with eif_open_file() and streamed with
+ * eif_read_fd()), which must still be the image described by @loaded
+ * (same CRC and size), else fail with "@path: changed since it was
+ * loaded".
+ *
+ * Returns: true on success, false with @errp set.
+ */
+bool eif_measure_file(const char *path, const EifInfo *loaded,
+                      EifMeasurements *out, Error **errp);
 
 #endif

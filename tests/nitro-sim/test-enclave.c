@@ -25,6 +25,7 @@
 #include <sys/ioctl.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <linux/nitro_enclaves.h>
 
@@ -488,6 +489,42 @@ static void test_cli_pcr(void)
            strstr(out, pcr[0]) && strstr(out, pcr[1]) && strstr(out, pcr[2]),
            "nitro-sim pcr FILE prints the PCRs of an EIF file");
     free(out);
+
+    /* Its output is JSON, whatever the file */
+    snprintf(args, sizeof(args), "pcr %s | python3 -c 'import json, sys; "
+             "print(json.load(sys.stdin)[\"pcr0\"])'", path);
+    out = cli(args, &st);
+    tap_ok(st == 0 && !strncmp(out, pcr[0], 96),
+           "nitro-sim pcr FILE prints JSON");
+    free(out);
+
+    /* A bad image: a message on stderr, nothing on stdout, exit 1 */
+    f = fopen(path, "w");
+    fwrite("EIF.", 1, 4, f);
+    fwrite(eif + 4, 1, eif_len - 4, f);
+    fclose(f);
+    snprintf(args, sizeof(args), "pcr %s 2>/dev/null", path);
+    out = cli(args, &st);
+    tap_ok(WIFEXITED(st) && WEXITSTATUS(st) == 1 && !out[0],
+           "nitro-sim pcr BAD-FILE prints nothing on stdout, exits 1");
+    free(out);
+    snprintf(args, sizeof(args), "pcr %s 2>&1 >/dev/null", path);
+    out = cli(args, &st);
+    tap_ok(strstr(out, "nitro-sim: ") && strstr(out, "bad magic"),
+           "nitro-sim pcr BAD-FILE says why on stderr");
+    free(out);
+    unlink(path);
+
+    /* Not a regular file: refused, not read (a FIFO would hang) */
+    snprintf(path, sizeof(path), "%s/fifo", getenv("NITRO_SIM_DIR"));
+    mkfifo(path, 0600);
+    snprintf(args, sizeof(args), "pcr %s 2>&1", path);
+    out = cli(args, &st);
+    tap_ok(WIFEXITED(st) && WEXITSTATUS(st) == 1 &&
+           strstr(out, "not a regular file"),
+           "nitro-sim pcr FIFO is refused");
+    free(out);
+    unlink(path);
 }
 
 static void test_cids(void)
@@ -627,7 +664,7 @@ int main(void)
     }
     eif_default(&spec);
     eif = eif_build(&spec, &eif_len);
-    tap_plan(34);
+    tap_plan(38);
     test_full_launch();
     test_heartbeat_fail();
     test_fd_close();

@@ -14,6 +14,10 @@
 #include "qemu/osdep.h"
 #include <zlib.h>
 #include <gnutls/crypto.h>
+#include <gnutls/x509.h>
+#include <sys/socket.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
 #include "qemu/bswap.h"
 #include "qemu/units.h"
 #include "qapi/error.h"
@@ -254,6 +258,17 @@ static void assert_invalid(const void *img, size_t size, const char *expected)
         g_error("expected '%s' in '%s'", expected, error_get_pretty(err));
     }
 
+    /* What the machine's loader runs: the same verdict and message */
+    if (size >= EIF_HEADER_SIZE) {
+        uint32_t crc = crc32(0, copy->data + EIF_HEADER_SIZE,
+                             size - EIF_HEADER_SIZE);
+
+        g_assert_false(eif_validate_crc(copy->data, size, crc, &info, &err2));
+        g_assert_cmpstr(error_get_pretty(err2), ==, error_get_pretty(err));
+        error_free(err2);
+        err2 = NULL;
+    }
+
     fd = open_image_file(copy);
     g_assert_false(eif_read_fd(fd, NULL, NULL, &info, NULL, &err2));
     g_assert_cmpstr(error_get_pretty(err2), ==, error_get_pretty(err));
@@ -378,6 +393,12 @@ static void test_roundtrip(const void *opaque)
     g_assert_cmpuint(info.nr_ramdisks, ==, rt->nr_initrds);
     g_assert_cmphex(info.crc32, ==, (uint32_t)ldl_be_p(img + H_CRC));
     assert_measurements(&m, &in, cmdline, rt->nr_initrds);
+    g_assert_true(built.has_section_crc);
+    for (unsigned i = 0; i < info.nr_sections; i++) {
+        s = &info.sections[i];
+        g_assert_cmphex(s->crc32, ==,
+                        crc32(0, eif_section_data(img, s), s->size));
+    }
 
     /* Sections in the official order, in place */
     s = eif_find_section(&info, EIF_SECTION_KERNEL, 0);
@@ -546,7 +567,9 @@ static void test_corrupt_sections(void)
         { 1, 0, EIF_SECTION_RAMDISK, 4, "no cmdline section" },
         { 2, 0, EIF_SECTION_RAMDISK, 4, "no metadata section (mandatory "
                                         "from version 4)" },
-        { 3, 0, EIF_SECTION_SIGNATURE, 2, "signature section: " },
+        /* Random bytes: the validator rejects what would not measure */
+        { 3, 0, EIF_SECTION_SIGNATURE, 4, "section 3 (signature) at offset "
+                                          "8617: " },
         { 1, 12, 0, 4, "section 1 (cmdline) has a NUL byte at offset 8572" },
         { 0, 13, 0x55, 0, "CRC mismatch" },
         { 4, 13, 0x55, 0, "CRC mismatch" },
@@ -557,9 +580,6 @@ static void test_corrupt_sections(void)
         g_autoptr(GByteArray) img = g_byte_array_new();
         const EifSection *s = &info.sections[cases[i].section];
         uint8_t *p;
-        Error *err = NULL;
-        EifMeasurements m;
-        EifInfo info2;
 
         g_byte_array_append(img, good->data, good->len);
         p = img->data + s->offset + cases[i].field;
@@ -583,16 +603,7 @@ static void test_corrupt_sections(void)
         }
         stw_be_p(img->data + H_VERSION, cases[i].version);
         fix_crc(img->data, img->len);
-        if (cases[i].version == 4) {
-            assert_invalid(img->data, img->len, cases[i].expected);
-            continue;
-        }
-        /* A valid layout whose signature does not measure */
-        g_assert_true(eif_validate(img->data, img->len, &info2,
-                                   &error_abort));
-        g_assert_false(eif_measure(img->data, &info2, &m, &err));
-        g_assert_nonnull(strstr(error_get_pretty(err), cases[i].expected));
-        error_free(err);
+        assert_invalid(img->data, img->len, cases[i].expected);
     }
     inputs_free(&in);
 }
@@ -636,6 +647,14 @@ static void test_validate_crc(void)
     g_assert_true(eif_validate(img->data, img->len, &info, &error_abort));
     g_assert_true(eif_validate_crc(img->data, img->len, crc, &info2,
                                    &error_abort));
+    /* The same, except for the section CRCs, which it does not compute */
+    g_assert_true(info.has_section_crc);
+    g_assert_false(info2.has_section_crc);
+    info.has_section_crc = false;
+    for (unsigned i = 0; i < info.nr_sections; i++) {
+        g_assert_cmphex(info2.sections[i].crc32, ==, 0);
+        info.sections[i].crc32 = 0;
+    }
     g_assert_cmpmem(&info2, sizeof(info2), &info, sizeof(info));
 
     /* A CRC that does not match the image */
@@ -823,6 +842,89 @@ static void test_empty_kernel(void)
     inputs_free(&in);
 }
 
+/* A path to one of each kind of file that is not a regular file */
+typedef struct TSpecial {
+    const char *kind;
+    char *path;
+} TSpecial;
+
+static void specials_init(TSpecial sp[5])
+{
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    int fd;
+
+    sp[0] = (TSpecial) { "is a FIFO", g_build_filename(tmpdir, "fifo", NULL) };
+    g_assert_cmpint(mkfifo(sp[0].path, 0600), ==, 0);
+    sp[1] = (TSpecial) { "is a directory", g_strdup(tmpdir) };
+    sp[2] = (TSpecial) { "is a character device", g_strdup("/dev/null") };
+    sp[3] = (TSpecial) { "is a socket",
+                         g_build_filename(tmpdir, "sock", NULL) };
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    g_assert_cmpint(fd, >=, 0);
+    g_strlcpy(sun.sun_path, sp[3].path, sizeof(sun.sun_path));
+    g_assert_cmpint(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), ==, 0);
+    close(fd);
+    /* Never opened, so any device number does; mknod needs root */
+    sp[4] = (TSpecial) { "is a block device",
+                         g_build_filename(tmpdir, "blk", NULL) };
+    if (mknod(sp[4].path, S_IFBLK | 0600, makedev(7, 255))) {
+        g_test_message("no block device node (%s): not tested",
+                       strerror(errno));
+        g_free(sp[4].path);
+        sp[4].path = NULL;
+    }
+}
+
+static void specials_free(TSpecial sp[5])
+{
+    unlink(sp[0].path);
+    unlink(sp[3].path);
+    if (sp[4].path) {
+        unlink(sp[4].path);
+    }
+    for (unsigned i = 0; i < 5; i++) {
+        g_free(sp[i].path);
+    }
+}
+
+/* Only regular files are opened: never a FIFO (which would block) */
+static void test_open_file(void)
+{
+    g_autofree char *missing = g_build_filename(tmpdir, "missing", NULL);
+    g_autofree char *regular = write_file("regular", "abc", 3);
+    TSpecial sp[5];
+    Error *err = NULL;
+    char buf[4];
+    int fd;
+
+    specials_init(sp);
+    for (unsigned i = 0; i < ARRAY_SIZE(sp); i++) {
+        g_autofree char *expected = NULL;
+
+        if (!sp[i].path) {
+            continue;
+        }
+        expected = g_strdup_printf("%s: %s", sp[i].path, sp[i].kind);
+        g_assert_cmpint(eif_open_file(sp[i].path, &err), ==, -1);
+        g_assert_cmpstr(error_get_pretty(err), ==, expected);
+        error_free(err);
+        err = NULL;
+    }
+    g_assert_cmpint(eif_open_file(missing, &err), ==, -1);
+    g_assert_nonnull(strstr(error_get_pretty(err), "cannot open"));
+    error_free(err);
+    err = NULL;
+
+    /* A regular file: a blocking, close-on-exec descriptor */
+    fd = eif_open_file(regular, &error_abort);
+    g_assert_cmpint(fcntl(fd, F_GETFL) & O_NONBLOCK, ==, 0);
+    g_assert_cmpint(fcntl(fd, F_GETFD) & FD_CLOEXEC, ==, FD_CLOEXEC);
+    g_assert_cmpint(read(fd, buf, sizeof(buf)), ==, 3);
+    close(fd);
+    unlink(regular);
+    specials_free(sp);
+}
+
 static void test_build_errors(void)
 {
     TInputs in;
@@ -830,26 +932,48 @@ static void test_build_errors(void)
     EifBuildParams p = { .arch = EIF_ARCH_X86_64, .initrds = initrds,
                          .nr_initrds = 1 };
     g_autofree char *missing = g_build_filename(tmpdir, "missing", NULL);
+    TSpecial sp[5];
     Error *err = NULL;
     uint64_t size;
     int fds[2];
 
     inputs_init(&in);
+    specials_init(sp);
     p.kernel = missing;
     initrds[0] = in.initrd_path[0];
     g_assert_false(eif_build_size(&p, &size, &err));
-    g_assert_nonnull(strstr(error_get_pretty(err), "cannot open kernel"));
+    g_assert_nonnull(strstr(error_get_pretty(err), "kernel: cannot open"));
     error_free(err);
     err = NULL;
 
-    p.kernel = in.kernel_path;
-    initrds[0] = tmpdir;
-    g_assert_false(eif_build_size(&p, &size, &err));
-    g_assert_nonnull(strstr(error_get_pretty(err), "is not a regular file"));
-    error_free(err);
-    err = NULL;
+    /* Inputs that are not regular files, as kernel or ramdisk */
+    for (unsigned i = 0; i < ARRAY_SIZE(sp); i++) {
+        g_autofree char *as_kernel = NULL;
+        g_autofree char *as_initrd = NULL;
+        g_autofree uint8_t *buf = g_malloc(64 * KiB);
+
+        if (!sp[i].path) {
+            continue;
+        }
+        as_kernel = g_strdup_printf("kernel: %s: %s", sp[i].path, sp[i].kind);
+        as_initrd = g_strdup_printf("ramdisk: %s: %s", sp[i].path,
+                                    sp[i].kind);
+        p.kernel = sp[i].path;
+        initrds[0] = in.initrd_path[0];
+        g_assert_cmpint(eif_build(&p, buf, 64 * KiB, NULL, &err), ==, -1);
+        g_assert_cmpstr(error_get_pretty(err), ==, as_kernel);
+        error_free(err);
+        err = NULL;
+        p.kernel = in.kernel_path;
+        initrds[0] = sp[i].path;
+        g_assert_false(eif_build_size(&p, &size, &err));
+        g_assert_cmpstr(error_get_pretty(err), ==, as_initrd);
+        error_free(err);
+        err = NULL;
+    }
 
     /* The CRC goes into the header last: the output must be seekable */
+    p.kernel = in.kernel_path;
     initrds[0] = in.initrd_path[0];
     g_assert_cmpint(pipe(fds), ==, 0);
     g_assert_cmpint(eif_build_fd(&p, fds[1], &err), ==, -1);
@@ -857,6 +981,7 @@ static void test_build_errors(void)
     error_free(err);
     close(fds[0]);
     close(fds[1]);
+    specials_free(sp);
     inputs_free(&in);
 }
 
@@ -885,12 +1010,51 @@ static void cbor_text(GByteArray *b, const char *s)
     g_byte_array_append(b, (const uint8_t *)s, strlen(s));
 }
 
-/* [{"signature": [...], "signing_certificate": cert}] */
-static GByteArray *signature(const GByteArray *cert, bool as_bytes)
+/* A self-signed certificate (tests/nitro/eif/test-cert.pem) */
+static const char test_cert_pem[] =
+    "-----BEGIN CERTIFICATE-----\n"
+    "MIIBxDCCAUqgAwIBAgIUE4GzmH7Bk06zxGIH6G68hRqnqfwwCgYIKoZIzj0EAwIw\n"
+    "GDEWMBQGA1UEAwwNcWVtdS1laWYgdGVzdDAgFw0yNjExMjYxMjMwNDRaGA8yMTI2\n"
+    "MTEwMjEyMzA0NFowGDEWMBQGA1UEAwwNcWVtdS1laWYgdGVzdDB2MBAGByqGSM49\n"
+    "AgEGBSuBBAAiA2IABPFUIjIcYbKLLk1OMOlLUCp8EWXjgVpGmvRXHbJ8cbNA9NT9\n"
+    "KeFZgstiBvoJiom5U+/ECN0VKp/0HVNmQMAO3p1/cU5kU0SX+p7Rj2hel3JBR/kz\n"
+    "NR0JGKvuJ5kH5i/8T6NTMFEwHQYDVR0OBBYEFIVNmA67zmyOIbH6aKRm2zk5phvu\n"
+    "MB8GA1UdIwQYMBaAFIVNmA67zmyOIbH6aKRm2zk5phvuMA8GA1UdEwEB/wQFMAMB\n"
+    "Af8wCgYIKoZIzj0EAwIDaAAwZQIxAMgSzwlC9F4aHtzwqNoeuj7WmrVKlY30+v7o\n"
+    "UuAD4jSdVFtPWdFA5E/ge9IInnWEXwIwfuHdnhUnlbJXmxtOWQMkR0Y4yHHeUV2o\n"
+    "mh4pm1+9iif2vofw8F/S9RKE75nbgoIt\n"
+    "-----END CERTIFICATE-----\n";
+
+/* The DER of a PEM certificate, as gnutls reads it */
+static GByteArray *pem_to_der(const char *pem)
+{
+    gnutls_datum_t in = { (unsigned char *)pem, strlen(pem) }, out;
+    gnutls_x509_crt_t crt;
+    GByteArray *der = g_byte_array_new();
+
+    g_assert_cmpint(gnutls_x509_crt_init(&crt), ==, 0);
+    g_assert_cmpint(gnutls_x509_crt_import(crt, &in, GNUTLS_X509_FMT_PEM),
+                    ==, 0);
+    g_assert_cmpint(gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_DER, &out),
+                    ==, 0);
+    g_byte_array_append(der, out.data, out.size);
+    gnutls_free(out.data);
+    gnutls_x509_crt_deinit(crt);
+    return der;
+}
+
+static GByteArray *bytes_of(const char *s)
 {
     GByteArray *b = g_byte_array_new();
 
-    cbor_head(b, 4, 1);
+    g_byte_array_append(b, (const uint8_t *)s, strlen(s));
+    return b;
+}
+
+/* A map { "signature": [1, 200], "signing_certificate": cert } */
+static void signature_entry(GByteArray *b, const GByteArray *cert,
+                            bool as_bytes)
+{
     cbor_head(b, 5, 2);
     cbor_text(b, "signature");
     cbor_head(b, 4, 2);
@@ -906,21 +1070,47 @@ static GByteArray *signature(const GByteArray *cert, bool as_bytes)
             cbor_head(b, 0, cert->data[i]);
         }
     }
+}
+
+/* [{"signature": [...], "signing_certificate": cert}] */
+static GByteArray *signature(const GByteArray *cert, bool as_bytes)
+{
+    GByteArray *b = g_byte_array_new();
+
+    cbor_head(b, 4, 1);
+    signature_entry(b, cert, as_bytes);
     return b;
+}
+
+/* A signed image: kernel, cmdline, metadata, ramdisk, signature @sig */
+static GByteArray *signed_image(const TInputs *in, const GByteArray *sig)
+{
+    TSection s[5] = {
+        { EIF_SECTION_KERNEL, in->kernel->data, in->kernel->len },
+        { EIF_SECTION_CMDLINE, "x", 1 },
+        { EIF_SECTION_METADATA, "{}", 2 },
+        { EIF_SECTION_RAMDISK, in->initrd[0]->data, in->initrd[0]->len },
+        { EIF_SECTION_SIGNATURE, sig->data, sig->len },
+    };
+
+    return t_image(4, 0, s, 5);
 }
 
 static void test_signature(void)
 {
     TInputs in;
-    g_autoptr(GByteArray) cert = random_bytes(700, 99);
+    g_autoptr(GByteArray) pem = bytes_of(test_cert_pem);
+    g_autoptr(GByteArray) der = pem_to_der(test_cert_pem);
     g_autoptr(GByteArray) big = random_bytes(EIF_SIGNATURE_MAX_SIZE + 1, 7);
-    const GByteArray *parts[] = { cert };
+    const GByteArray *parts[] = { der };
     char hex[EIF_PCR_HEX_LEN + 1];
 
     inputs_init(&in);
+    /* PCR8 measures the DER of the certificate, which the section holds */
     extend(parts, 1, hex);
     for (unsigned i = 0; i < 2; i++) {
-        g_autoptr(GByteArray) sig = signature(cert, i);
+        g_autoptr(GByteArray) sig = signature(pem, i);
+        g_autoptr(GByteArray) img = signed_image(&in, sig);
         TSection s[5] = {
             { EIF_SECTION_KERNEL, in.kernel->data, in.kernel->len },
             { EIF_SECTION_CMDLINE, "x", 1 },
@@ -928,7 +1118,6 @@ static void test_signature(void)
             { EIF_SECTION_RAMDISK, in.initrd[0]->data, in.initrd[0]->len },
             { EIF_SECTION_SIGNATURE, sig->data, sig->len },
         };
-        g_autoptr(GByteArray) img = t_image(4, 0, s, 5);
         g_autoptr(GByteArray) two = NULL;
         g_autoptr(GByteArray) too_big = NULL;
         g_autoptr(GByteArray) empty = NULL;
@@ -955,6 +1144,277 @@ static void test_signature(void)
         assert_invalid(empty->data, empty->len, "section 4 (signature) at "
                        "offset 11599 is empty");
     }
+    inputs_free(&in);
+}
+
+/*
+ * A malformed signature section is invalid, with the same message from
+ * every validator (eif_validate(), eif_validate_crc(), eif_read_fd()),
+ * so that measuring a valid image cannot fail on it.
+ */
+static void test_signature_malformed(void)
+{
+    static const char *const bad_pem[] = {
+        "no PEM here",
+        "-----BEGIN CERTIFICATE-----\nMIIB\n",
+        "-----BEGIN CERTIFICATE-----\nMI*B\n-----END CERTIFICATE-----\n",
+        "-----BEGIN CERTIFICATE-----\nMIIBx\n-----END CERTIFICATE-----\n",
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    };
+    static const char *const bad_pem_error[] = {
+        "entry 0: signing_certificate is not a PEM certificate (no -----BEGIN "
+        "CERTIFICATE----- line)",
+        "entry 0: signing_certificate has no -----END CERTIFICATE----- line",
+        "entry 0: signing_certificate has a byte 0x2a that is not base64 "
+        "at offset 30",
+        "entry 0: signing_certificate has invalid base64 (5 characters)",
+        "entry 0: signing_certificate is not a DER certificate once decoded",
+    };
+    g_autoptr(GByteArray) pem = bytes_of(test_cert_pem);
+    g_autoptr(GByteArray) empty = g_byte_array_new();
+    struct {
+        GByteArray *sig;
+        const char *expected;
+    } cases[20];
+    unsigned n = 0;
+    GByteArray *b;
+    TInputs in;
+
+    inputs_init(&in);
+    b = cases[n].sig = g_byte_array_new();
+    g_byte_array_append(b, (const uint8_t *)"\xff", 1);
+    cases[n++].expected = "invalid or unsupported CBOR at byte 1";
+
+    b = cases[n].sig = signature(pem, true);
+    g_byte_array_append(b, (const uint8_t *)"\0", 1);
+    cases[n++].expected = "1 bytes after the CBOR item";
+
+    b = cases[n].sig = g_byte_array_new();
+    cbor_head(b, 5, 0);
+    cases[n++].expected = "not a non-empty CBOR array";
+
+    b = cases[n].sig = g_byte_array_new();
+    cbor_head(b, 4, 0);
+    cases[n++].expected = "not a non-empty CBOR array";
+
+    b = cases[n].sig = g_byte_array_new();
+    cbor_head(b, 4, 1);
+    cbor_head(b, 0, 1);
+    cases[n++].expected = "entry 0 is not a map";
+
+    b = cases[n].sig = g_byte_array_new();
+    cbor_head(b, 4, 2);
+    signature_entry(b, pem, false);
+    cbor_head(b, 0, 1);
+    cases[n++].expected = "entry 1 is not a map";
+
+    /* [{"signature": [1, 200]}] */
+    b = cases[n].sig = g_byte_array_new();
+    cbor_head(b, 4, 1);
+    cbor_head(b, 5, 1);
+    cbor_text(b, "signature");
+    cbor_head(b, 4, 2);
+    cbor_head(b, 0, 1);
+    cbor_head(b, 0, 200);
+    cases[n++].expected = "entry 0 has no signing_certificate";
+
+    /* [{"signing_certificate": PEM}] */
+    b = cases[n].sig = g_byte_array_new();
+    cbor_head(b, 4, 1);
+    cbor_head(b, 5, 1);
+    cbor_text(b, "signing_certificate");
+    cbor_head(b, 2, pem->len);
+    g_byte_array_append(b, pem->data, pem->len);
+    cases[n++].expected = "entry 0 has no signature";
+
+    /* [{"signing_certificate": 7, "signature": ...}] */
+    b = cases[n].sig = g_byte_array_new();
+    cbor_head(b, 4, 1);
+    cbor_head(b, 5, 2);
+    cbor_text(b, "signing_certificate");
+    cbor_head(b, 0, 7);
+    cbor_text(b, "signature");
+    cbor_head(b, 2, 0);
+    cases[n++].expected = "entry 0: signing_certificate is neither a byte "
+                          "string nor an array";
+
+    /* [{"signature": [...], "signing_certificate": [300]}] */
+    b = cases[n].sig = g_byte_array_new();
+    cbor_head(b, 4, 1);
+    cbor_head(b, 5, 2);
+    cbor_text(b, "signature");
+    cbor_head(b, 2, 0);
+    cbor_text(b, "signing_certificate");
+    cbor_head(b, 4, 1);
+    cbor_head(b, 0, 300);
+    cases[n++].expected = "entry 0: signing_certificate element 0 is not a "
+                          "byte value";
+
+    b = cases[n].sig = signature(empty, true);
+    cases[n++].expected = "entry 0: empty signing_certificate";
+
+    for (unsigned i = 0; i < ARRAY_SIZE(bad_pem); i++) {
+        g_autoptr(GByteArray) cert = bytes_of(bad_pem[i]);
+
+        cases[n].sig = signature(cert, false);
+        cases[n++].expected = bad_pem_error[i];
+    }
+    g_assert_cmpuint(n, <=, ARRAY_SIZE(cases));
+
+    for (unsigned i = 0; i < n; i++) {
+        g_autoptr(GByteArray) img = signed_image(&in, cases[i].sig);
+        g_autofree char *expected =
+            g_strdup_printf("section 4 (signature) at offset 11599: %s",
+                            cases[i].expected);
+        g_autoptr(EifMeasure) em = eif_measure_new(&error_abort);
+        const EifSection sig = { .type = EIF_SECTION_SIGNATURE };
+        g_autofree char *measure_error = NULL;
+        EifMeasurements m;
+        Error *err = NULL;
+
+        assert_invalid(img->data, img->len, expected);
+
+        /* Measuring it anyway: the same reason */
+        eif_measure_update(em, &sig, cases[i].sig->data, cases[i].sig->len,
+                           &error_abort);
+        g_assert_false(eif_measure_finish(em, &m, &err));
+        measure_error = g_strdup_printf("signature section: %s",
+                                        cases[i].expected);
+        g_assert_cmpstr(error_get_pretty(err), ==, measure_error);
+        error_free(err);
+        g_byte_array_unref(cases[i].sig);
+    }
+    inputs_free(&in);
+}
+
+static void assert_error(Error *err, const char *fmt, const char *path)
+{
+    g_autofree char *expected = g_strdup_printf(fmt, path);
+
+    g_assert_nonnull(err);
+    g_assert_cmpstr(error_get_pretty(err), ==, expected);
+    error_free(err);
+}
+
+/*
+ * Direct kernel boot: the image is built into memory that is not readable
+ * later, and measured from the inputs, which must not have changed.
+ */
+static void test_measure_inputs(void)
+{
+    TInputs in;
+    EifBuildParams p = {
+        .arch = EIF_ARCH_X86_64,
+        .nr_initrds = 2,
+        .metadata = metadata_json,
+    };
+    g_autofree uint8_t *img = NULL;
+    g_autoptr(GByteArray) changed = NULL;
+    EifMeasurements want, got;
+    EifInfo built;
+    Error *err = NULL;
+    uint64_t size;
+
+    inputs_init(&in);
+    p.kernel = in.kernel_path;
+    p.initrds = (const char *const *)in.initrd_path;
+    for (unsigned i = 0; i < 2; i++) {
+        p.cmdline = i ? "console=ttyS0" : NULL;
+        g_assert_true(eif_build_size(&p, &size, &error_abort));
+        img = g_realloc(img, size);
+        g_assert_cmpint(eif_build(&p, img, size, &built, &error_abort), ==,
+                        size);
+        g_assert_true(eif_measure(img, &built, &want, &error_abort));
+        g_assert_true(eif_measure_inputs(&p, &built, &got, &error_abort));
+        g_assert_cmpmem(&got, sizeof(got), &want, sizeof(want));
+    }
+
+    /* The second ramdisk rewritten, with the same size */
+    changed = g_byte_array_new();
+    g_byte_array_append(changed, in.initrd[1]->data, in.initrd[1]->len);
+    changed->data[100] ^= 1;
+    g_assert_true(g_file_set_contents(in.initrd_path[1],
+                                      (char *)changed->data, changed->len,
+                                      NULL));
+    g_assert_false(eif_measure_inputs(&p, &built, &got, &err));
+    assert_error(err, "%s: changed since it was loaded", in.initrd_path[1]);
+    err = NULL;
+
+    /* Back as it was: measured again */
+    g_assert_true(g_file_set_contents(in.initrd_path[1],
+                                      (char *)in.initrd[1]->data,
+                                      in.initrd[1]->len, NULL));
+    g_assert_true(eif_measure_inputs(&p, &built, &got, &error_abort));
+    g_assert_cmpmem(&got, sizeof(got), &want, sizeof(want));
+
+    /* The kernel grown, then cut */
+    g_byte_array_append(in.kernel, (const uint8_t *)"x", 1);
+    for (unsigned i = 0; i < 2; i++) {
+        g_assert_true(g_file_set_contents(in.kernel_path,
+                                          (char *)in.kernel->data,
+                                          in.kernel->len - 2 * i, NULL));
+        g_assert_false(eif_measure_inputs(&p, &built, &got, &err));
+        assert_error(err, "%s: changed since it was loaded", in.kernel_path);
+        err = NULL;
+    }
+
+    /* Replaced by a FIFO: refused, not read */
+    unlink(in.kernel_path);
+    g_assert_cmpint(mkfifo(in.kernel_path, 0600), ==, 0);
+    g_assert_false(eif_measure_inputs(&p, &built, &got, &err));
+    assert_error(err, "%s: is a FIFO", in.kernel_path);
+    err = NULL;
+    unlink(in.kernel_path);
+
+    /* Not what eif_build() returned */
+    built.has_section_crc = false;
+    g_assert_false(eif_measure_inputs(&p, &built, &got, &err));
+    g_assert_nonnull(strstr(error_get_pretty(err), "not built by"));
+    error_free(err);
+    inputs_free(&in);
+}
+
+/* An EIF is measured from its file, which must not have changed */
+static void test_measure_file(void)
+{
+    TInputs in;
+    g_autoptr(GByteArray) img = good_image(&in);
+    g_autoptr(GByteArray) other = t_image_from(&in, EIF_ARCH_X86_64,
+                                               "quiet", 2);
+    g_autofree char *path = write_file("loaded.eif", img->data, img->len);
+    EifMeasurements want, got;
+    Error *err = NULL;
+    EifInfo loaded;
+
+    g_assert_true(eif_validate(img->data, img->len, &loaded, &error_abort));
+    g_assert_true(eif_measure(img->data, &loaded, &want, &error_abort));
+    g_assert_true(eif_measure_file(path, &loaded, &got, &error_abort));
+    g_assert_cmpmem(&got, sizeof(got), &want, sizeof(want));
+
+    /* Another valid image */
+    g_assert_true(g_file_set_contents(path, (char *)other->data, other->len,
+                                      NULL));
+    g_assert_false(eif_measure_file(path, &loaded, &got, &err));
+    assert_error(err, "%s: changed since it was loaded", path);
+    err = NULL;
+
+    /* A broken one */
+    img->data[img->len - 1] ^= 1;
+    g_assert_true(g_file_set_contents(path, (char *)img->data, img->len,
+                                      NULL));
+    g_assert_false(eif_measure_file(path, &loaded, &got, &err));
+    g_assert_true(g_str_has_prefix(error_get_pretty(err), path));
+    g_assert_nonnull(strstr(error_get_pretty(err),
+                            ": changed since it was loaded: CRC mismatch"));
+    error_free(err);
+    err = NULL;
+
+    /* A directory in its place */
+    unlink(path);
+    g_assert_cmpint(mkdir(path, 0700), ==, 0);
+    g_assert_false(eif_measure_file(path, &loaded, &got, &err));
+    assert_error(err, "%s: is a directory", path);
+    rmdir(path);
     inputs_free(&in);
 }
 
@@ -1030,6 +1490,10 @@ int main(int argc, char **argv)
     g_test_add_func("/eif/empty-kernel", test_empty_kernel);
     g_test_add_func("/eif/build-errors", test_build_errors);
     g_test_add_func("/eif/signature", test_signature);
+    g_test_add_func("/eif/signature-malformed", test_signature_malformed);
+    g_test_add_func("/eif/open-file", test_open_file);
+    g_test_add_func("/eif/measure-inputs", test_measure_inputs);
+    g_test_add_func("/eif/measure-file", test_measure_file);
     g_test_add_func("/eif/measure-extra-ramdisk", test_measure_extra_ramdisk);
     ret = g_test_run();
     rmdir(tmpdir);

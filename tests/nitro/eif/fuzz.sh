@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Fuzz the EIF parser (hw/core/eif.c) with libFuzzer under ASan and UBSan.
+# Fuzz the EIF parser (hw/core/eif*.c) with libFuzzer under ASan and UBSan.
 #
 #   fuzz.sh [--source DIR] [--build DIR] [--qemu-eif PATH]
 #           [--runs N | --time SECONDS | --long]
 #
 # Builds build/obj/tests/nitro/eif/fuzz-eif with clang outside meson (the
-# few QEMU functions eif.c calls are stubbed in fuzz-eif.c), makes a seed
+# few QEMU functions the library calls are stubbed in fuzz-eif.c), makes a seed
 # corpus with qemu-eif (plus a signed image), then runs the fuzzer:
 # --runs N executions (default 300000; what `meson test` does), --time
 # SECONDS, or --long (1 hour, corpus kept in build/obj/tests/nitro/eif/
@@ -58,7 +58,7 @@ mkdir -p "$out"
     -iquote "$src/host/include/$(uname -m)" -iquote "$src/host/include/generic" \
     -isystem "$src/linux-headers" \
     $(pkg-config --cflags --libs glib-2.0 zlib) \
-    "$src/hw/core/eif.c" "$here/fuzz-eif.c" \
+    "$src"/hw/core/eif*.c "$here/fuzz-eif.c" \
     $(pkg-config --libs glib-2.0 zlib) \
     $(grep -q '#define CONFIG_ISAL' "$build/config-host.h" &&
       pkg-config --libs libisal) \
@@ -78,14 +78,20 @@ printf 'ramdisk' >"$tmp/i2"
 "$qemu_eif" build --kernel "$tmp/k" --initrd "$tmp/i1" --initrd "$tmp/i2" \
     --initrd "$tmp/empty" --arch aarch64 --cmdline 'console=ttyS0' \
     --name n --version 1 --metadata '{"a": 1}' -o "$seeds/arm-3.eif"
-python3 - "$seeds/x86-1.eif" "$seeds/signed.eif" <<'PY'
+python3 - "$seeds/x86-1.eif" "$seeds/signed.eif" "$here/test-cert.pem" <<'PY'
 import struct, sys, zlib
 img = bytearray(open(sys.argv[1], 'rb').read())
-cert = bytes(range(40))
-# [{"signing_certificate": [bytes...], "signature": h'00'}]
-sig = b'\x81\xa2\x73signing_certificate\x98\x28' + \
-    b''.join(bytes([b]) if b < 24 else bytes([0x18, b]) for b in cert) + \
-    b'\x69signature\x41\x00'
+pem = open(sys.argv[3], 'rb').read()
+def head(major, n):
+    if n < 24:
+        return bytes([major << 5 | n])
+    if n < 256:
+        return bytes([major << 5 | 24, n])
+    return bytes([major << 5 | 25]) + struct.pack('>H', n)
+# [{"signing_certificate": [PEM bytes...], "signature": h'00'}], as serde
+sig = head(4, 1) + head(5, 2) + head(3, 19) + b'signing_certificate' + \
+    head(4, len(pem)) + b''.join(head(0, b) for b in pem) + \
+    head(3, 9) + b'signature' + head(2, 1) + b'\x00'
 count, = struct.unpack_from('>H', img, 26)
 struct.pack_into('>H', img, 26, count + 1)
 struct.pack_into('>Q', img, 28 + 8 * count, len(img))

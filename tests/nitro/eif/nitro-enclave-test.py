@@ -117,7 +117,16 @@ def main():
                '5000')
         expect(private, ['-kernel', files['kernel']], 'bad magic')
         expect(private, ['-kernel', eif, '-initrd', bad + '.missing'],
-               'cannot read initrd')
+               f"initrd: cannot open '{bad}.missing'")
+
+        # Not regular files: refused, never read (a FIFO would block)
+        fifo = os.path.join(tmp, 'fifo')
+        os.mkfifo(fifo)
+        for path, kind in ((fifo, 'is a FIFO'), (tmp, 'is a directory'),
+                           ('/dev/null', 'is a character device')):
+            expect(private, ['-kernel', path], f'{path}: {kind}')
+            expect(private, ['-kernel', eif, '-initrd', path],
+                   f'initrd: {path}: {kind}')
     print('nitro-enclave: EIF loading checks passed')
 
 

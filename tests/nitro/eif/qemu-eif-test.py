@@ -12,13 +12,19 @@
 import hashlib
 import json
 import os
+import signal
+import ssl
+import stat
 import struct
 import subprocess
 import sys
 import tempfile
+import time
 import zlib
 
 QEMU_EIF = sys.argv[1]
+TEST_CERT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                         'test-cert.pem')
 CMDLINES = {
     'x86_64': 'reboot=k panic=30 pci=off nomodules console=ttyS0 '
               'i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd '
@@ -33,8 +39,9 @@ TYPES = {1: 'kernel', 2: 'cmdline', 3: 'ramdisk', 4: 'signature',
 
 
 def run(*args, ok=True, stdin=None):
+    # Nothing may block: a FIFO as input must be refused, not read
     p = subprocess.run([QEMU_EIF, *args], capture_output=True, stdin=stdin,
-                       text=True, check=False)
+                       text=True, check=False, timeout=30)
     if ok and p.returncode != 0:
         sys.exit(f'qemu-eif {" ".join(args)} failed: {p.stderr}')
     if not ok:
@@ -152,6 +159,163 @@ def truncate(tmp, good, size, expected):
     assert expected in err, (expected, err)
 
 
+def cbor_head(major, n):
+    if n < 24:
+        return bytes([major << 5 | n])
+    if n < 256:
+        return bytes([major << 5 | 24, n])
+    return bytes([major << 5 | 25]) + struct.pack('>H', n)
+
+
+def cbor_text(text):
+    return cbor_head(3, len(text)) + text.encode()
+
+
+def add_section(img, typ, data):
+    """Append a section to an image and fix its CRC"""
+    img = bytearray(img)
+    count, = struct.unpack_from('>H', img, 26)
+    struct.pack_into('>H', img, 26, count + 1)
+    struct.pack_into('>Q', img, 28 + 8 * count, len(img))
+    struct.pack_into('>Q', img, 28 + 256 + 8 * count, len(data))
+    img += struct.pack('>HHQ', typ, 0, len(data)) + data
+    struct.pack_into('>I', img, 544, zlib.crc32(img[:544] + img[548:]))
+    return img
+
+
+def signed(tmp, good):
+    """PCR8 of a signed image; a malformed signature section"""
+    with open(TEST_CERT, 'rb') as f:
+        pem = f.read()
+    with open(good, 'rb') as f:
+        img = f.read()
+    # [{"signing_certificate": [PEM bytes], "signature": h'00'}], as serde
+    cert = cbor_head(4, len(pem)) + b''.join(cbor_head(0, b) for b in pem)
+    sig = cbor_head(4, 1) + cbor_head(5, 2) + \
+        cbor_text('signing_certificate') + cert + \
+        cbor_text('signature') + cbor_head(2, 1) + b'\0'
+    path = os.path.join(tmp, 'signed.eif')
+    with open(path, 'wb') as f:
+        f.write(add_section(img, 4, sig))
+    desc = json.loads(run('describe', path))
+    der = ssl.PEM_cert_to_DER_cert(pem.decode())
+    assert desc['IsSigned'] is True
+    assert desc['Measurements']['PCR8'] == extend(der), desc
+    assert desc['Sections'][-1]['Type'] == 'signature'
+
+    # No signing certificate: rejected with the validator's message
+    sig = cbor_head(4, 1) + cbor_head(5, 1) + cbor_text('signature') + \
+        cbor_head(2, 1) + b'\0'
+    with open(path, 'wb') as f:
+        f.write(add_section(img, 4, sig))
+    err = run('describe', path, ok=False)
+    assert err.endswith(f'{path}: section {len(desc["Sections"]) - 1} '
+                        f'(signature) at offset {len(img)}: entry 0 has no '
+                        'signing_certificate'), err
+
+
+def not_regular(tmp, kernel, initrd):
+    """FIFOs, directories and devices are refused, never read"""
+    fifo = os.path.join(tmp, 'fifo')
+    os.mkfifo(fifo)
+    out = os.path.join(tmp, 'x.eif')
+    for path, kind in [(fifo, 'is a FIFO'), (tmp, 'is a directory'),
+                       ('/dev/null', 'is a character device')]:
+        for args, expected in [
+                (['build', '--kernel', path, '--initrd', initrd, '-o', out],
+                 f'kernel: {path}: {kind}'),
+                (['build', '--kernel', kernel, '--initrd', initrd,
+                  '--initrd', path, '-o', out], f'ramdisk: {path}: {kind}'),
+                (['describe', path], f'{path}: {kind}')]:
+            err = run(*args, ok=False)
+            assert err.endswith(expected), (err, expected)
+            assert not os.path.exists(out)
+    os.unlink(fifo)
+    assert_no_temp(tmp)
+
+
+def metadata_json(tmp, kernel, initrd):
+    """describe prints JSON for any metadata section"""
+    out = os.path.join(tmp, 'meta.eif')
+    run('build', '--kernel', kernel, '--initrd', initrd, '-o', out)
+    with open(out, 'rb') as f:
+        img = f.read()
+    _, _, _, _, sections = parse(out)
+    meta_offset = sections[2][1]
+    for text, error in [(b'{"a": 1e999}', 'the number at $.a is out of range'),
+                        (b'[-1e400]', 'the number at $[0] is out of range'),
+                        (b'{"a": ', 'JSON parse error'),
+                        (b'not json', 'JSON parse error'),
+                        (b'{"a": "\xff"}', 'JSON parse error'),
+                        (b'{}\0', 'NUL byte')]:
+        # Replace the metadata section (the last before the ramdisk)
+        before = img[:meta_offset]
+        after = img[sections[3][1]:]
+        count, = struct.unpack_from('>H', img, 26)
+        new = bytearray(before + struct.pack('>HHQ', 5, 0, len(text)) + text +
+                        after)
+        delta = len(text) - sections[2][2]
+        struct.pack_into('>Q', new, 28 + 256 + 8 * 2, len(text))
+        for i in range(3, count):
+            struct.pack_into('>Q', new, 28 + 8 * i, sections[i][1] + delta)
+        struct.pack_into('>I', new, 544, zlib.crc32(new[:544] + new[548:]))
+        bad = os.path.join(tmp, 'bad-meta.eif')
+        with open(bad, 'wb') as f:
+            f.write(new)
+        desc = json.loads(run('describe', bad))
+        assert desc['Metadata'] is None, desc
+        assert error in desc['MetadataError'], (error, desc['MetadataError'])
+        assert desc['Measurements']['PCR0']
+    os.unlink(bad)
+    os.unlink(out)
+
+
+def assert_no_temp(tmp):
+    temps = [f for f in os.listdir(tmp) if f.startswith('.')]
+    assert not temps, temps
+
+
+def failed_build(tmp, kernel, initrd):
+    """A build that fails leaves the previous output as it was"""
+    out = os.path.join(tmp, 'previous.eif')
+    with open(out, 'wb') as f:
+        f.write(b'previous')
+    for bad in (['--initrd', initrd + '.missing'], ['--initrd', tmp]):
+        run('build', '--kernel', kernel, '--initrd', initrd, *bad, '-o', out,
+            ok=False)
+        with open(out, 'rb') as f:
+            assert f.read() == b'previous'
+        assert_no_temp(tmp)
+    os.unlink(out)
+
+
+def interrupted_build(tmp, initrd):
+    """A build killed by SIGINT, SIGTERM or SIGHUP leaves no file"""
+    big = os.path.join(tmp, 'big')
+    with open(big, 'wb') as f:
+        f.truncate(4 << 30)
+    out = os.path.join(tmp, 'big.eif')
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        p = subprocess.Popen([QEMU_EIF, 'build', '--kernel', big,
+                              '--initrd', initrd, '-o', out],
+                             stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 20
+        # Interrupt it once it writes its temporary file
+        while time.monotonic() < deadline:
+            temps = [f for f in os.listdir(tmp) if f.startswith('.big.eif.')]
+            if temps and os.path.getsize(os.path.join(tmp, temps[0])):
+                break
+            assert p.poll() is None, 'the build ended before the signal'
+            time.sleep(0.001)
+        p.send_signal(sig)
+        p.wait(timeout=20)
+        p.stderr.close()
+        assert p.returncode == -sig, (sig, p.returncode)
+        assert not os.path.exists(out), sig
+        assert_no_temp(tmp)
+    os.unlink(big)
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         with open(os.path.join(tmp, 'kernel'), 'wb') as f:
@@ -193,9 +357,15 @@ def main():
                 (['build', '--kernel', kernel, '--initrd', initrd,
                   '--metadata', '{', '-o', out], '--metadata: '),
                 (['build', '--kernel', kernel + '.missing', '--initrd',
-                  initrd, '-o', out], 'cannot open kernel'),
+                  initrd, '-o', out], 'kernel: cannot open'),
                 (['build', '--kernel', kernel, '--initrd', tmp, '-o', out],
-                 'is not a regular file'),
+                 f'ramdisk: {tmp}: is a directory'),
+                (['build', '--kernel', kernel, '--initrd', initrd,
+                  '--metadata', '{"a": [1, {"b": 1e999}]}', '-o', out],
+                 '--metadata: the number at $.a[1].b is out of range'),
+                (['build', '--kernel', kernel, '--initrd', initrd,
+                  '--metadata', '@' + tmp, '-o', out],
+                 f'--metadata: {tmp}: is a directory'),
                 (['build', '--kernel', kernel, '--initrd', initrd,
                   '-o', kernel], 'is also an input'),
                 (['describe'], 'describe takes one image file'),
@@ -205,6 +375,12 @@ def main():
             assert expected in err, (args, expected, err)
             assert not os.path.exists(out), args
         assert os.path.getsize(kernel) == 300000
+
+        signed(tmp, good)
+        not_regular(tmp, kernel, initrd)
+        metadata_json(tmp, kernel, initrd)
+        failed_build(tmp, kernel, initrd)
+        interrupted_build(tmp, initrd)
     print('qemu-eif: all checks passed')
 
 

@@ -1,0 +1,42 @@
+/*
+ * qemu-eif: write an output file whole or not at all
+ *
+ * Copyright (c) 2026 Nitro Enclaves for QEMU contributors
+ *
+ * This work is licensed under the terms of the GNU GPL, version 2 or
+ * (at your option) any later version.  See the COPYING file in the
+ * top-level directory.
+ */
+
+#ifndef QEMU_EIF_OUTPUT_H
+#define QEMU_EIF_OUTPUT_H
+
+/*
+ * output_open:
+ * @path: the file to write in the end
+ * @errp: pointer to a NULL-initialized error object
+ *
+ * Create a temporary file next to @path (same directory, so that it can
+ * be renamed over it), which SIGINT, SIGTERM and SIGHUP remove before the
+ * tool dies.  At most one output is open at a time.
+ *
+ * Returns: its file descriptor, or -1 with @errp set.
+ */
+int output_open(const char *path, Error **errp);
+
+/*
+ * output_commit:
+ * @fd: what output_open() returned
+ * @ok: whether writing it succeeded
+ * @errp: pointer to a NULL-initialized error object
+ *
+ * Close @fd and, if @ok, rename the temporary file to the path given to
+ * output_open(); else, or if that fails, remove it, leaving whatever was
+ * at that path untouched.
+ *
+ * Returns: true if the output is in place, false (with @errp set if @ok)
+ * otherwise.
+ */
+bool output_commit(int fd, bool ok, Error **errp);
+
+#endif
