@@ -183,7 +183,7 @@ bool nitro_image_load(MachineState *ms, NitroImage *img, Error **errp)
                    " of %" PRIu64 " bytes of RAM", offset, ms->ram_size);
         return false;
     }
-    fd = qemu_open(ms->kernel_filename, O_RDONLY, errp); /* NITRO-MERGE */
+    fd = eif_open_file(ms->kernel_filename, errp);
     if (fd < 0) {
         return false;
     }

@@ -17,7 +17,6 @@
 #include "qapi/error.h"
 #include "qemu/atomic.h"
 #include "qemu/thread.h"
-#include "qemu/units.h"
 #include "measure.h"
 #include "trace.h"
 
@@ -31,101 +30,14 @@ struct NitroMeasure {
     char hex[EIF_NR_PCRS][EIF_PCR_HEX_LEN + 1];
 };
 
-/* Feed section @s to @m from the file @fd, which holds its data. */
-static bool nitro_measure_section(EifMeasure *m, const EifSection *s, int fd,
-                                  Error **errp)
-{
-    g_autofree uint8_t *buf = g_malloc(MiB);
-    uint64_t pos;
-
-    for (pos = 0; pos < s->size; ) {
-        ssize_t n = pread(fd, buf, MIN(MiB, s->size - pos), pos);
-
-        if (n <= 0) {
-            error_setg(errp, "changed since it was loaded");
-            return false;
-        }
-        if (!eif_measure_update(m, s, buf, n, errp)) {
-            return false;
-        }
-        pos += n;
-    }
-    return true;
-}
-
-/* Measure the loaded EIF from its file, which must not have changed. */
-static bool nitro_measure_eif(const NitroImage *img, EifMeasurements *pcrs,
-                              Error **errp)
-{
-    const char *path = img->build.kernel;
-    EifInfo info;
-    int fd = qemu_open(path, O_RDONLY, errp);
-    bool ok;
-
-    if (fd < 0) {
-        return false;
-    }
-    ok = eif_read_fd(fd, NULL, NULL, &info, pcrs, errp);
-    close(fd);
-    if (ok && info.crc32 != img->info.crc32) {
-        error_setg(errp, "changed since it was loaded");
-        ok = false;
-    }
-    if (!ok) {
-        error_prepend(errp, "%s: ", path);
-    }
-    return ok;
-}
-
-/* Measure a built image from its inputs, section by section. */
-static bool nitro_measure_inputs(const NitroImage *img, EifMeasurements *pcrs,
-                                 Error **errp)
-{
-    g_autoptr(EifMeasure) m = eif_measure_new(errp);
-    unsigned i;
-
-    if (!m) {
-        return false;
-    }
-    for (i = 0; i < img->info.nr_sections; i++) {
-        const EifSection *s = &img->info.sections[i];
-        const char *path = img->build.kernel;
-        int fd;
-        bool ok;
-
-        if (s->type == EIF_SECTION_METADATA) {
-            continue;
-        }
-        if (s->type == EIF_SECTION_CMDLINE) {
-            if (!eif_measure_update(m, s, img->build.cmdline, s->size,
-                                    errp)) {
-                return false;
-            }
-            continue;
-        }
-        if (s->type == EIF_SECTION_RAMDISK) {
-            path = img->build.initrds[s->nth];
-        }
-        fd = qemu_open(path, O_RDONLY, errp);
-        if (fd < 0) {
-            return false;
-        }
-        ok = nitro_measure_section(m, s, fd, errp);
-        close(fd);
-        if (!ok) {
-            error_prepend(errp, "%s: ", path);
-            return false;
-        }
-    }
-    return eif_measure_finish(m, pcrs, errp);
-}
-
 static void *nitro_measure_thread(void *opaque)
 {
     NitroMeasure *m = opaque;
-    bool ok = m->img->is_eif ?
-              nitro_measure_eif(m->img, &m->pcrs, &m->err) :
-              nitro_measure_inputs(m->img, &m->pcrs, &m->err);
+    const NitroImage *img = m->img;
+    bool ok = img->is_eif ?
+              eif_measure_file(img->build.kernel, &img->info, &m->pcrs,
+                               &m->err) :
+              eif_measure_inputs(&img->build, &img->info, &m->pcrs, &m->err);
     int i;
 
     if (ok) {

@@ -40,6 +40,23 @@ class NitroErrors(NitroTest):
         self.assertIn('No such file', res.stderr)
         self.assert_driver_untouched()
 
+    def test_not_regular_files(self):
+        # Refused with what they are, never read (a FIFO would hang)
+        fifo = self.scratch_file('fifo')
+        os.mkfifo(fifo)
+        kernel, rds = self.eif_inputs()
+        for args, what in ((('-kernel', fifo), 'is a FIFO'),
+                           (('-kernel', self.workdir), 'is a directory'),
+                           (('-kernel', '/dev/null'),
+                            'is a character device'),
+                           (('-kernel', kernel, '-initrd', fifo),
+                            'is a FIFO'),
+                           (('-kernel', kernel, '-initrd',
+                             f'{rds[0]}:{self.workdir}'), 'is a directory')):
+            res = self.nitro(*args)
+            self.assert_fails(res, what)
+            self.assert_driver_untouched()
+
     def test_corrupt_eif(self):
         image = self.make_eif()
         with open(image, 'r+b') as f:

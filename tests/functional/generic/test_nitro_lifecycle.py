@@ -317,16 +317,16 @@ class NitroLifecycle(NitroTest):
 
     def test_pcrs_of_a_changed_file(self):
         # A direct boot is measured from its files while the enclave
-        # starts: rewrite the end of a big initrd while that runs
-        self.HUGEPAGES = 640
-        reason = reserve_hugepages(self.HUGEPAGES)
+        # starts (here, under -S, while it waits for cont): rewrite the
+        # end of a big initrd before the measurement gets there
+        reason = reserve_hugepages(400)
         if reason:
             self.skipTest(reason)
         kernel = self.data('kernel', MiB, 'kernel')
-        initrd = self.data('initrd', 768 * MiB, 'initrd')
-        self.vm.add_args('-accel', 'nitro', '-M', 'nitro', '-m', '1G',
+        initrd = self.data('initrd', 512 * MiB, 'initrd')
+        self.vm.add_args('-accel', 'nitro', '-M', 'nitro', '-m', '768M',
                          '-kernel', kernel, '-initrd', initrd,
-                         '-append', 'console=ttyS0')
+                         '-append', 'console=ttyS0', '-S')
         self.vm.launch()
         with open(initrd, 'r+b') as f:
             f.seek(-MiB, os.SEEK_END)
