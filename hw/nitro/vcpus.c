@@ -19,8 +19,6 @@
 #include "hw/qdev-core.h"
 #include "hw/nitro/machine.h"
 
-#define TYPE_NITRO_VCPUS "nitro-vcpus"
-
 static void nitro_vcpus_get_unavailable(Object *obj, Visitor *v,
                                         const char *name, void *opaque,
                                         Error **errp)

@@ -13,6 +13,9 @@
 #define TYPE_NITRO_MACHINE MACHINE_TYPE_NAME("nitro")
 OBJECT_DECLARE_SIMPLE_TYPE(NitroMachineState, NITRO_MACHINE)
 
+/* libvirt's view of the enclave's vCPUs (vcpus.c) */
+#define TYPE_NITRO_VCPUS "nitro-vcpus"
+
 /*
  * Create the placeholder of the enclave's vCPUs that libvirt queries
  * (x86 only), before any other device.

@@ -105,6 +105,27 @@ class NitroErrors(NitroTest):
                           f'{self.target_arch}')
         self.assert_driver_untouched()
 
+    def test_wrong_arch_kernel(self):
+        # A direct boot of the other architecture's kernel is refused
+        # before the hypervisor sees it: an x86 bzImage has "HdrS" at
+        # 0x202, an arm64 Image "ARM\x64" at 0x38
+        with open(self.data('kernel', 64 * 1024, 'k'), 'rb') as f:
+            kernel = bytearray(f.read())
+        if self.target_arch == 'x86_64':
+            other, at, magic = 'aarch64', 0x38, b'ARM\x64'
+        else:
+            other, at, magic = 'x86_64', 0x202, b'HdrS'
+        kernel[at:at + 4] = magic
+        path = self.scratch_file('other-kernel')
+        with open(path, 'wb') as f:
+            f.write(kernel)
+        rd = self.data('rd', 4096, 'rd')
+        res = self.nitro('-kernel', path, '-initrd', rd)
+        self.assert_fails(res, f'other-kernel is for {other}, not '
+                          f'{self.target_arch}')
+        self.assertIn(f'Run it with qemu-system-{other}', res.stderr)
+        self.assert_driver_untouched()
+
     def test_image_too_big(self):
         kernel = self.data('big-kernel', 124 * MiB, 'big')
         rd = self.data('rd', 4096, 'rd')

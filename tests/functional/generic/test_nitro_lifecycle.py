@@ -16,6 +16,11 @@ import time
 
 from qemu_test.nitro import NitroTest, MiB, reserve_hugepages
 
+# Signed images, as the tests of the EIF library make them
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                '..', '..', 'nitro', 'eif'))
+import eifsig  # noqa: E402
+
 
 # A process of the simulation that holds a vsock socket: "listen PORT"
 # binds (parent, PORT) and listens, "connect PORT" connects to the
@@ -333,6 +338,16 @@ class NitroLifecycle(NitroTest):
             f.write(b'changed' * (MiB // 7))
         self.assertIn(f'{initrd}: changed since it was loaded',
                       self.pcr_error())
+
+    def test_pcr8_of_a_signed_image(self):
+        signed = self.scratch_file('signed.eif')
+        eifsig.sign(self.make_eif(), signed)
+        self.launch(kernel=signed)
+        res = self.qom_pcr(self.vm, 8)
+        self.assertEqual(res['return'],
+                         self.describe(signed)['Measurements']['PCR8'])
+        self.assertEqual(self.qom_pcr(self.vm, 0)['return'],
+                         self.describe(signed)['Measurements']['PCR0'])
 
     def test_pcr8_of_an_unsigned_image(self):
         self.launch()

@@ -22,9 +22,9 @@ import tempfile
 import time
 import zlib
 
+from eifsig import add_section, cbor_head, cbor_text, sign
+
 QEMU_EIF = sys.argv[1]
-TEST_CERT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                         'test-cert.pem')
 CMDLINES = {
     'x86_64': 'reboot=k panic=30 pci=off nomodules console=ttyS0 '
               'i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd '
@@ -159,44 +159,12 @@ def truncate(tmp, good, size, expected):
     assert expected in err, (expected, err)
 
 
-def cbor_head(major, n):
-    if n < 24:
-        return bytes([major << 5 | n])
-    if n < 256:
-        return bytes([major << 5 | 24, n])
-    return bytes([major << 5 | 25]) + struct.pack('>H', n)
-
-
-def cbor_text(text):
-    return cbor_head(3, len(text)) + text.encode()
-
-
-def add_section(img, typ, data):
-    """Append a section to an image and fix its CRC"""
-    img = bytearray(img)
-    count, = struct.unpack_from('>H', img, 26)
-    struct.pack_into('>H', img, 26, count + 1)
-    struct.pack_into('>Q', img, 28 + 8 * count, len(img))
-    struct.pack_into('>Q', img, 28 + 256 + 8 * count, len(data))
-    img += struct.pack('>HHQ', typ, 0, len(data)) + data
-    struct.pack_into('>I', img, 544, zlib.crc32(img[:544] + img[548:]))
-    return img
-
-
 def signed(tmp, good):
     """PCR8 of a signed image; a malformed signature section"""
-    with open(TEST_CERT, 'rb') as f:
-        pem = f.read()
+    path = os.path.join(tmp, 'signed.eif')
+    pem = sign(good, path)
     with open(good, 'rb') as f:
         img = f.read()
-    # [{"signing_certificate": [PEM bytes], "signature": h'00'}], as serde
-    cert = cbor_head(4, len(pem)) + b''.join(cbor_head(0, b) for b in pem)
-    sig = cbor_head(4, 1) + cbor_head(5, 2) + \
-        cbor_text('signing_certificate') + cert + \
-        cbor_text('signature') + cbor_head(2, 1) + b'\0'
-    path = os.path.join(tmp, 'signed.eif')
-    with open(path, 'wb') as f:
-        f.write(add_section(img, 4, sig))
     desc = json.loads(run('describe', path))
     der = ssl.PEM_cert_to_DER_cert(pem.decode())
     assert desc['IsSigned'] is True
