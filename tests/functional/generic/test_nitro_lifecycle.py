@@ -42,26 +42,9 @@ s.close()
 
 class NitroLifecycle(NitroTest):
 
-    def wait_for(self, what, timeout=10):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = what()
-            if found:
-                return found
-            time.sleep(0.02)
-        self.fail(f'timed out waiting for {what.__doc__}')
-
     def starts(self):
         """NE_START_ENCLAVE"""
         return self.ioctls('NE_START_ENCLAVE')
-
-    def heartbeats(self, result):
-        """heartbeat events"""
-        return [e for e in self.events('heartbeat') if e['result'] == result]
-
-    def stops(self):
-        """stop events"""
-        return self.events('stop')
 
     def launch(self, *args, accel='nitro,debug-mode=on', kernel=None):
         self.vm.add_args('-accel', accel, '-M', 'nitro', '-m', '128M',

@@ -20,23 +20,6 @@ class NitroVsock(NitroTest):
     def qemu(self, *args, nodefaults=False):
         return self.run_qemu(*args, nodefaults=nodefaults)
 
-    def wait_for(self, what, timeout=10):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = what()
-            if found:
-                return found
-            time.sleep(0.05)
-        self.fail(f'timed out waiting for {what.__doc__}')
-
-    def heartbeats(self, result):
-        """heartbeat events"""
-        return [e for e in self.events('heartbeat') if e['result'] == result]
-
-    def stops(self):
-        """stop events"""
-        return self.events('stop')
-
     def console_file(self, cid):
         with open(os.path.join(self.sim_dir, f'enclave-{cid}.console'),
                   'rb') as f:

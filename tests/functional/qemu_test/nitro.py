@@ -141,8 +141,26 @@ class NitroTest(QemuSystemTest):
             evs = [json.loads(line) for line in f if line.strip()]
         return [e for e in evs if kind is None or e['event'] == kind]
 
+    def heartbeats(self, result):
+        """heartbeat events"""
+        return [e for e in self.events('heartbeat') if e['result'] == result]
+
+    def stops(self):
+        """stop events"""
+        return self.events('stop')
+
     def ioctls(self, cmd):
         return [e for e in self.events('ioctl') if e['cmd'] == cmd]
+
+    def wait_for(self, what, timeout=10):
+        """What @what returns once it is true; fail after @timeout s."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = what()
+            if found:
+                return found
+            time.sleep(0.02)
+        self.fail(f'timed out waiting for {what.__doc__}')
 
     def qom_pcr(self, vm, n, timeout=30):
         """PCR @n of the machine in @vm, once measured."""
