@@ -130,7 +130,7 @@ class Virsh:
         cmd = {'execute': command}
         if arguments:
             cmd['arguments'] = arguments
-        out = self('qemu-monitor-command', DOMAIN, json.dumps(cmd))
+        self('qemu-monitor-command', DOMAIN, json.dumps(cmd))
         # the reply, wherever virsh's line editing put it
         m = re.search(r'\{"return":.*?"id":"libvirt-\d+"\}', self.raw)
         if m:

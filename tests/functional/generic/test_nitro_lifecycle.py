@@ -9,7 +9,6 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 
 import os
-import socket
 import subprocess
 import sys
 import time
