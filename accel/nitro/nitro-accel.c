@@ -182,6 +182,15 @@ static void nitro_stopped(NitroAccelState *s)
     }
 }
 
+/* Terminate the enclave, and give the machine time to copy its console. */
+static void nitro_stop_drain(NitroAccelState *s)
+{
+    nitro_terminate(s);
+    s->terminated = true;
+    s->stop_deadline_ms = qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
+                          NITRO_DRAIN_MS;
+}
+
 /*
  * The stop sequence, driven by a timer: a failed enclave first gets a
  * moment to stop by itself (POLLHUP), then it is terminated, then QEMU
@@ -192,17 +201,11 @@ static void nitro_stop_tick(void *opaque)
     NitroAccelState *s = opaque;
     int64_t now = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
 
-    if (!s->terminated) {
-        if (now < s->stop_deadline_ms) {
-            timer_mod(s->stop_timer, now + NITRO_STOP_TICK_MS);
-            return;
-        }
-        nitro_terminate(s);
-        s->terminated = true;
-        s->stop_deadline_ms = now + NITRO_DRAIN_MS;
+    if (!s->terminated && now >= s->stop_deadline_ms) {
+        nitro_stop_drain(s);
     }
-    if (s->ops->draining(s->ops_opaque) &&
-        now < s->stop_deadline_ms) {
+    if (now < s->stop_deadline_ms &&
+        (!s->terminated || s->ops->draining(s->ops_opaque))) {
         timer_mod(s->stop_timer, now + NITRO_STOP_TICK_MS);
         return;
     }
@@ -212,18 +215,17 @@ static void nitro_stop_tick(void *opaque)
 static void nitro_stop(NitroAccelState *s, NitroStopCause cause,
                        bool terminate)
 {
-    int64_t now = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
-
     s->state = NITRO_ENCLAVE_STOPPING;
     s->stop_cause = cause;
     s->start_when_ready = false;
     s->ops->stopped(s->ops_opaque);
     if (terminate) {
-        nitro_terminate(s);
+        nitro_stop_drain(s);
+    } else {
+        s->terminated = false;
+        s->stop_deadline_ms = qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
+                              NITRO_FAIL_GRACE_MS;
     }
-    s->terminated = terminate;
-    s->stop_deadline_ms = now + (terminate ? NITRO_DRAIN_MS :
-                                 NITRO_FAIL_GRACE_MS);
     nitro_stop_tick(s);
 }
 
@@ -235,10 +237,7 @@ static void nitro_enclave_hangup(void *opaque)
     trace_nitro_enclave_stopped(s->cid);
     if (s->state == NITRO_ENCLAVE_STOPPING) {
         /* A failed enclave stopped within its grace period */
-        nitro_terminate(s);
-        s->terminated = true;
-        s->stop_deadline_ms = qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
-                              NITRO_DRAIN_MS;
+        nitro_stop_drain(s);
         nitro_stop_tick(s);
         return;
     }
