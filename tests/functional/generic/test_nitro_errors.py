@@ -207,10 +207,14 @@ class NitroErrors(NitroTest):
         self.assert_driver_untouched()
 
     def test_invalid_cid(self):
-        res = self.nitro('-kernel', self.make_eif(),
-                         accel='nitro,enclave-cid=3')
-        self.assert_fails(res, 'enclave-cid=3 is not a valid enclave CID')
-        self.assertEqual(self.events('open'), [])
+        # 0 is "any"; 1..3 and U32_MAX and above are not enclave CIDs
+        for cid in (1, 3, 4294967295, 4294967296):
+            res = self.nitro('-kernel', self.make_eif(),
+                             accel=f'nitro,enclave-cid={cid}')
+            self.assert_fails(res, f'enclave-cid={cid} is not a valid '
+                              'enclave CID')
+            self.assertIn('a CID from 4 to 4294967294', res.stderr)
+            self.assertEqual(self.events('open'), [])
 
     def test_sim_dir_not_writable(self):
         # QEMU runs as a user that cannot write the simulation directory:

@@ -7,6 +7,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 
 import os
+import subprocess
 
 from qemu_test.nitro import NitroTest, MiB
 
@@ -95,6 +96,22 @@ class NitroLaunch(NitroTest):
         image = self.build_eif(self.scratch_file('same.eif'), kernel, rds,
                                'quiet init=/app')
         self.check_pcrs(eif, self.describe(image))
+
+    def test_direct_kernel_boot_default_cmdline(self):
+        # Without -append, the architecture's official command line
+        kernel, rds = self.eif_inputs()
+        self.launch('nitro', '128M', '2', '-kernel', kernel, '-initrd',
+                    rds[0])
+        eif, _ = self.check_enclave(128 * MiB, 2, False)
+        cmd = [self.qemu_eif, 'build', '--kernel', kernel, '--initrd',
+               rds[0], '--arch', self.target_arch, '-o',
+               self.scratch_file('default.eif')]
+        subprocess.run(cmd, check=True)
+        described = self.describe(self.scratch_file('default.eif'))
+        self.assertEqual(eif['cmdline'], described['Cmdline'])
+        self.assertIn('reboot=k panic=30 pci=off nomodules console=ttyS0',
+                      eif['cmdline'])
+        self.check_pcrs(eif, described)
 
     def test_debug_mode_and_cid(self):
         image = self.make_eif()

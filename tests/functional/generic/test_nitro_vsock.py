@@ -78,6 +78,16 @@ class NitroVsock(NitroTest):
         self.assertEqual(len(ok), 2, ok)
         self.assertEqual(len({e['cid'] for e in ok}), 2)
 
+    def test_heartbeat_default_timeout(self):
+        # nitro-cli's rule: 90 s per started 6 GiB of image, plus 90 s per
+        # started 100 GiB of memory
+        self.launch('-trace', 'nitro_heartbeat_wait')
+        self.wait_for(lambda: self.heartbeats('ok'))
+        self.vm.shutdown()
+        cid = self.events('start')[0]['cid']
+        self.assertIn(f'enclave cid {cid}: waiting 180 s for the heartbeat',
+                      self.vm.get_log())
+
     def test_heartbeat_timeout(self):
         self.sim_env['NITRO_SIM_HEARTBEAT'] = 'none'
         res = self.qemu('-accel', 'nitro', '-M', 'nitro', '-m', '128M',
