@@ -71,7 +71,8 @@ fi
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
     targets=(qemu-system-x86_64 qemu-system-aarch64 contrib/qemu-eif/qemu-eif
-             contrib/nitro-sim/libnitro-sim.so contrib/nitro-sim/nitro-sim)
+             contrib/nitro-sim/libnitro-sim.so contrib/nitro-sim/nitro-sim
+             contrib/vhost-user-vsock/vhost-user-vsock)
 fi
 ninja -C "$obj" "${targets[@]}"
 
@@ -84,7 +85,8 @@ if [ -d /usr/share/seabios ]; then
 fi
 
 for t in qemu-system-x86_64 qemu-system-aarch64 contrib/qemu-eif/qemu-eif \
-         contrib/nitro-sim/libnitro-sim.so contrib/nitro-sim/nitro-sim; do
+         contrib/nitro-sim/libnitro-sim.so contrib/nitro-sim/nitro-sim \
+         contrib/vhost-user-vsock/vhost-user-vsock; do
     if [ -e "$obj/$t" ]; then
         ln -sfn "obj/$t" "$top/build/$(basename "$t")"
     fi
