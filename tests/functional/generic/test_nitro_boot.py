@@ -78,6 +78,10 @@ class NitroBoot(NitroTest):
         super().setUp()
         if self.target_arch != 'x86_64':
             self.skipTest('-M nitro-enclave is x86_64 only')
+        self.sim_env['NITRO_SIM_BOOT'] = 'qemu'
+        self.console = self.scratch_file('console.log')
+
+    def real_eif(self):
         build = os.environ.get('QEMU_BUILD_ROOT', '.')
         p = subprocess.run([sys.executable, os.path.join(
             SOURCE, 'tests/nitro/enclave/build-image.py'),
@@ -87,9 +91,7 @@ class NitroBoot(NitroTest):
         if p.returncode == 77:
             self.skipTest(p.stderr.strip())
         self.assertEqual(p.returncode, 0, p.stderr)
-        self.eif = p.stdout.strip()
-        self.sim_env['NITRO_SIM_BOOT'] = 'qemu'
-        self.console = self.scratch_file('console.log')
+        return p.stdout.strip()
 
     def wait_for(self, what, cond, timeout):
         deadline = time.monotonic() + timeout
@@ -119,7 +121,7 @@ class NitroBoot(NitroTest):
 
     def boot(self):
         self.vm.add_args('-accel', 'nitro,debug-mode=on', '-M', 'nitro',
-                         '-m', '256M', '-kernel', self.eif,
+                         '-m', '256M', '-kernel', self.real_eif(),
                          '-serial', f'file:{self.console}')
         self.vm.launch()
         cid = self.events('start')[0]['cid']
@@ -183,6 +185,25 @@ class NitroBoot(NitroTest):
         left = [f for f in os.listdir(self.sim_dir)
                 if re.search(r'\.(eif|vhost|vsock)$', f)]
         self.assertEqual(left, [])
+
+    def test_aarch64_refused(self):
+        # a nitro-cli-like launcher on a simulated Graviton parent: the
+        # start fails with a message, nothing is left behind
+        launcher = os.path.join(os.path.dirname(self.sim_lib),
+                                'nitro-sim-launch')
+        self.sim_env['NITRO_SIM_ARCH'] = 'aarch64'
+        env = dict(os.environ, **self.sim_env, LD_PRELOAD=self.sim_lib)
+        p = subprocess.run([launcher, '--eif', self.make_eif('aarch64'),
+                            '--debug'], env=env, capture_output=True,
+                           text=True, timeout=60, check=False)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("aarch64 EIFs cannot boot: QEMU's -M nitro-enclave is "
+                      "x86_64 only", p.stderr)
+        boot = self.events('boot')
+        self.assertEqual([e['state'] for e in boot], ['error'])
+        start = self.ioctls('NE_START_ENCLAVE')
+        self.assertEqual(start[-1]['errno'], 8)         # ENOEXEC
+        self.assertEqual(self.events('start'), [])
 
 
 if __name__ == '__main__':
