@@ -16,6 +16,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 
 import hashlib
+import json
 import os
 import socket
 import subprocess
@@ -39,10 +40,10 @@ def ok(msg):
     print(f'ok: {msg}', flush=True)
 
 
-def build_image():
+def build_image(out=IMAGE_DIR):
     p = subprocess.run([sys.executable,
                         os.path.join(HERE, 'enclave', 'build-image.py'),
-                        '--qemu-eif', QEMU_EIF, '--out', IMAGE_DIR, '--test'],
+                        '--qemu-eif', QEMU_EIF, '--out', out, '--test'],
                        capture_output=True, text=True, check=False)
     if p.returncode == 77:
         print(f'SKIP: {p.stderr.strip()}')
@@ -50,6 +51,22 @@ def build_image():
     if p.returncode:
         fail(f'build-image.py: {p.stderr}')
     return p.stdout.strip()
+
+
+def pcrs(eif):
+    out = subprocess.run([QEMU_EIF, 'describe', eif], capture_output=True,
+                         text=True, check=True).stdout
+    return {k: v for k, v in json.loads(out)['Measurements'].items()
+            if k.startswith('PCR')}
+
+
+def check_reproducible(eif):
+    """A second build from scratch gives the same PCRs"""
+    with tempfile.TemporaryDirectory() as out:
+        again = pcrs(build_image(out))
+    if again != pcrs(eif) or len(again) < 3:
+        fail(f'two builds of the image differ: {again} vs {pcrs(eif)}')
+    ok('the image is reproducible: same PCR0/1/2 from a second build')
 
 
 def wait_for(what, cond, timeout):
@@ -170,6 +187,7 @@ def transfer(s, size, seed, result, stop_early=None):
 
 def main():
     eif = build_image()
+    check_reproducible(eif)
     with tempfile.TemporaryDirectory() as tmp:
         vhost = os.path.join(tmp, 'vhost.sock')
         host = Host(os.path.join(tmp, 'vsock'))
