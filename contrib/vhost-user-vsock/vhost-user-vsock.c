@@ -860,6 +860,12 @@ int main(int argc, char **argv)
         error_report_err(err);
         return EXIT_FAILURE;
     }
+    if (v.cfg.guest_cid < 3) {
+        error_report("--guest-cid: %" PRIu64 " is reserved (0: hypervisor, "
+                     "1: local, 2: host); a guest has 3 or more",
+                     v.cfg.guest_cid);
+        return EXIT_FAILURE;
+    }
     if (!host_cid) {
         v.host_cid = 2;
     }

@@ -185,7 +185,25 @@ def transfer(s, size, seed, result, stop_early=None):
     s.close()
 
 
+def check_bad_options():
+    """Bad options: a clear message and exit status 1, at once"""
+    cases = [([], 'are required'),
+             (['--guest-cid', 'x', '--fd', '3', '--vsock'], 'is not a CID'),
+             (['--guest-cid', '2', '--fd', '3', '--vsock'], 'is reserved'),
+             (['--guest-cid', '5', '--fd', '3'], 'no host side'),
+             (['--guest-cid', '5', '--vsock',
+               '--socket-path', '/nonexistent/v.sock'], 'No such file')]
+    for args, message in cases:
+        p = subprocess.run([BACKEND, *args], capture_output=True, text=True,
+                           timeout=10, check=False)
+        if p.returncode != 1 or message not in p.stderr:
+            fail(f'{args}: expected "{message}", got {p.returncode}: '
+                 f'{p.stderr}')
+    ok('bad options are refused with a message')
+
+
 def main():
+    check_bad_options()
     eif = build_image()
     check_reproducible(eif)
     with tempfile.TemporaryDirectory() as tmp:
