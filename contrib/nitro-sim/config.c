@@ -276,6 +276,24 @@ bool sim_config_load(SimConfig *cfg, char *err, size_t errlen)
                  v);
         return false;
     }
+    v = getenv("NITRO_SIM_BOOT");
+    if (!v || !*v || !strcmp(v, "sim")) {
+        cfg->boot = SIM_BOOT_SIM;
+    } else if (!strcmp(v, "qemu")) {
+        cfg->boot = SIM_BOOT_QEMU;
+    } else {
+        snprintf(err, errlen, "NITRO_SIM_BOOT: sim or qemu, not '%s'", v);
+        return false;
+    }
+    v = getenv("NITRO_SIM_QEMU");
+    snprintf(cfg->qemu, sizeof(cfg->qemu), "%s", v ? v : "");
+    v = getenv("NITRO_SIM_VSOCK_BACKEND");
+    snprintf(cfg->backend, sizeof(cfg->backend), "%s", v ? v : "");
+    if (!env_u64("NITRO_SIM_VSOCK_CID", 0, UINT32_MAX - 1, &x, err,
+                 errlen)) {
+        return false;
+    }
+    cfg->vsock_cid = x;
     v = getenv("NITRO_SIM_NUMA_NODE");
     if (!v || !*v) {
         cfg->numa_node = 0;

@@ -95,24 +95,11 @@ static bool send_all(int fd, const char *p, size_t n)
     return true;
 }
 
-/* one line of the serial console: kept, written to the file, streamed */
-static void __attribute__((format(printf, 2, 3)))
-con(SimEnclave *e, const char *fmt, ...)
+/* bytes of the serial console: kept, written to the file, streamed */
+static void con_raw(SimEnclave *e, const char *line, size_t n)
 {
-    char line[1024];
-    va_list ap;
-    int n, i, fd;
+    int i, fd;
 
-    va_start(ap, fmt);
-    n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        return;
-    }
-    if (n > (int)sizeof(line) - 2) {
-        n = sizeof(line) - 2;
-    }
-    line[n++] = '\n';
     if (e->con_len + n > e->con_cap) {
         size_t cap = e->con_cap ? e->con_cap * 2 : 4096;
         char *b;
@@ -144,6 +131,27 @@ con(SimEnclave *e, const char *fmt, ...)
     }
 }
 
+/* one line of the serial console */
+static void __attribute__((format(printf, 2, 3)))
+con(SimEnclave *e, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        return;
+    }
+    if (n > (int)sizeof(line) - 2) {
+        n = sizeof(line) - 2;
+    }
+    line[n++] = '\n';
+    con_raw(e, line, n);
+}
+
 static void log_heartbeat(SimEnclave *e, const char *result,
                           const char *detail)
 {
@@ -156,6 +164,12 @@ static void do_stop(SimEnclave *e, const char *reason)
 {
     SimJson j;
 
+    if (e->cfg.boot == SIM_BOOT_QEMU) {
+        sim_boot_stop(e);
+        if (e->line_len) {
+            con_raw(e, "\n", 1);   /* end the kernel's last line */
+        }
+    }
     con(e, "nitro-sim: enclave stopped (%s)", reason);
     sim_json_begin(&j, "stop");
     sim_json_u64(&j, "cid", e->cid);
@@ -247,6 +261,7 @@ static void *enclave_main(void *opaque)
 {
     SimEnclave *e = opaque;
     const SimConfig *cfg = &e->cfg;
+    bool boot = cfg->boot == SIM_BOOT_QEMU;
     uint64_t deadline = now_ms() + cfg->boot_delay_ms;
     int phase = PH_BOOT, hb = -1, ctl_client = -1, i;
     const char *reason = NULL;
@@ -256,6 +271,12 @@ static void *enclave_main(void *opaque)
     pthread_mutex_lock(&sim_lock);
     for (i = 0; i < e->nvcpus && strlen(vl) < sizeof(vl) - 12; i++) {
         sprintf(vl + strlen(vl), "%s%u", i ? "," : "", e->vcpus[i]);
+    }
+    if (boot) {
+        /* the real init does the heartbeat; the console is the real ttyS0 */
+        phase = PH_RUN;
+        deadline = cfg->lifetime_ms ? now_ms() + cfg->lifetime_ms : 0;
+        goto run;
     }
     con(e, "nitro-sim: simulated Nitro Enclave, no kernel is executed");
     con(e, "Linux version nitro-sim (%s)", sim_arch_name(e->eif.arch));
@@ -270,6 +291,7 @@ static void *enclave_main(void *opaque)
     for (i = 0; i < 3; i++) {
         con(e, "nitro-sim: PCR%d %s", i, e->eif.pcr_hex[i]);
     }
+run:
     pthread_mutex_unlock(&sim_lock);
 
     while (!reason) {
@@ -277,13 +299,19 @@ static void *enclave_main(void *opaque)
         uint64_t now;
 
         pthread_mutex_lock(&sim_lock);
-        pfd = realloc(pfd, (6 + e->nclients) * sizeof(*pfd));
+        pfd = realloc(pfd, (8 + e->nclients) * sizeof(*pfd));
         pfd[n++] = (struct pollfd) { .fd = e->wake[0], .events = POLLIN };
         pfd[n++] = (struct pollfd) { .fd = e->wr_fd, .events = 0 };
         pfd[n++] = (struct pollfd) { .fd = e->console_listen,
                                      .events = POLLIN };
         pfd[n++] = (struct pollfd) { .fd = e->ctl_listen, .events = POLLIN };
         pfd[n++] = (struct pollfd) { .fd = hb, .events = POLLIN };
+        pfd[n++] = (struct pollfd) { .fd = boot ? e->serial_fd : -1,
+                                     .events = POLLIN };
+        pfd[n++] = (struct pollfd) { .fd = boot ? e->qemu_pidfd : -1,
+                                     .events = POLLIN };
+        pfd[n++] = (struct pollfd) { .fd = boot ? e->backend_pidfd : -1,
+                                     .events = POLLIN };
         base = n;
         for (i = 0; i < e->nclients; i++) {
             pfd[n++] = (struct pollfd) { .fd = e->clients[i],
@@ -309,6 +337,12 @@ static void *enclave_main(void *opaque)
         }
         if (!reason && (pfd[2].revents & POLLIN)) {
             accept_console(e);
+        }
+        if (!reason && (pfd[5].revents & (POLLIN | POLLHUP | POLLERR))) {
+            reason = sim_boot_serial(e, con_raw);
+        }
+        if (!reason && ((pfd[6].revents | pfd[7].revents) & POLLIN)) {
+            reason = sim_boot_exited(e);
         }
         for (i = n - 1; !reason && i >= base; i--) {
             char junk[256];
@@ -418,6 +452,7 @@ int sim_enclave_launch(SimEnclave *e)
     socklen_t sl;
     int fd, err;
 
+    e->qemu_pidfd = e->backend_pidfd = e->serial_fd = -1;
     if (pipe2(e->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
         return errno;
     }
@@ -450,8 +485,17 @@ int sim_enclave_launch(SimEnclave *e)
         err = errno;
         goto fail;
     }
+    if (e->cfg.boot == SIM_BOOT_QEMU) {
+        err = sim_boot_start(e);
+        if (err) {
+            goto fail;
+        }
+    }
     err = pthread_create(&e->thread, NULL, enclave_main, e);
     if (err) {
+        if (e->cfg.boot == SIM_BOOT_QEMU) {
+            sim_boot_stop(e);
+        }
         goto fail;
     }
     e->thread_running = true;

@@ -39,6 +39,7 @@
 enum { SIM_ARCH_X86_64 = 0, SIM_ARCH_AARCH64 = 1 };
 enum { SIM_HB_OK, SIM_HB_BAD, SIM_HB_NONE };
 enum { SIM_CONTIG_MAPPING, SIM_CONTIG_PAGE };
+enum { SIM_BOOT_SIM, SIM_BOOT_QEMU };
 
 typedef struct SimConfig {
     char dir[PATH_MAX];             /* NITRO_SIM_DIR (created) */
@@ -57,6 +58,10 @@ typedef struct SimConfig {
     int arch;                       /* NITRO_SIM_ARCH */
     int numa_node;                  /* NITRO_SIM_NUMA_NODE, -1: no check */
     uint64_t fake_page_size;        /* NITRO_SIM_FAKE_PAGE_SIZE, 0: none */
+    int boot;                       /* NITRO_SIM_BOOT */
+    char qemu[PATH_MAX];            /* NITRO_SIM_QEMU, "": default */
+    char backend[PATH_MAX];         /* NITRO_SIM_VSOCK_BACKEND, "": default */
+    uint32_t vsock_cid;             /* NITRO_SIM_VSOCK_CID, 0: parent */
 } SimConfig;
 
 /* Fill @cfg from the environment; on error print why and return false. */
@@ -228,6 +233,13 @@ typedef struct SimEnclave {
     char *con_buf;
     size_t con_len, con_cap;
     char console_path[PATH_MAX + 32];
+    /* boot.c: the emulated machine of NITRO_SIM_BOOT=qemu */
+    pid_t qemu_pid, backend_pid;
+    int qemu_pidfd, backend_pidfd;
+    int serial_fd;              /* the machine's ttyS0, read end */
+    char line[256];             /* the serial line being received */
+    size_t line_len;
+    char boot_base[PATH_MAX + 32];  /* $dir/enclave-<cid>, files prefix */
 } SimEnclave;
 
 extern pthread_mutex_t sim_lock;
@@ -283,6 +295,25 @@ void sim_process_exit(void);
 int sim_enclave_launch(SimEnclave *e);
 /* ask the enclave to stop and wait until it has (lock held) */
 void sim_enclave_stop(SimEnclave *e, const char *reason);
+
+/* ---- boot.c: NITRO_SIM_BOOT=qemu, the enclave in -M nitro-enclave ---- */
+
+/*
+ * At NE_START_ENCLAVE, lock held, memory still readable: start the
+ * vhost-user-vsock backend and QEMU with the loaded image.  0 or errno,
+ * with the reason logged and printed.
+ */
+int sim_boot_start(SimEnclave *e);
+/* serial output is readable: copy it to the console; a stop reason or NULL */
+const char *sim_boot_serial(SimEnclave *e, void (*out)(SimEnclave *,
+                                                       const char *, size_t));
+/* a child exited (its pidfd is readable): the stop reason */
+const char *sim_boot_exited(SimEnclave *e);
+/* end both processes and remove the files (lock held) */
+void sim_boot_stop(SimEnclave *e);
+/* the gateway of a booted enclave (for host -> enclave connections) */
+void sim_boot_gateway_path(const SimConfig *cfg, uint32_t cid, char *buf,
+                           size_t len);
 
 /* ---- vsock.c: AF_VSOCK over AF_UNIX ---- */
 

@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,6 +215,62 @@ static int connect_name(const SimConfig *cfg, int fd, uint32_t cid,
     return 0;
 }
 
+/* this process's CID: the parent's, or the booted enclave's it serves */
+static uint32_t own_cid(const SimConfig *cfg)
+{
+    return cfg->vsock_cid ? cfg->vsock_cid : SIM_PARENT_CID;
+}
+
+/*
+ * Nobody listens at (cid, port) in the vsock space: if @cid is an enclave
+ * booted in QEMU (NITRO_SIM_BOOT=qemu), ask its vsock backend's gateway
+ * to connect into the enclave; it answers "OK <port>" once the enclave
+ * accepted, or closes.  0 or -errno.
+ */
+static int connect_gateway(const SimConfig *cfg, int fd, uint32_t cid,
+                           uint32_t port)
+{
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    char req[32], reply[32];
+    size_t got = 0;
+    int n;
+
+    sim_boot_gateway_path(cfg, cid, sun.sun_path, sizeof(sun.sun_path));
+    if (access(sun.sun_path, F_OK) < 0) {
+        return -ECONNREFUSED;
+    }
+    while (sim_real.connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+        if (errno != EINTR) {
+            return -ECONNREFUSED;
+        }
+    }
+    n = snprintf(req, sizeof(req), "CONNECT %u\n", port);
+    if (send(fd, req, n, MSG_NOSIGNAL) != n) {
+        return -ECONNRESET;
+    }
+    /* byte by byte: what follows the line is the enclave's */
+    while (got < sizeof(reply) - 1) {
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        ssize_t r;
+
+        if (poll(&pfd, 1, 10000) <= 0) {
+            return -ETIMEDOUT;
+        }
+        r = recv(fd, reply + got, 1, 0);
+        if (r < 0 && (errno == EINTR || errno == EAGAIN)) {
+            continue;
+        }
+        if (r <= 0) {
+            return -ECONNRESET;   /* the enclave refused (RST) */
+        }
+        if (reply[got] == '\n') {
+            break;
+        }
+        got++;
+    }
+    return strncmp(reply, "OK ", 3) ? -ECONNRESET : 0;
+}
+
 static bool get_vm_addr(const struct sockaddr *sa, socklen_t len,
                         uint32_t *cid, uint32_t *port, int *err)
 {
@@ -299,12 +356,15 @@ int sim_vsock_bind(int fd, const struct sockaddr *sa, socklen_t len, int *ret)
         err = EINVAL;
         goto out;
     }
-    if (cid != VMADDR_CID_ANY && cid != SIM_PARENT_CID &&
-        cid != VMADDR_CID_LOCAL) {
+    if (s->cfg->vsock_cid && cid == s->cfg->vsock_cid) {
+        /* the vsock device of a booted enclave speaks for its CID */
+    } else if (cid != VMADDR_CID_ANY && cid != SIM_PARENT_CID &&
+               cid != VMADDR_CID_LOCAL) {
         err = EADDRNOTAVAIL;
         goto out;
+    } else {
+        cid = own_cid(s->cfg);
     }
-    cid = SIM_PARENT_CID;
     err = bind_name(s->cfg, fd, cid, &port);
     if (!err) {
         s->bound = true;
@@ -415,17 +475,20 @@ int sim_vsock_connect(int fd, const struct sockaddr *sa, socklen_t len,
     }
     if (!bound) {
         /* autobind, so that the peer sees who connects */
-        err = bind_name(cfg, fd, SIM_PARENT_CID, &lport);
+        err = bind_name(cfg, fd, own_cid(cfg), &lport);
         if (err) {
             goto out_locked;
         }
         s->bound = true;
-        s->lcid = SIM_PARENT_CID;
+        s->lcid = own_cid(cfg);
         s->lport = lport;
     }
     pthread_mutex_unlock(&vlock);
 
     err = connect_name(cfg, fd, cid, port);
+    if (err == ECONNREFUSED && cid > SIM_PARENT_CID) {
+        err = -connect_gateway(cfg, fd, cid, port);
+    }
 
     pthread_mutex_lock(&vlock);
     s = lookup(fd);

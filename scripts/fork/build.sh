@@ -71,7 +71,8 @@ fi
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
     targets=(qemu-system-x86_64 qemu-system-aarch64 contrib/qemu-eif/qemu-eif
-             contrib/nitro-sim/libnitro-sim.so contrib/nitro-sim/nitro-sim)
+             contrib/nitro-sim/libnitro-sim.so contrib/nitro-sim/nitro-sim
+             contrib/vhost-user-vsock/vhost-user-vsock)
 fi
 ninja -C "$obj" "${targets[@]}"
 
@@ -82,9 +83,18 @@ if [ -d /usr/share/seabios ]; then
     mkdir -p "$obj/qemu-bundle/usr/share"
     ln -sfn /usr/share/seabios "$obj/qemu-bundle/usr/share/seabios"
 fi
+# Nor the firmware of -M nitro-enclave (microvm): Debian's qemu-system-data
+# has it.  Only these files are linked, so the other machines keep theirs.
+mkdir -p "$obj/qemu-bundle/usr/share/qemu"
+for f in qboot.rom bios-microvm.bin linuxboot_dma.bin pvh.bin; do
+    if [ -e "/usr/share/qemu/$f" ]; then
+        ln -sfn "/usr/share/qemu/$f" "$obj/qemu-bundle/usr/share/qemu/$f"
+    fi
+done
 
 for t in qemu-system-x86_64 qemu-system-aarch64 contrib/qemu-eif/qemu-eif \
-         contrib/nitro-sim/libnitro-sim.so contrib/nitro-sim/nitro-sim; do
+         contrib/nitro-sim/libnitro-sim.so contrib/nitro-sim/nitro-sim \
+         contrib/vhost-user-vsock/vhost-user-vsock; do
     if [ -e "$obj/$t" ]; then
         ln -sfn "obj/$t" "$top/build/$(basename "$t")"
     fi

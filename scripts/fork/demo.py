@@ -3,10 +3,15 @@
 
 On a Nitro Enclaves parent instance (/dev/nitro_enclaves exists) it
 launches EIF=path/to/app.eif on the real driver.  Anywhere else it runs on
-the simulator (contrib/nitro-sim) with a sample image made here by
-qemu-eif.  It prints what a user checks first: the enclave's debug
+the simulator (contrib/nitro-sim).  On x86_64 the simulator boots a real
+enclave (NITRO_SIM_BOOT=qemu): a Debian kernel and our init
+(tests/nitro/enclave/build-image.py), in QEMU's emulated -M nitro-enclave
+with contrib/vhost-user-vsock; when the kernel package cannot be had it
+says why and falls back to the simulated enclave and a sample image made
+by qemu-eif.  It prints what a user checks first: the enclave's debug
 console (QEMU answers its heartbeat), the CID and the PCRs read over QMP,
-and what the driver saw.
+what the driver saw and, with the real enclave, a parent -> enclave vsock
+echo.
 
 Usage: make demo [EIF=app.eif] [MEM=256M] [CPUS=2]
 """
@@ -48,6 +53,39 @@ def sample_eif(workdir, arch):
                     '--arch', arch, '--name', 'sample', '--version', '1.0',
                     '-o', eif], check=True)
     return eif
+
+
+def real_enclave_eif():
+    """The sample real enclave, or None and why not"""
+    if host_arch() != 'x86_64':
+        return None, '-M nitro-enclave, which boots it, is x86_64 only'
+    p = subprocess.run([sys.executable, os.path.join(
+        TOP, 'tests', 'nitro', 'enclave', 'build-image.py'),
+        '--qemu-eif', os.path.join(BUILD, 'qemu-eif'),
+        '--out', os.path.join(BUILD, 'obj', 'tests', 'nitro', 'enclave')],
+        capture_output=True, text=True, check=False)
+    if p.returncode:
+        return None, p.stderr.strip().splitlines()[-1]
+    return p.stdout.strip(), None
+
+
+# The parent side of the echo, run with the simulator preloaded
+ECHO = """
+import socket, sys
+s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+s.settimeout(30)
+s.connect((int(sys.argv[1]), 5000))
+s.sendall(b'hello from the parent')
+print(s.recv(100).decode())
+"""
+
+
+def vsock_echo(wrapper, cid):
+    p = subprocess.run(wrapper + [sys.executable, '-c', ECHO, str(cid)],
+                       capture_output=True, text=True, timeout=60,
+                       check=False)
+    return p.stdout.strip() if p.returncode == 0 else \
+        f'failed: {p.stderr.strip()}'
 
 
 def reserve_hugepages(mem_bytes):
@@ -108,6 +146,7 @@ def main():
     workdir = tempfile.mkdtemp(prefix='nitro-demo-')
     wrapper = []
     sim_dir = None
+    boot = 'sim'
 
     if real:
         eif = os.environ.get('EIF')
@@ -116,11 +155,21 @@ def main():
                      'run: make demo EIF=path/to/app.eif')
         print('demo: launching on the Nitro Enclaves driver')
     else:
-        eif = os.environ.get('EIF') or sample_eif(workdir, arch)
+        eif = os.environ.get('EIF')
+        if not eif:
+            eif, why = real_enclave_eif()
+            if eif:
+                boot = 'qemu'
+                print('demo: booting a real enclave (Debian kernel, our '
+                      'init) in -M nitro-enclave under TCG')
+            else:
+                print(f'demo: no real enclave ({why}): the simulator plays '
+                      f'the enclave instead')
+                eif = sample_eif(workdir, arch)
         reserve_hugepages(parse_size(mem))
         sim_dir = os.path.join(workdir, 'sim')
         wrapper = ['env', f'LD_PRELOAD={BUILD}/libnitro-sim.so',
-                   f'NITRO_SIM_DIR={sim_dir}']
+                   f'NITRO_SIM_DIR={sim_dir}', f'NITRO_SIM_BOOT={boot}']
         print(f'demo: no /dev/nitro_enclaves here: running on the simulator '
               f'(NITRO_SIM_DIR={sim_dir})')
 
@@ -135,7 +184,10 @@ def main():
         cid = vm.cmd('qom-get', path='/machine/nitro-vsock',
                      property='enclave-cid')
         print(f'demo: enclave running, CID {cid}')
-        wait_console(console, b'heartbeat')
+        if boot == 'qemu':
+            wait_console(console, b'echo server on port 5000', 60)
+        else:
+            wait_console(console, b'heartbeat')
         with open(console, errors='replace') as f:
             for line in f:
                 print(f'demo: console: {line.rstrip()}')
@@ -154,6 +206,9 @@ def main():
                               f"{ev['mem_size'] // MiB} MiB in "
                               f"{ev['regions']} region(s), "
                               f"debug={ev['debug']}")
+        if boot == 'qemu':
+            print(f'demo: parent -> enclave vsock echo on port 5000: '
+                  f'{vsock_echo(wrapper, cid)}')
     finally:
         vm.shutdown()
         shutil.rmtree(workdir, ignore_errors=True)

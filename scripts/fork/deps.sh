@@ -25,6 +25,11 @@ new_pkgs="meson python3-pycotap"
 # firmware: --firmwarepath finds Debian's); libvirt for the libvirt test.
 test_pkgs="valgrind clang libclang-rt-dev seabios libvirt-daemon
     libvirt-daemon-driver-qemu libvirt-clients"
+# Run time of -M nitro-enclave (the simulator's boot mode, make demo): the
+# +ds base has no qboot.rom (bios-microvm.bin) and linuxboot_dma.bin,
+# Debian's qemu-system-data has them; a static libc for the sample
+# enclave's init.
+run_pkgs="qemu-system-data libc6-dev"
 
 codename=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")
 
@@ -39,7 +44,7 @@ meson_ok() {
 }
 
 missing=()
-for p in $build_pkgs $test_pkgs; do
+for p in $build_pkgs $test_pkgs $run_pkgs; do
     installed "$p" || missing+=("$p")
 done
 missing_new=()

@@ -1,0 +1,461 @@
+/*
+ * nitro-sim: boot the enclave for real (NITRO_SIM_BOOT=qemu)
+ *
+ * Instead of playing the enclave, the simulated hypervisor runs the image
+ * that was loaded into the donated memory in QEMU's emulated
+ * `-M nitro-enclave` machine under TCG, with the enclave's memory size
+ * and vCPU count, and contrib/vhost-user-vsock as its vsock device with
+ * the enclave's CID.  The backend runs with this library preloaded and
+ * NITRO_SIM_VSOCK_CID set, so the enclave's connections (its init's
+ * heartbeat to (3, 9000)) come out of the enclave's CID in the
+ * simulation's vsock space; parent connections to the enclave's CID reach
+ * the backend's gateway (vsock.c).  Guest time follows the instruction
+ * count (-icount): on a loaded host, real-time TCG runs the kernel's TSC
+ * calibration against the PIT too slowly, it fails and the kernel hangs.
+ * The machine's ttyS0 becomes the debug
+ * console; a kernel panic or the machine's exit (power-off) stops the
+ * enclave.  Both processes die with the thread that started them
+ * (PR_SET_PDEATHSIG) and are ended when the enclave stops.
+ *
+ * Files, all removed at stop: $NITRO_SIM_DIR/enclave-<cid>.eif (the
+ * image, as read from enclave memory), .vhost (vhost-user socket),
+ * .vsock (the backend's gateway); enclave-<cid>.qemu.log keeps QEMU's
+ * and the backend's messages.
+ *
+ * Copyright (c) 2026 Nitro Enclaves for QEMU authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include "nitro-sim.h"
+
+#define PANIC_LINE "Kernel panic - not syncing"
+
+static void boot_log(SimEnclave *e, const char *state, const char *detail)
+{
+    SimJson j;
+
+    sim_json_begin(&j, "boot");
+    sim_json_u64(&j, "cid", e->cid);
+    sim_json_u64(&j, "slot_uid", e->slot);
+    sim_json_str(&j, "state", state);
+    if (detail) {
+        sim_json_str(&j, "detail", detail);
+    }
+    sim_json_emit(&j, &e->cfg);
+}
+
+static int fail(SimEnclave *e, int err, const char *fmt, const char *arg)
+{
+    char msg[PATH_MAX + 256];
+
+    snprintf(msg, sizeof(msg), fmt, arg);
+    fprintf(stderr, "nitro-sim: NITRO_SIM_BOOT=qemu: %s\n", msg);
+    boot_log(e, "error", msg);
+    return err;
+}
+
+void sim_boot_gateway_path(const SimConfig *cfg, uint32_t cid, char *buf,
+                           size_t len)
+{
+    snprintf(buf, len, "%s/enclave-%u.vsock", cfg->dir, cid);
+}
+
+/* the enclave's image, as the hypervisor finds it in enclave memory */
+static int write_image(SimEnclave *e, const char *path)
+{
+    uint64_t skip = SIM_IMAGE_OFFSET, left = e->eif.size;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int i;
+
+    if (fd < 0) {
+        return errno;
+    }
+    for (i = 0; i < e->nregions && left; i++) {
+        const uint8_t *p = (const uint8_t *)(uintptr_t)e->regions[i].addr;
+        uint64_t n = e->regions[i].size;
+
+        if (skip >= n) {
+            skip -= n;
+            continue;
+        }
+        p += skip;
+        n -= skip;
+        skip = 0;
+        n = n < left ? n : left;
+        left -= n;
+        while (n) {
+            ssize_t w = write(fd, p, n);
+
+            if (w <= 0) {
+                int err = w < 0 ? errno : EIO;
+
+                sim_real.close(fd);
+                return err;
+            }
+            p += w;
+            n -= w;
+        }
+    }
+    sim_real.close(fd);
+    return 0;
+}
+
+/* a program next to this library in the build tree, or in PATH */
+static void default_program(const char *rel, const char *name, char *buf,
+                            size_t len)
+{
+    Dl_info info;
+    char lib[PATH_MAX];
+
+    if (dladdr((void *)default_program, &info) && info.dli_fname &&
+        realpath(info.dli_fname, lib)) {
+        char *slash = strrchr(lib, '/');
+
+        if (slash) {
+            *slash = 0;
+            snprintf(buf, len, "%s/%s", lib, rel);
+            if (access(buf, X_OK) == 0) {
+                return;
+            }
+        }
+    }
+    snprintf(buf, len, "%s", name);
+}
+
+static void default_qemu(char *buf, size_t len)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+    if (n > 0) {
+        const char *base;
+
+        self[n] = 0;
+        base = strrchr(self, '/');
+        if (!strcmp(base ? base + 1 : self, "qemu-system-x86_64")) {
+            snprintf(buf, len, "%s", self);
+            return;
+        }
+    }
+    default_program("../../qemu-system-x86_64", "qemu-system-x86_64", buf,
+                    len);
+}
+
+/* environment of a child: ours, minus @drop, plus @add (may be NULL) */
+static char **child_env(const char *drop, const char *add)
+{
+    size_t n = 0, k = 0, dl = strlen(drop);
+    char **env;
+
+    while (environ[n]) {
+        n++;
+    }
+    env = calloc(n + 2, sizeof(*env));
+    if (!env) {
+        return NULL;
+    }
+    for (n = 0; environ[n]; n++) {
+        if (strncmp(environ[n], drop, dl) || environ[n][dl] != '=') {
+            env[k++] = environ[n];
+        }
+    }
+    if (add) {
+        env[k++] = (char *)add;
+    }
+    return env;
+}
+
+/*
+ * fork + exec with @fd3 as fd 3 (if >= 0), stdout to @out, stderr to
+ * @err, nothing else open, dying with this thread's process
+ */
+static pid_t spawn(const char *const argv[], char **env, int fd3, int out,
+                   int err)
+{
+    pid_t pid = fork();
+
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_RDWR);
+
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(devnull, 0);
+        dup2(out >= 0 ? out : devnull, 1);
+        dup2(err, 2);
+        if (fd3 >= 0) {
+            dup2(fd3, 3);
+        }
+        syscall(SYS_close_range, fd3 >= 0 ? 4 : 3, ~0U, 0);
+        if (argv[0][0] == '/' || strchr(argv[0], '/')) {
+            execve(argv[0], (char *const *)argv, env);
+        } else {
+            execvpe(argv[0], (char *const *)argv, env);
+        }
+        dprintf(2, "nitro-sim: cannot run %s: %s\n", argv[0],
+                strerror(errno));
+        _exit(127);
+    }
+    return pid;
+}
+
+static int pidfd(pid_t pid)
+{
+    return syscall(SYS_pidfd_open, pid, 0);
+}
+
+int sim_boot_start(SimEnclave *e)
+{
+    char qemu[PATH_MAX], backend[PATH_MAX], eif[PATH_MAX + 48];
+    char vhost[PATH_MAX + 48], gateway[PATH_MAX + 48], log[PATH_MAX + 48];
+    char machine_chardev[PATH_MAX + 80], mem[32], smp[16], cid[16];
+    char vsock_cid[48];
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    int sv[2] = { -1, -1 }, lsock = -1, logfd = -1, err;
+    char **qenv = NULL, **benv = NULL;
+
+    e->qemu_pid = e->backend_pid = 0;
+    e->qemu_pidfd = e->backend_pidfd = e->serial_fd = -1;
+    e->line_len = 0;
+    if (e->eif.arch != SIM_ARCH_X86_64) {
+        return fail(e, ENOEXEC, "%s EIFs cannot boot: QEMU's -M "
+                    "nitro-enclave is x86_64 only (use NITRO_SIM_BOOT=sim)",
+                    sim_arch_name(e->eif.arch));
+    }
+    if (e->cfg.qemu[0]) {
+        snprintf(qemu, sizeof(qemu), "%s", e->cfg.qemu);
+    } else {
+        default_qemu(qemu, sizeof(qemu));
+    }
+    if (e->cfg.backend[0]) {
+        snprintf(backend, sizeof(backend), "%s", e->cfg.backend);
+    } else {
+        default_program("../vhost-user-vsock/vhost-user-vsock",
+                        "vhost-user-vsock", backend, sizeof(backend));
+    }
+    snprintf(e->boot_base, sizeof(e->boot_base), "%s/enclave-%u",
+             e->cfg.dir, e->cid);
+    snprintf(eif, sizeof(eif), "%s.eif", e->boot_base);
+    snprintf(log, sizeof(log), "%s.qemu.log", e->boot_base);
+    sim_boot_gateway_path(&e->cfg, e->cid, gateway, sizeof(gateway));
+    if (snprintf(vhost, sizeof(vhost), "%s.vhost", e->boot_base) >=
+        (int)sizeof(sun.sun_path) || strlen(gateway) >= sizeof(sun.sun_path)) {
+        return fail(e, ENAMETOOLONG, "NITRO_SIM_DIR %s is too long for "
+                    "the enclave's sockets (108 bytes)", e->cfg.dir);
+    }
+
+    err = write_image(e, eif);
+    if (err) {
+        return fail(e, err, "cannot write the image to %s", eif);
+    }
+    /* the backend's vhost-user socket, listening before QEMU starts */
+    unlink(vhost);
+    memcpy(sun.sun_path, vhost, strlen(vhost) + 1);
+    lsock = sim_real.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (lsock < 0 ||
+        sim_real.bind(lsock, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
+        sim_real.listen(lsock, 1) < 0) {
+        err = fail(e, errno, "cannot listen on %s", vhost);
+        goto out;
+    }
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+        err = fail(e, errno, "socketpair: %s", strerror(errno));
+        goto out;
+    }
+    logfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (logfd < 0) {
+        err = fail(e, errno, "cannot create %s", log);
+        goto out;
+    }
+
+    snprintf(cid, sizeof(cid), "%u", e->cid);
+    snprintf(vsock_cid, sizeof(vsock_cid), "NITRO_SIM_VSOCK_CID=%u", e->cid);
+    benv = child_env("NITRO_SIM_VSOCK_CID", vsock_cid);
+    qenv = child_env("LD_PRELOAD", NULL);
+    if (!benv || !qenv) {
+        err = fail(e, ENOMEM, "%s", "out of memory");
+        goto out;
+    }
+    {
+        const char *const bargv[] = {
+            backend, "--fd", "3", "--guest-cid", cid, "--uds-path", gateway,
+            "--vsock", "--host-cid", "3", NULL
+        };
+
+        e->backend_pid = spawn(bargv, benv, lsock, -1, logfd);
+    }
+    snprintf(machine_chardev, sizeof(machine_chardev),
+             "socket,id=vsock0,path=%s", vhost);
+    snprintf(mem, sizeof(mem), "%lluM",
+             (unsigned long long)(e->mem_size / SIM_MIB));
+    snprintf(smp, sizeof(smp), "%d", e->nvcpus);
+    {
+        const char *const qargv[] = {
+            qemu, "-M", "nitro-enclave,vsock=vsock0,acpi=on", "-accel", "tcg",
+            "-icount", "shift=1", "-m", mem, "-smp", smp, "-nodefaults",
+            "-display", "none", "-no-reboot", "-chardev", machine_chardev,
+            "-global", "virtio-mmio.force-legacy=false",
+            "-serial", "stdio", "-kernel", eif, NULL
+        };
+
+        e->qemu_pid = spawn(qargv, qenv, -1, sv[1], logfd);
+    }
+    if (e->backend_pid < 0 || e->qemu_pid < 0) {
+        err = fail(e, errno, "fork: %s", strerror(errno));
+        goto out;
+    }
+    e->qemu_pidfd = pidfd(e->qemu_pid);
+    e->backend_pidfd = pidfd(e->backend_pid);
+    if (e->qemu_pidfd < 0 || e->backend_pidfd < 0) {
+        err = fail(e, errno, "pidfd_open: %s", strerror(errno));
+        goto out;
+    }
+    e->serial_fd = sv[0];
+    sv[0] = -1;
+    fcntl(e->serial_fd, F_SETFL, O_NONBLOCK);
+    boot_log(e, "started", qemu);
+    err = 0;
+out:
+    free(benv);
+    free(qenv);
+    if (lsock >= 0) {
+        sim_real.close(lsock);
+    }
+    if (logfd >= 0) {
+        sim_real.close(logfd);
+    }
+    if (sv[0] >= 0) {
+        sim_real.close(sv[0]);
+    }
+    if (sv[1] >= 0) {
+        sim_real.close(sv[1]);
+    }
+    if (err) {
+        sim_boot_stop(e);
+    }
+    return err;
+}
+
+const char *sim_boot_serial(SimEnclave *e, void (*out)(SimEnclave *,
+                                                       const char *, size_t))
+{
+    char buf[4096];
+    const char *reason = NULL;
+    ssize_t n = read(e->serial_fd, buf, sizeof(buf));
+    ssize_t i;
+
+    if (n <= 0) {
+        if (n < 0 && errno == EAGAIN) {
+            return NULL;
+        }
+        /* QEMU closed its stdout: it is exiting, its pidfd says how */
+        sim_real.close(e->serial_fd);
+        e->serial_fd = -1;
+        return NULL;
+    }
+    out(e, buf, n);
+    /* a panicked kernel would wait panic= seconds: stop it now */
+    for (i = 0; i < n; i++) {
+        if (buf[i] == '\n' || e->line_len == sizeof(e->line) - 1) {
+            e->line[e->line_len] = 0;
+            if (strstr(e->line, PANIC_LINE)) {
+                reason = "kernel-panic";
+            }
+            e->line_len = 0;
+        } else if (buf[i] != '\r') {
+            e->line[e->line_len++] = buf[i];
+        }
+    }
+    return reason;
+}
+
+const char *sim_boot_exited(SimEnclave *e)
+{
+    int st = 0, i;
+    pid_t r = waitpid(e->qemu_pid, &st, WNOHANG);
+
+    if (r == 0 && waitpid(e->backend_pid, NULL, WNOHANG) == e->backend_pid) {
+        e->backend_pid = 0;
+        /*
+         * The backend exits when QEMU closes the vhost-user socket, which
+         * QEMU does as it exits: give QEMU up to 2 s to tell why.
+         */
+        for (i = 0; i < 100 && r == 0; i++) {
+            nanosleep(&(struct timespec){ 0, 20 * 1000 * 1000 }, NULL);
+            r = waitpid(e->qemu_pid, &st, WNOHANG);
+        }
+        if (r == 0) {
+            boot_log(e, "exited", "the vsock backend exited");
+            return "vsock-backend-exited";
+        }
+    }
+    if (r != e->qemu_pid) {
+        return NULL;
+    }
+    e->qemu_pid = 0;
+    if (WIFEXITED(st) && !WEXITSTATUS(st)) {
+        boot_log(e, "exited", "powered off");
+        return "poweroff";
+    }
+    boot_log(e, "exited", "QEMU failed");
+    return "qemu-failed";
+}
+
+static void end(pid_t *pid, int *fd)
+{
+    int i;
+
+    if (*pid > 0) {
+        kill(*pid, SIGTERM);
+        for (i = 0; i < 200; i++) {
+            if (waitpid(*pid, NULL, WNOHANG) == *pid) {
+                break;
+            }
+            if (i == 100) {
+                kill(*pid, SIGKILL);
+            }
+            nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
+        }
+        *pid = 0;
+    }
+    if (*fd >= 0) {
+        sim_real.close(*fd);
+        *fd = -1;
+    }
+}
+
+void sim_boot_stop(SimEnclave *e)
+{
+    char path[PATH_MAX + 48];
+
+    end(&e->qemu_pid, &e->qemu_pidfd);
+    end(&e->backend_pid, &e->backend_pidfd);
+    if (e->serial_fd >= 0) {
+        sim_real.close(e->serial_fd);
+        e->serial_fd = -1;
+    }
+    if (!e->boot_base[0]) {
+        return;
+    }
+    snprintf(path, sizeof(path), "%s.eif", e->boot_base);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s.vhost", e->boot_base);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s.vsock", e->boot_base);
+    unlink(path);
+    e->boot_base[0] = 0;
+}

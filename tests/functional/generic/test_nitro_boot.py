@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+#
+# A real enclave on the simulator (NITRO_SIM_BOOT=qemu): -accel nitro
+# -M nitro launches the sample image (a Debian kernel and our init,
+# tests/nitro/enclave/), which the simulator boots in -M nitro-enclave
+# with contrib/vhost-user-vsock.  The real init's heartbeat is answered,
+# the console carries the kernel's boot log, parent and enclave connect
+# to each other, and the enclave's power-off, panic or termination ends
+# everything.  Skipped with the reason when the kernel package cannot be
+# had.
+#
+# SPDX-License-Identifier: GPL-2.0-or-later
+
+import os
+import re
+import subprocess
+import sys
+import time
+
+from qemu_test.nitro import NitroTest
+
+SOURCE = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.dirname(os.path.abspath(__file__)))))
+
+# Runs with the simulator preloaded: AF_VSOCK is the simulation's
+PARENT = r'''
+import socket, sys, threading
+cid = int(sys.argv[1])
+
+def conn(port):
+    s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+    s.settimeout(60)
+    s.connect((cid, port))
+    return s
+
+def command(line):
+    s = conn(5001)
+    s.sendall(line.encode() + b'\n')
+    return s.makefile().readline().strip()
+
+for arg in sys.argv[2:]:
+    if arg == 'echo':
+        s = conn(5000)
+        s.sendall(b'ping from the parent')
+        print('echo', s.recv(100).decode(), flush=True)
+    elif arg == 'refused':
+        try:
+            conn(4999)
+            print('refused no', flush=True)
+        except OSError as e:
+            print('refused', e.errno, flush=True)
+    elif arg == 'serve':
+        srv = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+        srv.bind((socket.VMADDR_CID_ANY, 5002))
+        srv.listen(16)
+        def echo_loop():
+            while True:
+                c, peer = srv.accept()
+                print('peer', peer[0], flush=True)
+                while True:
+                    b = c.recv(65536)
+                    if not b:
+                        break
+                    c.sendall(b)
+                c.close()
+        threading.Thread(target=echo_loop, daemon=True).start()
+        print('send', command('send 5002 2 65536'), flush=True)
+    else:
+        print(arg, command(arg), flush=True)
+'''
+
+
+class NitroBoot(NitroTest):
+
+    timeout = 600
+
+    def setUp(self):
+        super().setUp()
+        if self.target_arch != 'x86_64':
+            self.skipTest('-M nitro-enclave is x86_64 only')
+        self.sim_env['NITRO_SIM_BOOT'] = 'qemu'
+        self.console = self.scratch_file('console.log')
+
+    def real_eif(self):
+        build = os.environ.get('QEMU_BUILD_ROOT', '.')
+        p = subprocess.run([sys.executable, os.path.join(
+            SOURCE, 'tests/nitro/enclave/build-image.py'),
+            '--qemu-eif', self.qemu_eif,
+            '--out', os.path.join(build, 'tests/nitro/enclave'), '--test'],
+            capture_output=True, text=True, check=False)
+        if p.returncode == 77:
+            self.skipTest(p.stderr.strip())
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return p.stdout.strip()
+
+    def wait_for(self, what, cond, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if cond():
+                return
+            time.sleep(0.1)
+        self.fail(f'timed out waiting for {what}')
+
+    def console_text(self):
+        try:
+            with open(self.console, encoding='utf-8', errors='replace') as f:
+                return f.read()
+        except FileNotFoundError:
+            return ''
+
+    def parent(self, cid, *commands):
+        script = self.scratch_file('parent.py')
+        with open(script, 'w') as f:
+            f.write(PARENT)
+        env = dict(os.environ, **self.sim_env, LD_PRELOAD=self.sim_lib)
+        p = subprocess.run([sys.executable, script, str(cid), *commands],
+                           env=env, capture_output=True, text=True,
+                           timeout=120, check=False)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return p.stdout
+
+    def boot(self):
+        self.vm.add_args('-accel', 'nitro,debug-mode=on', '-M', 'nitro',
+                         '-m', '256M', '-kernel', self.real_eif(),
+                         '-serial', f'file:{self.console}')
+        self.vm.launch()
+        cid = self.events('start')[0]['cid']
+        self.wait_for('the enclave app', lambda: 'echo server on port 5000'
+                      in self.console_text(), 120)
+        return cid
+
+    def children(self, cid):
+        """processes of the emulated machine and its backend"""
+        mark = f'enclave-{cid}.'
+        found = []
+        for pid in os.listdir('/proc'):
+            try:
+                with open(f'/proc/{pid}/cmdline', 'rb') as f:
+                    if mark.encode() in f.read():
+                        found.append(int(pid))
+            except OSError:
+                pass
+        return found
+
+    def test_real_enclave(self):
+        cid = self.boot()
+        self.assertTrue(self.children(cid))
+        text = self.console_text()
+        self.assertRegex(text, r'Linux version 6\.')
+        self.assertIn('nitro-enclave-init: heartbeat ok', text)
+        # the heartbeat came from the real init, from the enclave's CID
+        hb = [e for e in self.events('vsock') if e['op'] == 'connect' and
+              e['port'] == 9000 and e.get('result') == 0]
+        self.assertEqual(len(hb), 1, hb)
+        self.assertEqual(hb[0]['local_cid'], cid)
+
+        out = self.parent(cid, 'echo', 'refused', 'serve')
+        self.assertIn('echo ping from the parent', out)
+        self.assertIn(f'refused {104}', out)            # ECONNRESET
+        self.assertIn('send ok', out)
+        self.assertIn(f'peer {cid}', out)
+
+        # the enclave powers off: QEMU reports it stopped and exits
+        self.parent(cid, 'poweroff')
+        self.vm.wait(timeout=60)
+        self.assertEqual(self.vm.exitcode(), 0)
+        self.assertEqual(self.events('stop')[0]['reason'], 'poweroff')
+        self.assertEqual(self.children(cid), [])
+
+    def test_panic_stops_enclave(self):
+        cid = self.boot()
+        self.parent(cid, 'exit')
+        self.vm.wait(timeout=60)
+        self.assertEqual(self.vm.exitcode(), 0)
+        self.assertEqual(self.events('stop')[0]['reason'], 'kernel-panic')
+        self.assertIn('Kernel panic - not syncing', self.console_text())
+        self.assertEqual(self.children(cid), [])
+
+    def test_fd_close_ends_machine(self):
+        cid = self.boot()
+        self.assertTrue(self.children(cid))
+        self.vm.shutdown()
+        self.assertEqual(self.events('stop')[0]['reason'], 'fd-closed')
+        self.assertEqual(self.children(cid), [])
+        left = [f for f in os.listdir(self.sim_dir)
+                if re.search(r'\.(eif|vhost|vsock)$', f)]
+        self.assertEqual(left, [])
+
+    def test_aarch64_refused(self):
+        # a nitro-cli-like launcher on a simulated Graviton parent: the
+        # start fails with a message, nothing is left behind
+        launcher = os.path.join(os.path.dirname(self.sim_lib),
+                                'nitro-sim-launch')
+        self.sim_env['NITRO_SIM_ARCH'] = 'aarch64'
+        env = dict(os.environ, **self.sim_env, LD_PRELOAD=self.sim_lib)
+        p = subprocess.run([launcher, '--eif', self.make_eif('aarch64'),
+                            '--debug'], env=env, capture_output=True,
+                           text=True, timeout=60, check=False)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("aarch64 EIFs cannot boot: QEMU's -M nitro-enclave is "
+                      "x86_64 only", p.stderr)
+        boot = self.events('boot')
+        self.assertEqual([e['state'] for e in boot], ['error'])
+        start = self.ioctls('NE_START_ENCLAVE')
+        self.assertEqual(start[-1]['errno'], 8)         # ENOEXEC
+        self.assertEqual(self.events('start'), [])
+
+
+if __name__ == '__main__':
+    NitroTest.main()

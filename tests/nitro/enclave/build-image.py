@@ -1,0 +1,229 @@
+#!/usr/bin/env python3
+#
+# Build the sample enclave image: a real Debian kernel and our init.
+#
+#   build-image.py --qemu-eif QEMU_EIF --out DIR [--cache DIR] [--test]
+#
+# The kernel comes from Debian's linux-image package for amd64, downloaded
+# with `apt-get download` (never installed) into the cache directory; only
+# its vmlinuz and the modules that virtio-mmio and virtio-vsock need
+# (dependencies from its modules.dep) are extracted.  init.c is compiled
+# statically and packed with the modules into a newc initramfs whose
+# entries have fixed owners and times, so the same package and sources
+# always give the same image and PCRs.  qemu-eif packs the EIF with the
+# official x86_64 kernel command line (plus "nitro_test" with --test,
+# which turns on init's test commands).
+#
+# Prints the path of the EIF.  Exit status 77 (skip) with the reason when
+# the kernel package cannot be had (no apt, no archive).
+#
+# Copyright (c) 2026 Nitro Enclaves for QEMU authors
+#
+# SPDX-License-Identifier: GPL-2.0-or-later
+
+import argparse
+import fcntl
+import glob
+import lzma
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
+CMDLINE = ('reboot=k panic=30 pci=off nomodules console=ttyS0 i8042.noaux '
+           'i8042.nomux i8042.nopnp i8042.dumbkbd random.trust_cpu=on')
+# what init loads: the transport of the command-line devices and vsock
+WANTED = ['virtio_mmio', 'vmw_vsock_virtio_transport']
+# where they and their dependencies are in the package
+MODULE_DIRS = ['drivers/virtio', 'net/vmw_vsock']
+SKIP = 77
+
+
+class Unavailable(Exception):
+    """The kernel package cannot be had"""
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def kernel_package():
+    """linux-image-<version>-amd64, the package linux-image-amd64 names"""
+    def depends():
+        p = subprocess.run(['apt-cache', 'depends', 'linux-image-amd64'],
+                           capture_output=True, text=True, check=False)
+        for line in p.stdout.splitlines():
+            line = line.strip()
+            if line.startswith('Depends: linux-image-'):
+                return line.split()[1]
+        return None
+
+    if not shutil.which('apt-get'):
+        raise Unavailable('no apt-get: not a Debian system')
+    pkg = depends()
+    if not pkg and os.geteuid() == 0:
+        subprocess.run(['apt-get', '-q', 'update'], capture_output=True,
+                       check=False)
+        pkg = depends()
+    if not pkg:
+        raise Unavailable('apt knows no linux-image-amd64 (no Debian '
+                          'archive in the apt sources?)')
+    return pkg
+
+
+def download(pkg, cache):
+    debs = glob.glob(os.path.join(cache, pkg + '_*.deb'))
+    if debs:
+        return debs[0]
+    with tempfile.TemporaryDirectory(dir=cache) as tmp:
+        p = subprocess.run(['apt-get', 'download', pkg], cwd=tmp,
+                           capture_output=True, text=True, check=False)
+        debs = glob.glob(os.path.join(tmp, pkg + '_*.deb'))
+        if p.returncode or not debs:
+            raise Unavailable(f'apt-get download {pkg} failed: '
+                              f'{p.stderr.strip()}')
+        dest = os.path.join(cache, os.path.basename(debs[0]))
+        os.rename(debs[0], dest)
+    return dest
+
+
+def extract(deb, dest, patterns):
+    """Extract the members matching @patterns from the data of @deb"""
+    fsys = subprocess.Popen(['dpkg-deb', '--fsys-tarfile', deb],
+                            stdout=subprocess.PIPE)
+    run(['tar', '-x', '-C', dest, '--wildcards', *patterns],
+        stdin=fsys.stdout)
+    if fsys.wait():
+        raise RuntimeError(f'dpkg-deb --fsys-tarfile {deb} failed')
+
+
+def modinfo(data, key):
+    """A field of a module's .modinfo section (NUL-separated key=value)"""
+    for field in data.split(b'\0'):
+        if field.startswith(key.encode() + b'='):
+            return field[len(key) + 1:].decode()
+    return None
+
+
+def kernel_files(deb, work):
+    """vmlinuz and the modules to load, dependencies first, from @deb
+
+    The package has no modules.dep (depmod writes it at installation):
+    the dependencies come from each module's own modinfo."""
+    root = os.path.join(work, 'root')
+    os.makedirs(root)
+    extract(deb, root, ['./boot/vmlinuz-*'] +
+            ['./lib/modules/*/kernel/' + d + '/*' for d in MODULE_DIRS])
+    vmlinuz = glob.glob(os.path.join(root, 'boot', 'vmlinuz-*'))[0]
+    mods = {}
+    for path in glob.glob(os.path.join(root, 'lib', 'modules', '*', 'kernel',
+                                       '**', '*.ko*'), recursive=True):
+        if path.endswith('.xz'):
+            with lzma.open(path) as f:
+                data = f.read()
+        else:
+            with open(path, 'rb') as f:
+                data = f.read()
+        name = modinfo(data, 'name') or \
+            os.path.basename(path).split('.ko')[0].replace('-', '_')
+        mods[name] = data
+    order = []
+
+    def add(name):
+        if name in order:
+            return
+        if name not in mods:
+            raise RuntimeError(f'module {name} is not in {MODULE_DIRS}')
+        for dep in filter(None, (modinfo(mods[name], 'depends') or
+                                 '').split(',')):
+            add(dep)
+        order.append(name)
+
+    for name in WANTED:
+        if name in mods:            # else built in
+            add(name)
+    return vmlinuz, [(name + '.ko', mods[name]) for name in order]
+
+
+def cpio_newc(entries):
+    """A newc archive of (name, mode, data); fixed owner, times, inodes"""
+    out = bytearray()
+
+    def add(ino, name, mode, data):
+        nb = name.encode() + b'\0'
+        hdr = ('070701' + '%08x' * 13) % (
+            ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(nb), 0)
+        out.extend(hdr.encode() + nb)
+        out.extend(b'\0' * (-len(out) % 4))
+        out.extend(data)
+        out.extend(b'\0' * (-len(out) % 4))
+
+    for i, (name, mode, data) in enumerate(entries, 1):
+        add(i, name, mode, data)
+    add(0, 'TRAILER!!!', 0, b'')
+    return bytes(out)
+
+
+def build(qemu_eif, out, cache, test):
+    os.makedirs(cache, exist_ok=True)
+    os.makedirs(out, exist_ok=True)
+    name = 'enclave-test.eif' if test else 'enclave.eif'
+    eif = os.path.join(out, name)
+    with open(os.path.join(cache, '.lock'), 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        pkg = kernel_package()
+        deb = download(pkg, cache)
+        stamp = f'{deb} {os.path.getmtime(os.path.join(HERE, "init.c"))} ' \
+                f'{test}\n'
+        if os.path.exists(eif) and os.path.exists(eif + '.stamp'):
+            with open(eif + '.stamp', encoding='utf-8') as f:
+                if f.read() == stamp:
+                    return eif
+        with tempfile.TemporaryDirectory() as work:
+            vmlinuz, modules = kernel_files(deb, work)
+            init = os.path.join(work, 'init')
+            run(['cc', '-static', '-O2', '-s', '-o', init,
+                 os.path.join(HERE, 'init.c')])
+            with open(init, 'rb') as f:
+                init_data = f.read()
+            entries = [('dev', 0o40755, b''), ('proc', 0o40755, b''),
+                       ('sys', 0o40755, b''), ('init', 0o100755, init_data),
+                       ('modules', 0o40755, b'')]
+            entries += [('modules/' + n, 0o100644, d) for n, d in modules]
+            order = ''.join(n + '\n' for n, _ in modules).encode()
+            entries.append(('modules/order', 0o100644, order))
+            initrd = os.path.join(work, 'initrd.cpio')
+            with open(initrd, 'wb') as f:
+                f.write(cpio_newc(entries))
+            cmdline = CMDLINE + (' nitro_test' if test else '')
+            env = dict(os.environ, SOURCE_DATE_EPOCH='0')
+            run([qemu_eif, 'build', '--kernel', vmlinuz, '--initrd', initrd,
+                 '--cmdline', cmdline, '--name', 'nitro-sample-enclave',
+                 '-o', eif + '.tmp'], env=env, stdout=subprocess.DEVNULL)
+            os.rename(eif + '.tmp', eif)
+        with open(eif + '.stamp', 'w', encoding='utf-8') as f:
+            f.write(stamp)
+    return eif
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument('--qemu-eif', required=True)
+    ap.add_argument('--out', required=True)
+    ap.add_argument('--cache', default=os.path.join(TOP, 'download',
+                                                    'enclave-kernel'))
+    ap.add_argument('--test', action='store_true')
+    args = ap.parse_args()
+    try:
+        print(build(args.qemu_eif, args.out, args.cache, args.test))
+    except Unavailable as e:
+        print(f'build-image: the Debian kernel cannot be had: {e}',
+              file=sys.stderr)
+        sys.exit(SKIP)
+
+
+if __name__ == '__main__':
+    main()
