@@ -1,0 +1,226 @@
+#!/usr/bin/env python3
+"""Mutation run: does a test fail when the behaviour it covers breaks?
+
+Each mutant below is one single-point change to a file of the overlay:
+a string that must appear exactly once in it, and what replaces it.  For
+each, the script changes the file in the build tree (build/tree, which
+`make` re-creates from the overlay: the checkout is never touched),
+rebuilds incrementally, runs only the tests that can see that code, and
+puts the file back.  A mutant is killed when one of its tests fails.
+
+Usage: mutants.py [--list] [NAME...]   (default: every mutant)
+Ends with "N killed, N survived" and the survivors' names; exit status 1
+when a mutant survived or could not be applied (stale: its string is no
+longer in the file, so the list needs updating).  Not part of `make
+check`: it builds and tests once per mutant (`make mutants`).
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections import namedtuple
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import check  # noqa: E402  (scripts/fork/check.py)
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+TREE = os.path.join(TOP, 'build', 'tree')
+OBJ = check.OBJ
+MESON = check.MESON
+
+Mutant = namedtuple('Mutant', 'name file old new tests')
+
+# The tests, by meson name (x86_64 is enough: the code is shared)
+LAUNCH = 'nitro-func-x86_64/nitro_launch'
+ERRORS = 'nitro-func-x86_64/nitro_errors'
+VSOCK = 'nitro-func-x86_64/nitro_vsock'
+LIFECYCLE = 'nitro-func-x86_64/nitro_lifecycle'
+EIF_UNIT = 'test-eif'
+QEMU_EIF = 'qemu-eif'
+SIM = ['nitro-sim-driver', 'nitro-sim-enclave']
+
+MUTANTS = [
+    # The heartbeat, the console, the enclave's life
+    Mutant('heartbeat-byte', 'hw/nitro/heartbeat.c',
+           '#define NITRO_HEARTBEAT_BYTE 0xB7',
+           '#define NITRO_HEARTBEAT_BYTE 0xB6', [VSOCK]),
+    Mutant('heartbeat-any-peer', 'hw/nitro/heartbeat.c',
+           'if (!s->cid || peer.svm_cid != s->cid || s->conn_fd >= 0) {',
+           'if (s->conn_fd >= 0) {', [LIFECYCLE]),
+    Mutant('heartbeat-timeout', 'hw/nitro/heartbeat.c',
+           'return 90 * DIV_ROUND_UP(b->image_size, 6 * GiB) +',
+           'return 180 * DIV_ROUND_UP(b->image_size, 6 * GiB) +', [VSOCK]),
+    Mutant('heartbeat-warn-only-stops', 'hw/nitro/heartbeat.c',
+           '        nitro_heartbeat_close_conn(s);\n'
+           '        warn_report(',
+           '        nitro_heartbeat_close(s);\n'
+           '        warn_report(', [LIFECYCLE]),
+    Mutant('console-port', 'hw/nitro/serial-vsock.c',
+           '#define NITRO_CONSOLE_PORT_BASE 10000',
+           '#define NITRO_CONSOLE_PORT_BASE 10001', [VSOCK]),
+    Mutant('console-no-drain', 'hw/nitro/serial-vsock.c',
+           'return s->fd >= 0 && !s->connecting;', 'return false;',
+           [LIFECYCLE]),
+    Mutant('pollhup-ignored', 'accel/nitro/nitro-accel.c',
+           'qemu_set_fd_handler(s->enclave_fd, nitro_enclave_hangup, NULL, s);',
+           'qemu_set_fd_handler(s->enclave_fd, NULL, NULL, NULL);', [VSOCK]),
+    Mutant('fd-kept-at-exit', 'accel/nitro/nitro-accel.c',
+           '    trace_nitro_exit(s->cid);\n    nitro_terminate(s);',
+           '    trace_nitro_exit(s->cid);', [VSOCK]),
+    Mutant('debug-flag', 'accel/nitro/nitro-driver.c',
+           '.flags = debug_mode ? NE_ENCLAVE_DEBUG_MODE : 0,', '.flags = 0,',
+           [LAUNCH]),
+    Mutant('cid-bounds', 'accel/nitro/nitro-accel.c',
+           'if (cid != 0 && (cid <= 3 || cid >= UINT32_MAX)) {',
+           'if (cid != 0 && (cid <= 3 || cid > UINT32_MAX)) {', [ERRORS]),
+    Mutant('stop-allowed', 'accel/nitro/nitro-accel.c',
+           'if (s->state == NITRO_ENCLAVE_RUNNING) {\n'
+           '        error_setg(errp, "an enclave cannot be paused");',
+           'if (false) {\n'
+           '        error_setg(errp, "an enclave cannot be paused");',
+           [LIFECYCLE]),
+    Mutant('memory-readable', 'accel/nitro/nitro-accel.c',
+           'if (s->state >= NITRO_ENCLAVE_RUNNING) {',
+           'if (false) {', [LIFECYCLE]),
+    Mutant('no-migration-blocker', 'accel/nitro/nitro-accel.c',
+           'if (migrate_add_blocker(&s->migration_blocker, errp) < 0) {',
+           'if (false) {', [LIFECYCLE]),
+    Mutant('incoming-accepted', 'accel/nitro/nitro-accel.c',
+           'if (runstate_check(RUN_STATE_INMIGRATE)) {', 'if (false) {',
+           [LIFECYCLE]),
+    Mutant('panic-exits-0', 'accel/nitro/nitro-accel.c',
+           'qemu_system_shutdown_request_with_code(SHUTDOWN_CAUSE_GUEST_PANIC,\n'
+           '                                                   EXIT_FAILURE);',
+           'qemu_system_shutdown_request(SHUTDOWN_CAUSE_GUEST_PANIC);',
+           [LIFECYCLE]),
+    Mutant('no-heartbeat-accepted', 'hw/nitro/machine.c',
+           'if (!nms->external_heartbeat &&', 'if (false &&', [LIFECYCLE]),
+    Mutant('bios-accepted', 'hw/nitro/machine.c',
+           'if (ms->firmware) {', 'if (false) {', [LIFECYCLE]),
+
+    # The image
+    Mutant('image-offset', 'hw/nitro/image.c',
+           'memory_region_get_ram_ptr(ms->ram) + offset;',
+           'memory_region_get_ram_ptr(ms->ram);', [LAUNCH]),
+    Mutant('initrd-list', 'hw/nitro/image.c',
+           'g_strsplit(ms->initrd_filename, ":", -1);',
+           'g_strsplit(ms->initrd_filename, ",", -1);', [LAUNCH]),
+    Mutant('default-cmdline', 'hw/nitro/image.c',
+           'ms->kernel_cmdline : eif_default_cmdline(nitro_image_arch()),',
+           'ms->kernel_cmdline : "",', [LAUNCH]),
+    Mutant('arch-unchecked', 'hw/nitro/image.c',
+           'if (arch != nitro_image_arch()) {', 'if (false) {', [ERRORS]),
+    Mutant('crc-unchecked', 'hw/core/eif-parse.c',
+           'if (crc != p->header_crc) {', 'if (false) {',
+           [ERRORS, EIF_UNIT]),
+    Mutant('pcr1-all-ramdisks', 'hw/core/eif-measure.c',
+           'm->hash[s->nth ? EIF_PCR2 : EIF_PCR1]', 'm->hash[EIF_PCR1]',
+           [LAUNCH, EIF_UNIT]),
+    Mutant('changed-file-unseen', 'hw/core/eif-measure.c',
+           'if (pos != s->size || n || crc != s->crc32) {',
+           'if (pos != s->size || n) {', [LIFECYCLE, EIF_UNIT]),
+    Mutant('fifo-opened', 'hw/core/eif.c',
+           '    if (!S_ISREG(st.st_mode)) {\n'
+           '        error_setg(errp, "%s: %s", path, eif_file_kind(st.st_mode));\n'
+           '        return -1;',
+           '    if (false) {\n'
+           '        error_setg(errp, "%s: %s", path, eif_file_kind(st.st_mode));\n'
+           '        return -1;', [ERRORS, QEMU_EIF]),
+    Mutant('output-not-removed', 'contrib/qemu-eif/output.c',
+           '    if (tmp) {\n        unlink(tmp);\n    }',
+           '    (void)tmp;', [QEMU_EIF]),
+
+    # Driver errors and their hints
+    Mutant('min-mem-hint', 'accel/nitro/nitro-driver.c',
+           '"Use -m 64M or more.\\n" },', 'NULL },', [ERRORS]),
+    Mutant('cid-in-use-message', 'accel/nitro/nitro-driver.c',
+           'if (errno == EADDRINUSE) {', 'if (false) {', [ERRORS]),
+
+    # The simulator models the driver
+    Mutant('sim-any-reply', 'contrib/nitro-sim/enclave.c',
+           'if (r == 1 && b == SIM_HEARTBEAT_BYTE &&',
+           'if (r == 1 &&', SIM),
+    Mutant('sim-dir-unchecked', 'contrib/nitro-sim/driver.c',
+           'if (access(d->cfg.dir, W_OK | X_OK) < 0) {', 'if (false) {',
+           [ERRORS]),
+]
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, cwd=TOP, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def outputs_of(names):
+    """What the tests @names need built, relative to build/obj"""
+    tests = [t for t in check.introspect('tests') if t['name'] in names]
+    missing = set(names) - {t['name'] for t in tests}
+    if missing:
+        raise SystemExit(f'mutants: no such test: {", ".join(missing)}')
+    return check.needed_outputs(tests)
+
+
+def check_mutant(m):
+    """'killed', 'survived', or 'stale: why'"""
+    path = os.path.join(TREE, m.file)
+    with open(path) as f:
+        text = f.read()
+    if text.count(m.old) != 1:
+        return f'stale: found {text.count(m.old)} times in {m.file}'
+    backup = path + '.mutant-orig'
+    shutil.copy2(path, backup)
+    try:
+        with open(path, 'w') as f:
+            f.write(text.replace(m.old, m.new))
+        if run(['ninja', '-C', OBJ] + outputs_of(m.tests)).returncode:
+            return 'stale: does not build'
+        res = run([MESON, 'test', '-C', OBJ, '--no-rebuild', '--quiet'] +
+                  m.tests, env=dict(os.environ, NITRO_CONSOLE_RUNS='20'))
+        return 'killed' if res.returncode else 'survived'
+    finally:
+        os.replace(backup, path)
+
+
+def main():
+    args = sys.argv[1:]
+    if args[:1] == ['--list']:
+        for m in MUTANTS:
+            print(f'{m.name:28} {m.file}')
+        return 0
+    chosen = [m for m in MUTANTS if not args or m.name in args]
+    if not chosen:
+        print('mutants: no such mutant', file=sys.stderr)
+        return 2
+    # An up-to-date tree and build to start from
+    subprocess.run([os.path.join(TOP, 'scripts', 'fork', 'build.sh')],
+                   check=True)
+    t0 = time.monotonic()
+    killed, survived, stale = [], [], []
+    for m in chosen:
+        t = time.monotonic()
+        verdict = check_mutant(m)
+        print(f'{m.name}: {verdict} ({time.monotonic() - t:.0f} s)',
+              flush=True)
+        if verdict.startswith('killed'):
+            killed.append(m.name)
+        elif verdict == 'survived':
+            survived.append(m.name)
+        else:
+            stale.append(m.name)
+    # Rebuild what the mutants left behind, from the restored tree
+    run(['ninja', '-C', OBJ] +
+        outputs_of(sorted({t for m in chosen for t in m.tests})))
+    print(f'mutants: {time.monotonic() - t0:.0f} s')
+    if survived:
+        print('survived: ' + ', '.join(survived))
+    if stale:
+        print('stale (update the list): ' + ', '.join(stale))
+    print(f'{len(killed)} killed, {len(survived)} survived')
+    return 1 if survived or stale else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
