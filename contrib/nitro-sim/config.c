@@ -21,6 +21,27 @@
 
 #include "nitro-sim.h"
 
+/*
+ * EC2's x86 layout numbers the first thread of every core, then the
+ * second: the siblings of CPU N are N and N + cores.  The other one
+ * numbers the threads of a core consecutively.
+ */
+unsigned sim_cpu_core(const SimConfig *cfg, unsigned cpu)
+{
+    if (cfg->topology == SIM_TOPO_EC2) {
+        return cpu % (cfg->host_cpus / cfg->threads_per_core);
+    }
+    return cpu / cfg->threads_per_core;
+}
+
+unsigned sim_core_cpu(const SimConfig *cfg, unsigned core, unsigned t)
+{
+    if (cfg->topology == SIM_TOPO_EC2) {
+        return core + t * (cfg->host_cpus / cfg->threads_per_core);
+    }
+    return core * cfg->threads_per_core + t;
+}
+
 const char *sim_arch_name(int arch)
 {
     return arch == SIM_ARCH_AARCH64 ? "aarch64" : "x86_64";
@@ -162,7 +183,7 @@ bool sim_config_load(SimConfig *cfg, char *err, size_t errlen)
     const char *v;
     char real[PATH_MAX];
     uint64_t x;
-    unsigned maxcpu = 0, c;
+    unsigned maxcpu = 0, need, c;
 
     memset(cfg, 0, sizeof(*cfg));
     v = getenv("NITRO_SIM_DIR");
@@ -188,8 +209,14 @@ bool sim_config_load(SimConfig *cfg, char *err, size_t errlen)
         snprintf(cfg->log, sizeof(cfg->log), "%s/events.jsonl", cfg->dir);
     }
 
-    v = getenv("NITRO_SIM_CPUS");
-    if (!sim_cpu_list_parse(v ? v : "2-7", cfg->pool, err, errlen)) {
+    v = getenv("NITRO_SIM_TOPOLOGY");
+    if (!v || !*v || !strcmp(v, "ec2")) {
+        cfg->topology = SIM_TOPO_EC2;
+    } else if (!strcmp(v, "consecutive")) {
+        cfg->topology = SIM_TOPO_CONSECUTIVE;
+    } else {
+        snprintf(err, errlen, "NITRO_SIM_TOPOLOGY: ec2 or consecutive, "
+                 "not '%s'", v);
         return false;
     }
     if (!env_u64("NITRO_SIM_THREADS_PER_CORE", 2, 64, &x, err, errlen)) {
@@ -200,18 +227,23 @@ bool sim_config_load(SimConfig *cfg, char *err, size_t errlen)
         return false;
     }
     cfg->threads_per_core = x;
+    /* cores 1..3 of a 4-core parent, in either layout */
+    v = getenv("NITRO_SIM_CPUS");
+    if (!v) {
+        v = cfg->topology == SIM_TOPO_EC2 && cfg->threads_per_core == 2 ?
+            "1-3,5-7" : "2-7";
+    }
+    if (!sim_cpu_list_parse(v, cfg->pool, err, errlen)) {
+        return false;
+    }
     for (c = 0; c < SIM_MAX_CPUS; c++) {
         if (sim_cpu_in(cfg->pool, c)) {
             maxcpu = c + 1;
-            if (c / cfg->threads_per_core == 0) {
-                snprintf(err, errlen, "NITRO_SIM_CPUS: CPU %u is on core 0, "
-                         "which is never in the pool", c);
-                return false;
-            }
         }
     }
-    maxcpu = (maxcpu + cfg->threads_per_core - 1) / cfg->threads_per_core *
-             cfg->threads_per_core;
+    need = (maxcpu + cfg->threads_per_core - 1) / cfg->threads_per_core *
+           cfg->threads_per_core;
+    maxcpu = need;
     if (maxcpu < 8) {
         maxcpu = 8;
     }
@@ -220,17 +252,31 @@ bool sim_config_load(SimConfig *cfg, char *err, size_t errlen)
         return false;
     }
     cfg->host_cpus = x;
+    if (cfg->host_cpus < need ||
+        cfg->host_cpus % cfg->threads_per_core) {
+        snprintf(err, errlen, "NITRO_SIM_HOST_CPUS: %u CPUs cannot hold "
+                 "the pool in whole cores of %u threads", cfg->host_cpus,
+                 cfg->threads_per_core);
+        return false;
+    }
+    for (c = 0; c < SIM_MAX_CPUS; c++) {
+        if (sim_cpu_in(cfg->pool, c) && sim_cpu_core(cfg, c) == 0) {
+            snprintf(err, errlen, "NITRO_SIM_CPUS: CPU %u is on core 0, "
+                     "which is never in the pool", c);
+            return false;
+        }
+    }
     if (!env_u64("NITRO_SIM_MAX_REGIONS", 256, 1 << 20, &x, err, errlen)) {
         return false;
     }
     cfg->max_regions = x;
     v = getenv("NITRO_SIM_CONTIG");
-    if (!v || !*v || !strcmp(v, "mapping")) {
-        cfg->contig = SIM_CONTIG_MAPPING;
+    if (!v || !*v || !strcmp(v, "call")) {
+        cfg->contig = SIM_CONTIG_CALL;
     } else if (!strcmp(v, "page")) {
         cfg->contig = SIM_CONTIG_PAGE;
     } else {
-        snprintf(err, errlen, "NITRO_SIM_CONTIG: 'mapping' or 'page', "
+        snprintf(err, errlen, "NITRO_SIM_CONTIG: 'call' or 'page', "
                  "not '%s'", v);
         return false;
     }

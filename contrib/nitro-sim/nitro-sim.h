@@ -38,7 +38,8 @@
 
 enum { SIM_ARCH_X86_64 = 0, SIM_ARCH_AARCH64 = 1 };
 enum { SIM_HB_OK, SIM_HB_BAD, SIM_HB_NONE };
-enum { SIM_CONTIG_MAPPING, SIM_CONTIG_PAGE };
+enum { SIM_CONTIG_CALL, SIM_CONTIG_PAGE };
+enum { SIM_TOPO_EC2, SIM_TOPO_CONSECUTIVE };
 
 typedef struct SimConfig {
     char dir[PATH_MAX];             /* NITRO_SIM_DIR (created) */
@@ -57,6 +58,7 @@ typedef struct SimConfig {
     int arch;                       /* NITRO_SIM_ARCH */
     int numa_node;                  /* NITRO_SIM_NUMA_NODE, -1: no check */
     uint64_t fake_page_size;        /* NITRO_SIM_FAKE_PAGE_SIZE, 0: none */
+    int topology;                   /* NITRO_SIM_TOPOLOGY */
 } SimConfig;
 
 /* Fill @cfg from the environment; on error print why and return false. */
@@ -73,6 +75,9 @@ static inline void sim_cpu_set(uint64_t *bm, unsigned cpu)
         bm[cpu / 64] |= 1ULL << (cpu % 64);
     }
 }
+/* SMT layout: the core of @cpu, and thread @t (from 0) of @core */
+unsigned sim_cpu_core(const SimConfig *cfg, unsigned cpu);
+unsigned sim_core_cpu(const SimConfig *cfg, unsigned core, unsigned t);
 const char *sim_arch_name(int arch);
 int sim_host_arch(void);
 /* decimal or 0x hex; false if no digits or overflow */
@@ -206,8 +211,7 @@ typedef struct SimEnclave {
     bool at_exit;
     SimRegion *regions;
     int nregions;
-    uint64_t (*ranges)[2];      /* merged [start, end) for MAX_REGIONS */
-    int nranges;
+    int nranges;                /* physical ranges, for the region limit */
     uint64_t mem_size;
     uint32_t vcpus[SIM_MAX_CPUS];
     int nvcpus;
@@ -283,6 +287,12 @@ void sim_process_exit(void);
 int sim_enclave_launch(SimEnclave *e);
 /* ask the enclave to stop and wait until it has (lock held) */
 void sim_enclave_stop(SimEnclave *e, const char *reason);
+
+/* ---- sysfs.c: ne_cpus and the SMT layout of the simulated parent ---- */
+
+bool sim_sysfs_path(const char *path);
+/* a read-only fd with the file's content, or -1 with errno */
+int sim_sysfs_open(const char *path, int flags);
 
 /* ---- vsock.c: AF_VSOCK over AF_UNIX ---- */
 
