@@ -234,14 +234,31 @@ class NitroErrors(NitroTest):
     # Refusals of the driver, injected through the simulator
 
     def test_empty_cpu_pool(self):
+        # The hint names a pool of this (simulated EC2) host's siblings
         self.sim_env['NITRO_SIM_CPUS'] = ''
         res = self.nitro('-kernel', self.make_eif())
         self.assert_fails(res, 'NE_ERR_NO_CPUS_AVAIL_IN_POOL')
-        self.assertIn('/sys/module/nitro_enclaves/parameters/ne_cpus',
-                      res.stderr)
+        self.assertIn("'echo 1,5 > /sys/module/nitro_enclaves/parameters/"
+                      "ne_cpus'", res.stderr)
+
+    def test_pool_hint_is_valid(self):
+        # The pool the hint suggests is one the driver accepts
+        for topology, pool in (('ec2', '1,5'), ('consecutive', '2-3')):
+            self.sim_env['NITRO_SIM_TOPOLOGY'] = topology
+            self.sim_env['NITRO_SIM_CPUS'] = ''
+            res = self.nitro('-kernel', self.make_eif())
+            self.assert_fails(res, f"'echo {pool} > ")
+            # vCPUs pass; the start then fails on purpose (268)
+            self.sim_env['NITRO_SIM_CPUS'] = pool
+            self.sim_env['NITRO_SIM_MIN_MEM_MIB'] = '256'
+            res = self.nitro('-kernel', self.make_eif())
+            self.assert_fails(res, 'NE_ERR_ENCLAVE_MEM_MIN_SIZE')
+            del self.sim_env['NITRO_SIM_MIN_MEM_MIB']
+        adds = self.ioctls('NE_ADD_VCPU')
+        self.assertEqual([e.get('result') for e in adds], [0] * 4, adds)
 
     def test_pool_exhausted(self):
-        self.sim_env['NITRO_SIM_CPUS'] = '2-3'
+        self.sim_env['NITRO_SIM_CPUS'] = '1,5'
         res = self.nitro('-kernel', self.make_eif(), smp='4')
         self.assert_fails(res, 'adding vCPU 3 of the 4 asked with -smp '
                           'failed')
@@ -270,7 +287,10 @@ class NitroErrors(NitroTest):
         self.sim_env['NITRO_SIM_MAX_REGIONS'] = '16'
         res = self.nitro('-kernel', self.make_eif())
         self.assert_fails(res, 'NE_ERR_MEM_MAX_REGIONS')
-        self.assertIn('hugepage-size=1G', res.stderr)
+        self.assertIn('refused the region after 0 calls that donated pages '
+                      'of 2048 KiB', res.stderr)
+        if os.path.isdir('/sys/kernel/mm/hugepages/hugepages-1048576kB'):
+            self.assertIn('hugepage-size=1G', res.stderr)
 
     def test_invalid_page_size(self):
         self.sim_env['NITRO_SIM_FAKE_PAGE_SIZE'] = str(64 * 1024)

@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+#
+# Enclave memory as a real parent has it, on the Nitro Enclaves simulator:
+# donations bounded to 1 GiB per NE_SET_USER_MEMORY_REGION call and 1 GiB
+# huge pages (skipped, with the reason, when the kernel cannot reserve
+# them).
+#
+# SPDX-License-Identifier: GPL-2.0-or-later
+
+from qemu_test.nitro import NitroTest, MiB, reserve_hugepages
+
+GiB = 1024 * MiB
+
+
+class NitroMemory(NitroTest):
+
+    # 2 MiB pages: only for the tests that use them
+    HUGEPAGES = 64
+
+    def launch(self, machine, mem, *args):
+        self.vm.add_args('-accel', 'nitro', '-M', machine, '-m', mem,
+                         '-smp', '2', '-serial', 'none', *args)
+        self.vm.launch()
+
+    def started(self):
+        starts = self.ioctls('NE_START_ENCLAVE')
+        self.assertEqual([s.get('result') for s in starts], [0], starts)
+        eif = self.events('eif')
+        self.assertEqual([e['verdict'] for e in eif], ['ok'], eif)
+        self.assertTrue(eif[0]['crc_ok'], eif)
+        return self.events('start')[0]
+
+    def need_gib_pages(self, count):
+        reason = reserve_hugepages(count, 1024 * 1024)
+        if reason:
+            self.skipTest(reason)
+
+    def test_donations_bounded(self):
+        # 3 GiB of 1 GiB pages: three calls of 1 GiB, not one of 3 GiB,
+        # in RAM order
+        self.need_gib_pages(3)
+        self.launch('nitro,hugepage-size=1G', '3G', '-kernel',
+                    self.make_eif())
+        start = self.started()
+        calls = self.ioctls('NE_SET_USER_MEMORY_REGION')
+        self.assertEqual([c['memory_size'] for c in calls], [GiB] * 3)
+        addrs = [int(c['userspace_addr'], 16) for c in calls]
+        self.assertEqual(addrs, [addrs[0] + i * GiB for i in range(3)])
+        self.assertEqual(start['mem_size'], 3 * GiB)
+
+
+if __name__ == '__main__':
+    NitroTest.main()
