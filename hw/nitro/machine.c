@@ -359,6 +359,17 @@ static void nitro_machine_instance_init(Object *obj)
     NITRO_MACHINE(obj)->hugepage_size = NITRO_DEFAULT_HUGEPAGE_SIZE;
 }
 
+static bool nitro_machine_get_allow_small_memory(Object *obj, Error **errp)
+{
+    return NITRO_MACHINE(obj)->image.allow_small_memory;
+}
+
+static void nitro_machine_set_allow_small_memory(Object *obj, bool value,
+                                                 Error **errp)
+{
+    NITRO_MACHINE(obj)->image.allow_small_memory = value;
+}
+
 static void nitro_machine_class_init(ObjectClass *oc, const void *data)
 {
     MachineClass *mc = MACHINE_CLASS(oc);
@@ -394,6 +405,13 @@ static void nitro_machine_class_init(ObjectClass *oc, const void *data)
     object_class_property_set_description(oc, "external-heartbeat",
         "Another process answers the enclave's heartbeat: start the enclave "
         "without a nitro-heartbeat device (default off)");
+    object_class_property_add_bool(oc, "allow-small-memory",
+                                   nitro_machine_get_allow_small_memory,
+                                   nitro_machine_set_allow_small_memory);
+    object_class_property_set_description(oc, "allow-small-memory",
+        "Accept less memory than 4 times the image size, which nitro-cli "
+        "refuses because the enclave kernel unpacks its initramfs into it "
+        "(default off)");
     object_class_property_add(oc, "enclave-cid", "uint64",
                               nitro_machine_get_cid, NULL, NULL, NULL);
     object_class_property_set_description(oc, "enclave-cid",

@@ -118,7 +118,8 @@ def launch(workdir, args, mem):
                f'NITRO_SIM_DIR={sim}', 'NITRO_SIM_HEARTBEAT=none']
     vm = QEMUMachine(os.path.join(BUILD, f'qemu-system-{ARCH}'),
                      args=['-accel', 'nitro', '-M',
-                           'nitro,external-heartbeat=on', '-m',
+                           'nitro,external-heartbeat=on,allow-small-memory=on',
+                           '-m',
                            f'{mem // MiB}M', '-nodefaults'] + args,
                      wrapper=wrapper, base_temp_dir=workdir)
     t0 = time.time()

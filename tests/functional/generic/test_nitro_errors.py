@@ -19,10 +19,10 @@ class NitroErrors(NitroTest):
 
     # -nodefaults, and nothing to answer the heartbeat: these enclaves
     # are not meant to boot
-    def nitro(self, *args, accel='nitro', mem='128M', smp='2'):
+    def nitro(self, *args, accel='nitro', mem='128M', smp='2', machine=''):
         return self.run_qemu('-accel', accel, '-M',
-                             'nitro,external-heartbeat=on', '-m', mem,
-                             '-smp', smp, *args)
+                             'nitro,external-heartbeat=on' + machine,
+                             '-m', mem, '-smp', smp, *args)
 
     def assert_driver_untouched(self):
         self.assertEqual(self.ioctls('NE_SET_USER_MEMORY_REGION'), [])
@@ -81,7 +81,8 @@ class NitroErrors(NitroTest):
                 byte = f.read(1)
                 f.seek(offset)
                 f.write(bytes([byte[0] ^ 0xff]))
-            res = self.nitro('-kernel', image, mem='256M')
+            res = self.nitro('-kernel', image, mem='256M',
+                             machine=',allow-small-memory=on')
             self.assert_fails(res, 'CRC mismatch')
             self.assert_driver_untouched()
             with open(image, 'r+b') as f:
@@ -93,9 +94,28 @@ class NitroErrors(NitroTest):
         rd = self.data('big-rd', 124 * MiB, 'rd')
         image = self.build_eif(self.scratch_file('big.eif'), kernel, [rd],
                                'console=ttyS0')
-        res = self.nitro('-kernel', image)
+        res = self.nitro('-kernel', image, machine=',allow-small-memory=on')
         self.assert_fails(res, 'does not fit in 125829120 bytes')
         self.assertIn('more memory with -m', res.stderr)
+        self.assert_driver_untouched()
+
+    def test_memory_below_4x_image(self):
+        # nitro-cli's rule: the enclave kernel unpacks its initramfs into
+        # enclave memory; the minimum -m is in the hint
+        kernel = self.data('kernel', MiB, 'k')
+        rd = self.data('rd', 40 * MiB, 'rd')
+        image = self.build_eif(self.scratch_file('40m.eif'), kernel, [rd],
+                               'console=ttyS0')
+        minimum = -(-4 * os.path.getsize(image) // (2 * MiB)) * 2
+        res = self.nitro('-kernel', image)
+        self.assert_fails(res, '128 MiB of memory is less than 4 times the '
+                          f'image size ({os.path.getsize(image)} bytes)')
+        self.assertIn(f'Use -m {minimum}M or more', res.stderr)
+        self.assertIn('allow-small-memory=on', res.stderr)
+        self.assert_driver_untouched()
+        # the same rule for an image built from a kernel and initrd
+        res = self.nitro('-kernel', kernel, '-initrd', rd)
+        self.assert_fails(res, 'is less than 4 times the image size')
         self.assert_driver_untouched()
 
     def test_wrong_arch_eif(self):
@@ -129,7 +149,8 @@ class NitroErrors(NitroTest):
     def test_image_too_big(self):
         kernel = self.data('big-kernel', 124 * MiB, 'big')
         rd = self.data('rd', 4096, 'rd')
-        res = self.nitro('-kernel', kernel, '-initrd', rd)
+        res = self.nitro('-kernel', kernel, '-initrd', rd,
+                         machine=',allow-small-memory=on')
         self.assert_fails(res, 'does not fit')
         self.assert_driver_untouched()
 

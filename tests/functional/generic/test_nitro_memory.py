@@ -48,6 +48,15 @@ class NitroMemory(NitroTest):
         self.assertEqual(addrs, [addrs[0] + i * GiB for i in range(3)])
         self.assertEqual(start['mem_size'], 3 * GiB)
 
+    def test_small_memory_override(self):
+        # below 4 times the image: refused, unless the expert says so
+        kernel = self.data('kernel', MiB, 'k')
+        rd = self.data('rd', 40 * MiB, 'rd')
+        image = self.build_eif(self.scratch_file('40m.eif'), kernel, [rd],
+                               'console=ttyS0')
+        self.launch('nitro,allow-small-memory=on', '128M', '-kernel', image)
+        self.assertEqual(self.started()['mem_size'], 128 * MiB)
+
 
 if __name__ == '__main__':
     NitroTest.main()
