@@ -42,6 +42,13 @@ unsigned sim_core_cpu(const SimConfig *cfg, unsigned core, unsigned t)
     return core * cfg->threads_per_core + t;
 }
 
+unsigned sim_cpu_node(const SimConfig *cfg, unsigned cpu)
+{
+    unsigned cores = cfg->host_cpus / cfg->threads_per_core;
+
+    return sim_cpu_core(cfg, cpu) * cfg->numa_nodes / cores;
+}
+
 const char *sim_arch_name(int arch)
 {
     return arch == SIM_ARCH_AARCH64 ? "aarch64" : "x86_64";
@@ -259,12 +266,33 @@ bool sim_config_load(SimConfig *cfg, char *err, size_t errlen)
                  cfg->threads_per_core);
         return false;
     }
+    if (!env_u64("NITRO_SIM_NUMA_NODES", 1, 64, &x, err, errlen)) {
+        return false;
+    }
+    if (x == 0 || x > cfg->host_cpus / cfg->threads_per_core) {
+        snprintf(err, errlen, "NITRO_SIM_NUMA_NODES: 1 to %u nodes",
+                 cfg->host_cpus / cfg->threads_per_core);
+        return false;
+    }
+    cfg->numa_nodes = x;
+    cfg->numa_node = -1;
     for (c = 0; c < SIM_MAX_CPUS; c++) {
-        if (sim_cpu_in(cfg->pool, c) && sim_cpu_core(cfg, c) == 0) {
+        if (!sim_cpu_in(cfg->pool, c)) {
+            continue;
+        }
+        if (sim_cpu_core(cfg, c) == 0) {
             snprintf(err, errlen, "NITRO_SIM_CPUS: CPU %u is on core 0, "
                      "which is never in the pool", c);
             return false;
         }
+        /* the driver refuses a pool on several nodes */
+        if (cfg->numa_node >= 0 &&
+            (unsigned)cfg->numa_node != sim_cpu_node(cfg, c)) {
+            snprintf(err, errlen, "NITRO_SIM_CPUS: the pool spans NUMA "
+                     "nodes %d and %u", cfg->numa_node, sim_cpu_node(cfg, c));
+            return false;
+        }
+        cfg->numa_node = sim_cpu_node(cfg, c);
     }
     if (!env_u64("NITRO_SIM_MAX_REGIONS", 256, 1 << 20, &x, err, errlen)) {
         return false;
@@ -324,7 +352,8 @@ bool sim_config_load(SimConfig *cfg, char *err, size_t errlen)
     }
     v = getenv("NITRO_SIM_NUMA_NODE");
     if (!v || !*v) {
-        cfg->numa_node = 0;
+        /* the pool's node, from the CPUs above */
+        cfg->numa_node = cfg->numa_node < 0 ? 0 : cfg->numa_node;
     } else if (!strcmp(v, "any")) {
         cfg->numa_node = -1;
     } else {

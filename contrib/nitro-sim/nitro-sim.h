@@ -59,6 +59,7 @@ typedef struct SimConfig {
     int numa_node;                  /* NITRO_SIM_NUMA_NODE, -1: no check */
     uint64_t fake_page_size;        /* NITRO_SIM_FAKE_PAGE_SIZE, 0: none */
     int topology;                   /* NITRO_SIM_TOPOLOGY */
+    unsigned numa_nodes;            /* NITRO_SIM_NUMA_NODES */
 } SimConfig;
 
 /* Fill @cfg from the environment; on error print why and return false. */
@@ -78,6 +79,8 @@ static inline void sim_cpu_set(uint64_t *bm, unsigned cpu)
 /* SMT layout: the core of @cpu, and thread @t (from 0) of @core */
 unsigned sim_cpu_core(const SimConfig *cfg, unsigned cpu);
 unsigned sim_core_cpu(const SimConfig *cfg, unsigned core, unsigned t);
+/* the NUMA node of @cpu: the cores are split evenly between the nodes */
+unsigned sim_cpu_node(const SimConfig *cfg, unsigned cpu);
 const char *sim_arch_name(int arch);
 int sim_host_arch(void);
 /* decimal or 0x hex; false if no digits or overflow */

@@ -19,30 +19,78 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include "nitro-sim.h"
 
 #define SIM_NE_CPUS "/sys/module/nitro_enclaves/parameters/ne_cpus"
 #define SIM_CPU_DIR "/sys/devices/system/cpu/cpu"
 #define SIM_SIBLINGS "/topology/thread_siblings_list"
+#define SIM_NODE_DIR "/sys/devices/system/node/"
+#define SIM_NODE_HUGEPAGES "/hugepages/hugepages-"
 
-/* the CPU whose thread_siblings_list @path is, or -1 */
-static int siblings_cpu(const char *path)
+enum { SF_NONE, SF_NE_CPUS, SF_SIBLINGS, SF_NODES, SF_NODE_CPUS,
+       SF_NODE_PAGES };
+
+/* "<prefix><number><suffix>": the number, or -1 */
+static int numbered(const char *path, const char *prefix, const char *suffix)
 {
-    const char *p = path + strlen(SIM_CPU_DIR);
-    uint64_t cpu;
+    const char *p = path + strlen(prefix);
+    uint64_t n;
 
-    if (strncmp(path, SIM_CPU_DIR, strlen(SIM_CPU_DIR)) ||
-        !sim_parse_u64(p, &p, &cpu) || strcmp(p, SIM_SIBLINGS) ||
-        cpu >= SIM_MAX_CPUS) {
+    if (strncmp(path, prefix, strlen(prefix)) || !sim_parse_u64(p, &p, &n) ||
+        n >= SIM_MAX_CPUS || strncmp(p, suffix, strlen(suffix))) {
         return -1;
     }
-    return cpu;
+    return n;
+}
+
+/*
+ * Which simulated file @path is (SF_*), and its CPU or node in *@n.  The
+ * huge pages of node 0 are the host's; those of the other simulated
+ * nodes, when the host has no such node, are none.
+ */
+static int classify(const char *path, int *n)
+{
+    struct stat st;
+    const char *p;
+    uint64_t kib;
+
+    if (!path || strncmp(path, "/sys/", 5)) {
+        return SF_NONE;
+    }
+    if (!strcmp(path, SIM_NE_CPUS)) {
+        return SF_NE_CPUS;
+    }
+    if (!strcmp(path, SIM_NODE_DIR "online")) {
+        return SF_NODES;
+    }
+    *n = numbered(path, SIM_CPU_DIR, SIM_SIBLINGS);
+    if (*n >= 0 && !strcmp(strstr(path, "/topology/"), SIM_SIBLINGS)) {
+        return SF_SIBLINGS;
+    }
+    *n = numbered(path, SIM_NODE_DIR "node", "/cpulist");
+    if (*n >= 0 && !strcmp(strstr(path, "/cpulist"), "/cpulist")) {
+        return SF_NODE_CPUS;
+    }
+    *n = numbered(path, SIM_NODE_DIR "node", SIM_NODE_HUGEPAGES);
+    if (*n > 0 && stat(path, &st) < 0) {
+        p = strstr(path, SIM_NODE_HUGEPAGES) + strlen(SIM_NODE_HUGEPAGES);
+        if (sim_parse_u64(p, &p, &kib) &&
+            (!strcmp(p, "kB/nr_hugepages") ||
+             !strcmp(p, "kB/free_hugepages") ||
+             !strcmp(p, "kB/surplus_hugepages"))) {
+            return SF_NODE_PAGES;
+        }
+    }
+    return SF_NONE;
 }
 
 bool sim_sysfs_path(const char *path)
 {
-    return path && (!strcmp(path, SIM_NE_CPUS) || siblings_cpu(path) >= 0);
+    int n;
+
+    return classify(path, &n) != SF_NONE;
 }
 
 /* "1-3,5-7" */
@@ -72,8 +120,8 @@ int sim_sysfs_open(const char *path, int flags)
     uint64_t bm[SIM_MAX_CPUS / 64] = { 0 };
     char text[SIM_MAX_CPUS * 6], err[256];
     SimConfig cfg;
-    int cpu = siblings_cpu(path), fd;
-    unsigned t;
+    int n, kind = classify(path, &n), fd;
+    unsigned c, t;
     size_t len;
 
     if ((flags & O_ACCMODE) != O_RDONLY) {
@@ -85,15 +133,40 @@ int sim_sysfs_open(const char *path, int flags)
         errno = EINVAL;
         return -1;
     }
-    if (cpu < 0) {
-        list_cpus(cfg.pool, text, sizeof(text) - 1);
-    } else if ((unsigned)cpu >= cfg.host_cpus) {
-        errno = ENOENT;
-        return -1;
-    } else {
-        for (t = 0; t < cfg.threads_per_core; t++) {
-            sim_cpu_set(bm, sim_core_cpu(&cfg, sim_cpu_core(&cfg, cpu), t));
+    switch (kind) {
+    case SF_NE_CPUS:
+        memcpy(bm, cfg.pool, sizeof(bm));
+        break;
+    case SF_SIBLINGS:
+        if ((unsigned)n >= cfg.host_cpus) {
+            errno = ENOENT;
+            return -1;
         }
+        for (t = 0; t < cfg.threads_per_core; t++) {
+            sim_cpu_set(bm, sim_core_cpu(&cfg, sim_cpu_core(&cfg, n), t));
+        }
+        break;
+    case SF_NODES:
+        for (c = 0; c < cfg.numa_nodes; c++) {
+            sim_cpu_set(bm, c);
+        }
+        break;
+    case SF_NODE_CPUS:
+    case SF_NODE_PAGES:
+        if ((unsigned)n >= cfg.numa_nodes) {
+            errno = ENOENT;
+            return -1;
+        }
+        for (c = 0; kind == SF_NODE_CPUS && c < cfg.host_cpus; c++) {
+            if (sim_cpu_node(&cfg, c) == (unsigned)n) {
+                sim_cpu_set(bm, c);
+            }
+        }
+        break;
+    }
+    if (kind == SF_NODE_PAGES) {
+        snprintf(text, sizeof(text), "0");
+    } else {
         list_cpus(bm, text, sizeof(text) - 1);
     }
     len = strlen(text);

@@ -33,7 +33,7 @@ static const char *const env_vars[] = {
     "NITRO_SIM_CPUS", "NITRO_SIM_THREADS_PER_CORE", "NITRO_SIM_MAX_REGIONS",
     "NITRO_SIM_MIN_MEM_MIB", "NITRO_SIM_NUMA_NODE", "NITRO_SIM_CONTIG",
     "NITRO_SIM_FAKE_PAGE_SIZE", "NITRO_SIM_HEARTBEAT", "NITRO_SIM_HOST_CPUS",
-    "NITRO_SIM_LOG", "NITRO_SIM_TOPOLOGY", NULL,
+    "NITRO_SIM_LOG", "NITRO_SIM_TOPOLOGY", "NITRO_SIM_NUMA_NODES", NULL,
 };
 
 /* a new simulation directory, default configuration, device + enclave */
@@ -114,6 +114,26 @@ static void *huge(size_t mib)
     }
     return p;
 }
+
+/* the first line of @path, as a launcher reads it */
+static const char *sysfs_line(const char *path)
+{
+    static char line[256];
+    FILE *f = fopen(path, "re");
+
+    line[0] = 0;
+    if (f) {
+        if (!fgets(line, sizeof(line), f)) {
+            line[0] = 0;
+        }
+        fclose(f);
+    }
+    line[strcspn(line, "\n")] = 0;
+    return line;
+}
+
+#define SIBLINGS(n) \
+    "/sys/devices/system/cpu/cpu" #n "/topology/thread_siblings_list"
 
 static void test_vcpu_already_used(void)
 {
@@ -260,6 +280,34 @@ static void test_numa(void)
     expect(region(efd, m, 2 * MIB, 0), NE_ERR_MEM_DIFFERENT_NUMA_NODE,
            "NE_ERR_MEM_DIFFERENT_NUMA_NODE", "memory on node 0, CPU pool "
            "on node 1 (NITRO_SIM_NUMA_NODE=1)");
+    munmap(m, 2 * MIB);
+}
+
+static void test_numa_nodes(void)
+{
+    uint8_t *m = huge(2);
+    char cpus[64];
+    int fd;
+
+    /* two simulated nodes: cores 0-1 on node 0, cores 2-3 on node 1 */
+    fresh("nodes");
+    setenv("NITRO_SIM_NUMA_NODES", "2", 1);
+    snprintf(cpus, sizeof(cpus), "%s",
+             sysfs_line("/sys/devices/system/node/node1/cpulist"));
+    tap_ok(!strcmp(sysfs_line("/sys/devices/system/node/online"), "0-1") &&
+           !strcmp(cpus, "2-3,6-7") &&
+           !strcmp(sysfs_line("/sys/devices/system/node/node1/hugepages/"
+                              "hugepages-2048kB/free_hugepages"), "0"),
+           "NITRO_SIM_NUMA_NODES=2: nodes 0-1, node 1 has CPUs 2-3,6-7 "
+           "(got %s) and no huge pages", cpus);
+    setenv("NITRO_SIM_CPUS", "1-2,5-6", 1);
+    fd = open("/dev/nitro_enclaves", O_RDWR | O_CLOEXEC);
+    tap_ok(fd < 0 && errno == EINVAL, "a pool on two nodes is refused");
+    /* the pool's node follows its CPUs: memory of node 0 is refused */
+    reopen_with("NITRO_SIM_CPUS", "3,7");
+    expect(region(efd, m, 2 * MIB, 0), NE_ERR_MEM_DIFFERENT_NUMA_NODE,
+           "NE_ERR_MEM_DIFFERENT_NUMA_NODE", "memory on node 0, pool 3,7 on "
+           "node 1");
     munmap(m, 2 * MIB);
 }
 
@@ -482,26 +530,6 @@ static void test_positive(void)
            "the event log has the open and each ioctl with its result");
 }
 
-/* the first line of @path, as a launcher reads it */
-static const char *sysfs_line(const char *path)
-{
-    static char line[256];
-    FILE *f = fopen(path, "re");
-
-    line[0] = 0;
-    if (f) {
-        if (!fgets(line, sizeof(line), f)) {
-            line[0] = 0;
-        }
-        fclose(f);
-    }
-    line[strcspn(line, "\n")] = 0;
-    return line;
-}
-
-#define SIBLINGS(n) \
-    "/sys/devices/system/cpu/cpu" #n "/topology/thread_siblings_list"
-
 static void test_topology(void)
 {
     char s1[64], s6[64];
@@ -578,7 +606,7 @@ int main(void)
     if (nl_hugepages(96, why, sizeof(why)) < 0) {
         tap_skip_all(why);
     }
-    tap_plan(42);
+    tap_plan(45);
     test_entry_points();
     test_topology();
     test_vcpu_already_used();
@@ -590,6 +618,7 @@ int main(void)
     test_already_used();
     test_not_huge();
     test_numa();
+    test_numa_nodes();
     test_max_regions();
     test_no_mem();
     test_no_vcpus();
