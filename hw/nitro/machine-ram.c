@@ -5,7 +5,9 @@
  * 2 MiB units, 64 MiB at least.  The machine's default RAM is a hugetlb
  * memfd; before it is created, the host is asked whether it has enough
  * free huge pages of the chosen size, so that a missing reservation is a
- * clear error with the command that fixes it.
+ * clear error with the command that fixes it.  The driver takes only
+ * memory of the CPU pool's NUMA node: the pages are counted on that node
+ * and RAM is bound to it before it is touched.
  *
  * Filling RAM with a big image is bound by memory, and the kernel clears
  * each huge page on first touch: an image file is read on several cores,
@@ -15,6 +17,7 @@
  */
 
 #include "qemu/osdep.h"
+#include <sys/syscall.h>
 #include "qapi/error.h"
 #include "qemu/cutils.h"
 #include "qemu/madvise.h"
@@ -29,6 +32,9 @@
 #include "trace.h"
 
 #define HUGEPAGES_SYSFS "/sys/kernel/mm/hugepages"
+/* mbind(2) without libnuma */
+#define NITRO_MPOL_BIND 2
+#define NITRO_MAX_NODES 1024
 
 static bool nitro_read_count(const char *dir, const char *name,
                              uint64_t *value, Error **errp)
@@ -43,6 +49,36 @@ static bool nitro_read_count(const char *dir, const char *name,
     }
     if (qemu_strtou64(g_strstrip(text), NULL, 10, value) < 0) {
         error_setg(errp, "%s: unexpected content '%s'", path, text);
+        return false;
+    }
+    return true;
+}
+
+/* Are @size bytes of @page_size huge pages free on NUMA node @node? */
+static bool nitro_check_node_hugepages(uint64_t page_size, uint64_t size,
+                                       int node, Error **errp)
+{
+    ERRP_GUARD();
+    g_autofree char *dir = g_strdup_printf(NITRO_NODE_SYSFS "/node%d/"
+                                           "hugepages/hugepages-%" PRIu64
+                                           "kB", node, page_size / KiB);
+    g_autofree char *psize = size_to_str(page_size);
+    uint64_t total, free, need = size / page_size;
+
+    if (!nitro_read_count(dir, "nr_hugepages", &total, errp) ||
+        !nitro_read_count(dir, "free_hugepages", &free, errp)) {
+        return false;
+    }
+    trace_nitro_node_hugepages(node, page_size, need, free, total);
+    if (free < need) {
+        error_setg(errp, "guest RAM needs %" PRIu64 " free %s huge pages on "
+                   "NUMA node %d, the CPU pool's, but only %" PRIu64 " are "
+                   "free there: %" PRIu64 " missing", need, psize, node, free,
+                   need - free);
+        error_append_hint(errp, "The driver takes only memory of the pool's "
+                          "node.  Reserve them as root with: "
+                          "echo %" PRIu64 " > %s/nr_hugepages\n",
+                          total + need - free, dir);
         return false;
     }
     return true;
@@ -109,14 +145,41 @@ static bool nitro_ram_check_size(uint64_t size, uint64_t page_size,
     return true;
 }
 
+/*
+ * Bind @size bytes at @host to NUMA node @node before anything faults
+ * them in: the loader's threads may run on any node.
+ */
+static bool nitro_ram_bind(void *host, uint64_t size, int node, Error **errp)
+{
+    unsigned long mask[NITRO_MAX_NODES / BITS_PER_LONG] = { 0 };
+
+    if (node >= NITRO_MAX_NODES) {
+        error_setg(errp, "NUMA node %d is beyond the %d this QEMU can bind "
+                   "to", node, NITRO_MAX_NODES);
+        return false;
+    }
+    set_bit(node, mask);
+    if (syscall(SYS_mbind, host, size, NITRO_MPOL_BIND, mask,
+                NITRO_MAX_NODES + 1, 0) < 0) {
+        error_setg_errno(errp, errno, "cannot bind guest RAM to NUMA node "
+                         "%d, the CPU pool's", node);
+        return false;
+    }
+    trace_nitro_ram_bind(node, size);
+    return true;
+}
+
 bool nitro_ram_create_default(MachineState *ms, uint64_t page_size,
                               Error **errp)
 {
     MachineClass *mc = MACHINE_GET_CLASS(ms);
     g_autoptr(Object) obj = NULL;
+    int node = nitro_pool_node();
 
     if (!nitro_ram_check_size(ms->ram_size, page_size, errp) ||
-        !nitro_check_free_hugepages(page_size, ms->ram_size, errp)) {
+        !nitro_check_free_hugepages(page_size, ms->ram_size, errp) ||
+        (node >= 0 && !nitro_check_node_hugepages(page_size, ms->ram_size,
+                                                  node, errp))) {
         return false;
     }
     obj = object_new(TYPE_MEMORY_BACKEND_MEMFD);
@@ -132,6 +195,15 @@ bool nitro_ram_create_default(MachineState *ms, uint64_t page_size,
                                   false, errp) ||
         !user_creatable_complete(USER_CREATABLE(obj), errp)) {
         return false;
+    }
+    if (node >= 0) {
+        MemoryRegion *mr = host_memory_backend_get_memory(
+            MEMORY_BACKEND(obj));
+
+        if (!nitro_ram_bind(memory_region_get_ram_ptr(mr), ms->ram_size,
+                            node, errp)) {
+            return false;
+        }
     }
     return object_property_set_link(OBJECT(ms), "memory-backend", obj, errp);
 }

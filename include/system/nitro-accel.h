@@ -39,6 +39,18 @@ extern bool nitro_allowed;
 /* Memory regions are donated in multiples of this */
 #define NITRO_MEM_ALIGN         (2 * MiB)
 
+#define NITRO_NODE_SYSFS        "/sys/devices/system/node"
+
+/**
+ * nitro_pool_node:
+ *
+ * The driver takes only memory on the NUMA node of its CPU pool (which
+ * it keeps on one node).
+ *
+ * Returns: that node, -1 if unknown (no pool, or no NUMA information).
+ */
+int nitro_pool_node(void);
+
 /**
  * nitro_image_offset:
  *

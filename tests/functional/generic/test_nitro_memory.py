@@ -57,6 +57,29 @@ class NitroMemory(NitroTest):
         self.launch('nitro,allow-small-memory=on', '128M', '-kernel', image)
         self.assertEqual(self.started()['mem_size'], 128 * MiB)
 
+    def test_ram_bound_to_pool_node(self):
+        # RAM is bound to the node of the pool before it is touched
+        self.launch('nitro', '128M', '-kernel', self.make_eif())
+        self.started()
+        with open(f'/proc/{self.vm.get_pid()}/numa_maps') as f:
+            huge = [line for line in f if 'huge' in line]
+        self.assertTrue(huge, 'no hugetlb mapping in numa_maps')
+        self.assertTrue(any('bind:0' in line for line in huge), huge)
+
+    def test_pool_on_a_node_without_pages(self):
+        # A simulated second node: the pool (cores 2 and 3 of 4) is on
+        # node 1, which has no huge pages; caught before the driver
+        self.sim_env['NITRO_SIM_NUMA_NODES'] = '2'
+        self.sim_env['NITRO_SIM_CPUS'] = '3,7'
+        res = self.run_qemu('-accel', 'nitro', '-M', 'nitro', '-m', '128M',
+                            '-kernel', self.make_eif())
+        self.assertEqual(res.returncode, 1, res.stderr)
+        self.assertIn('needs 64 free 2 MiB huge pages on NUMA node 1, the '
+                      'CPU pool\'s, but only 0 are free there', res.stderr)
+        self.assertIn('> /sys/devices/system/node/node1/hugepages/'
+                      'hugepages-2048kB/nr_hugepages', res.stderr)
+        self.assertEqual(self.ioctls('NE_SET_USER_MEMORY_REGION'), [])
+
 
 if __name__ == '__main__':
     NitroTest.main()
