@@ -369,7 +369,8 @@ static bool nitro_can_read_memory(AccelState *as, Error **errp)
 
 typedef struct NitroDonation {
     NitroAccelState *s;
-    RAMBlock *first;
+    MemoryRegion *ram[NITRO_RAM_MAX_BLOCKS];
+    int nram;
     unsigned calls;
     Error **errp;
 } NitroDonation;
@@ -401,24 +402,32 @@ static bool nitro_donate_range(NitroDonation *d, RAMBlock *rb)
 static int nitro_donate_block(RAMBlock *rb, void *opaque)
 {
     NitroDonation *d = opaque;
+    int i;
 
-    if (rb == d->first) {
-        return 0;
+    for (i = 0; i < d->nram; i++) {
+        if (rb == d->ram[i]->ram_block) {
+            return 0;
+        }
     }
     return nitro_donate_range(d, rb) ? 0 : -1;
 }
 
 /*
  * Enclave memory is the concatenation of the donated regions in donation
- * order and the image sits at an offset of it: main RAM goes first.
+ * order and the image sits at an offset of it: guest RAM goes first, its
+ * blocks in RAM order.
  */
 static bool nitro_donate_memory(NitroAccelState *s, MachineState *ms,
                                 Error **errp)
 {
-    NitroDonation d = { .s = s, .first = ms->ram->ram_block, .errp = errp };
+    NitroDonation d = { .s = s, .errp = errp };
+    int i;
 
-    if (!nitro_donate_range(&d, d.first)) {
-        return false;
+    d.nram = nitro_ram_blocks(ms, d.ram);
+    for (i = 0; i < d.nram; i++) {
+        if (!nitro_donate_range(&d, d.ram[i]->ram_block)) {
+            return false;
+        }
     }
     return qemu_ram_foreach_block(nitro_donate_block, &d) == 0;
 }

@@ -197,7 +197,7 @@ bool nitro_image_load(MachineState *ms, NitroImage *img, Error **errp)
 {
     ERRP_GUARD();
     uint64_t offset = nitro_image_offset();
-    uint8_t *dst = (uint8_t *)memory_region_get_ram_ptr(ms->ram) + offset;
+    uint8_t *dst = nitro_ram_host(ms) + offset;
     char magic[4];
     int fd;
     bool ok;

@@ -187,7 +187,9 @@ class NitroErrors(NitroTest):
                             'nitro,hugepage-size=1G', '-m', '2G',
                             '-kernel', self.make_eif())
         self.assert_fails(res, 'needs 2 free 1 GiB huge pages')
-        self.assertIn(f'> {d}/nr_hugepages', res.stderr)
+        # on the CPU pool's node (the simulator's node 0)
+        self.assertIn('> /sys/devices/system/node/node0/hugepages/'
+                      'hugepages-1048576kB/nr_hugepages', res.stderr)
         self.assert_driver_untouched()
 
     def test_non_hugetlb_backend(self):

@@ -7,6 +7,8 @@
 #
 # SPDX-License-Identifier: GPL-2.0-or-later
 
+import os
+
 from qemu_test.nitro import NitroTest, MiB, reserve_hugepages
 
 GiB = 1024 * MiB
@@ -74,11 +76,63 @@ class NitroMemory(NitroTest):
         res = self.run_qemu('-accel', 'nitro', '-M', 'nitro', '-m', '128M',
                             '-kernel', self.make_eif())
         self.assertEqual(res.returncode, 1, res.stderr)
-        self.assertIn('needs 64 free 2 MiB huge pages on NUMA node 1, the '
-                      'CPU pool\'s, but only 0 are free there', res.stderr)
-        self.assertIn('> /sys/devices/system/node/node1/hugepages/'
+        self.assertIn('guest RAM of 128 MiB does not fit in the free huge '
+                      'pages on NUMA node 1, the CPU pool\'s (', res.stderr)
+        self.assertIn('0 of 2 MiB): 128 MiB missing', res.stderr)
+        self.assertIn('echo 64 > /sys/devices/system/node/node1/hugepages/'
                       'hugepages-2048kB/nr_hugepages', res.stderr)
+        self.assertIn('memory_mib: 128', res.stderr)
         self.assertEqual(self.ioctls('NE_SET_USER_MEMORY_REGION'), [])
+
+    def test_default_uses_gib_pages(self):
+        # Where 1 GiB pages are free, the default takes them first
+        self.need_gib_pages(2)
+        self.launch('nitro', '2G', '-kernel', self.make_eif())
+        self.assertEqual(self.started()['mem_size'], 2 * GiB)
+        regions = self.events('region')
+        self.assertEqual([r['page_size'] for r in regions], [GiB] * 2)
+
+    def test_mixed_pages(self):
+        # 1 GiB + 6 MiB: a 1 GiB page, then three 2 MiB pages.  The image
+        # starts 8 MiB into RAM and ends past the first block: the
+        # simulator checks its CRC and PCRs across the two blocks
+        self.need_gib_pages(1)
+        kernel = self.data('kernel', MiB, 'k')
+        rd = self.data('rd', 1017 * MiB, 'rd')
+        image = self.build_eif(self.scratch_file('big.eif'), kernel, [rd],
+                               'console=ttyS0')
+        self.assertGreater(8 * MiB + os.path.getsize(image), GiB)
+        self.launch('nitro,allow-small-memory=on', '1030M', '-kernel', image)
+        start = self.started()
+        self.assertEqual(start['mem_size'], 1030 * MiB)
+        calls = self.ioctls('NE_SET_USER_MEMORY_REGION')
+        self.assertEqual([c['memory_size'] for c in calls],
+                         [GiB, 6 * MiB])
+        self.assertEqual([r['page_size'] for r in self.events('region')],
+                         [GiB, 2 * MiB])
+        described = self.describe(image)['Measurements']
+        for i in range(3):
+            self.assertEqual(self.qom_pcr(self.vm, i)['return'],
+                             described[f'PCR{i}'])
+
+    def test_explicit_page_size(self):
+        # An explicit size is used even where larger pages are free
+        self.launch('nitro,hugepage-size=2M', '128M', '-kernel',
+                    self.make_eif())
+        self.started()
+        self.assertEqual([r['page_size'] for r in self.events('region')],
+                         [2 * MiB])
+
+    def test_explicit_size_the_host_lacks(self):
+        # Any size is accepted if the host offers it; 32 MiB is an arm64
+        # size that x86 hosts lack
+        if os.path.isdir('/sys/kernel/mm/hugepages/hugepages-32768kB'):
+            self.skipTest('this host has 32 MiB huge pages')
+        res = self.run_qemu('-accel', 'nitro', '-M',
+                            'nitro,hugepage-size=32M', '-m', '128M',
+                            '-kernel', self.make_eif())
+        self.assertEqual(res.returncode, 1, res.stderr)
+        self.assertIn('this host has no 32 MiB huge pages', res.stderr)
 
 
 if __name__ == '__main__':
