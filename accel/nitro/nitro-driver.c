@@ -13,7 +13,7 @@
 #include "qemu/error-report.h"
 #include "qemu/units.h"
 #include <sys/ioctl.h>
-#include <linux/nitro_enclaves.h>
+#include "standard-headers/linux/nitro_enclaves.h"
 #include "nitro-driver.h"
 #include "trace.h"
 

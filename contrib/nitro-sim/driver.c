@@ -26,7 +26,8 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <linux/nitro_enclaves.h>
+#include <stdint.h>
+#include "standard-headers/linux/nitro_enclaves.h"
 
 #include "nitro-sim.h"
 

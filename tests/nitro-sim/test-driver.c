@@ -19,7 +19,8 @@
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <linux/nitro_enclaves.h>
+#include <stdint.h>
+#include "standard-headers/linux/nitro_enclaves.h"
 
 #include "tap.h"
 #include "eif-writer.h"

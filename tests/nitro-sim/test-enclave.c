@@ -27,7 +27,8 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <linux/nitro_enclaves.h>
+#include <stdint.h>
+#include "standard-headers/linux/nitro_enclaves.h"
 
 #include "tap.h"
 #include "eif-writer.h"
