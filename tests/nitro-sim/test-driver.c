@@ -293,6 +293,7 @@ static void test_numa_nodes(void)
     /* two simulated nodes: cores 0-1 on node 0, cores 2-3 on node 1 */
     fresh("nodes");
     setenv("NITRO_SIM_NUMA_NODES", "2", 1);
+    setenv("NITRO_SIM_CPUS", "3,7", 1);
     snprintf(cpus, sizeof(cpus), "%s",
              sysfs_line("/sys/devices/system/node/node1/cpulist"));
     tap_ok(!strcmp(sysfs_line("/sys/devices/system/node/online"), "0-1") &&
