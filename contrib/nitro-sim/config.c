@@ -234,13 +234,9 @@ bool sim_config_load(SimConfig *cfg, char *err, size_t errlen)
         return false;
     }
     cfg->threads_per_core = x;
-    /* cores 1..3 of a 4-core parent, in either layout */
+    /* unset: every core but core 0 on its node, set below */
     v = getenv("NITRO_SIM_CPUS");
-    if (!v) {
-        v = cfg->topology == SIM_TOPO_EC2 && cfg->threads_per_core == 2 ?
-            "1-3,5-7" : "2-7";
-    }
-    if (!sim_cpu_list_parse(v, cfg->pool, err, errlen)) {
+    if (!sim_cpu_list_parse(v ? v : "", cfg->pool, err, errlen)) {
         return false;
     }
     for (c = 0; c < SIM_MAX_CPUS; c++) {
@@ -276,6 +272,14 @@ bool sim_config_load(SimConfig *cfg, char *err, size_t errlen)
     }
     cfg->numa_nodes = x;
     cfg->numa_node = -1;
+    for (c = 1; !v && c < cfg->host_cpus / cfg->threads_per_core; c++) {
+        if (sim_cpu_node(cfg, sim_core_cpu(cfg, c, 0)) ==
+            sim_cpu_node(cfg, sim_core_cpu(cfg, 1, 0))) {
+            for (x = 0; x < cfg->threads_per_core; x++) {
+                sim_cpu_set(cfg->pool, sim_core_cpu(cfg, c, x));
+            }
+        }
+    }
     for (c = 0; c < SIM_MAX_CPUS; c++) {
         if (!sim_cpu_in(cfg->pool, c)) {
             continue;

@@ -293,7 +293,6 @@ static void test_numa_nodes(void)
     /* two simulated nodes: cores 0-1 on node 0, cores 2-3 on node 1 */
     fresh("nodes");
     setenv("NITRO_SIM_NUMA_NODES", "2", 1);
-    setenv("NITRO_SIM_CPUS", "3,7", 1);
     snprintf(cpus, sizeof(cpus), "%s",
              sysfs_line("/sys/devices/system/node/node1/cpulist"));
     tap_ok(!strcmp(sysfs_line("/sys/devices/system/node/online"), "0-1") &&
@@ -302,6 +301,9 @@ static void test_numa_nodes(void)
                               "hugepages-2048kB/free_hugepages"), "0"),
            "NITRO_SIM_NUMA_NODES=2: nodes 0-1, node 1 has CPUs 2-3,6-7 "
            "(got %s) and no huge pages", cpus);
+    tap_ok(!strcmp(sysfs_line("/sys/module/nitro_enclaves/parameters/"
+                              "ne_cpus"), "1,5"),
+           "the default pool is the cores of node 0 but core 0: 1,5");
     setenv("NITRO_SIM_CPUS", "1-2,5-6", 1);
     fd = open("/dev/nitro_enclaves", O_RDWR | O_CLOEXEC);
     tap_ok(fd < 0 && errno == EINVAL, "a pool on two nodes is refused");
@@ -608,7 +610,7 @@ int main(void)
     if (nl_hugepages(96, why, sizeof(why)) < 0) {
         tap_skip_all(why);
     }
-    tap_plan(45);
+    tap_plan(46);
     test_entry_points();
     test_topology();
     test_vcpu_already_used();
