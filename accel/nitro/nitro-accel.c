@@ -376,9 +376,9 @@ typedef struct NitroDonation {
 } NitroDonation;
 
 /*
- * Donate [host, host + size) in calls of at most NITRO_DONATION_MAX bytes
- * of whole pages: for each call the driver allocates arrays proportional
- * to its size, and only pages of one call can merge into one region.
+ * Donate RAM block @rb in calls of at most NITRO_DONATION_MAX bytes of
+ * whole pages: for each call the driver allocates arrays proportional to
+ * its size, and only pages of one call can merge into one region.
  */
 static bool nitro_donate_range(NitroDonation *d, RAMBlock *rb)
 {
