@@ -368,36 +368,65 @@ static bool nitro_can_read_memory(AccelState *as, Error **errp)
 
 typedef struct NitroDonation {
     NitroAccelState *s;
-    RAMBlock *first;
+    MemoryRegion *ram[NITRO_RAM_MAX_BLOCKS];
+    int nram;
+    unsigned calls;
     Error **errp;
 } NitroDonation;
+
+/*
+ * Donate RAM block @rb in calls of at most NITRO_DONATION_MAX bytes of
+ * whole pages: for each call the driver allocates arrays proportional to
+ * its size, and only pages of one call can merge into one region.
+ */
+static bool nitro_donate_range(NitroDonation *d, RAMBlock *rb)
+{
+    uint8_t *host = qemu_ram_get_host_addr(rb);
+    uint64_t size = qemu_ram_get_used_length(rb);
+    uint64_t page = qemu_ram_pagesize(rb);
+    uint64_t chunk = MAX(QEMU_ALIGN_DOWN(NITRO_DONATION_MAX, page), page);
+    uint64_t off;
+
+    for (off = 0; off < size; off += chunk) {
+        if (!nitro_driver_add_memory(d->s->enclave_fd, host + off,
+                                     MIN(chunk, size - off), page, d->calls,
+                                     d->errp)) {
+            return false;
+        }
+        d->calls++;
+    }
+    return true;
+}
 
 static int nitro_donate_block(RAMBlock *rb, void *opaque)
 {
     NitroDonation *d = opaque;
+    int i;
 
-    if (rb == d->first) {
-        return 0;
+    for (i = 0; i < d->nram; i++) {
+        if (rb == d->ram[i]->ram_block) {
+            return 0;
+        }
     }
-    return nitro_driver_add_memory(d->s->enclave_fd,
-                                   qemu_ram_get_host_addr(rb),
-                                   qemu_ram_get_used_length(rb),
-                                   d->errp) ? 0 : -1;
+    return nitro_donate_range(d, rb) ? 0 : -1;
 }
 
 /*
  * Enclave memory is the concatenation of the donated regions in donation
- * order and the image sits at an offset of it: main RAM goes first.
+ * order and the image sits at an offset of it: guest RAM goes first, its
+ * blocks in RAM order.
  */
 static bool nitro_donate_memory(NitroAccelState *s, MachineState *ms,
                                 Error **errp)
 {
-    NitroDonation d = { .s = s, .first = ms->ram->ram_block, .errp = errp };
+    NitroDonation d = { .s = s, .errp = errp };
+    int i;
 
-    if (!nitro_driver_add_memory(s->enclave_fd,
-                                 qemu_ram_get_host_addr(d.first),
-                                 qemu_ram_get_used_length(d.first), errp)) {
-        return false;
+    d.nram = nitro_ram_blocks(ms, d.ram);
+    for (i = 0; i < d.nram; i++) {
+        if (!nitro_donate_range(&d, d.ram[i]->ram_block)) {
+            return false;
+        }
     }
     return qemu_ram_foreach_block(nitro_donate_block, &d) == 0;
 }

@@ -11,8 +11,9 @@
 #include "qemu/osdep.h"
 #include "qapi/error.h"
 #include "qemu/error-report.h"
+#include "qemu/units.h"
 #include <sys/ioctl.h>
-#include <linux/nitro_enclaves.h>
+#include "standard-headers/linux/nitro_enclaves.h"
 #include "nitro-driver.h"
 #include "trace.h"
 
@@ -33,15 +34,17 @@ typedef struct NitroDriverError {
 
 #define CPU_POOL_HINT \
     "Enclave vCPUs come from the CPU pool in " NITRO_CPU_POOL \
-    " (now: %s).  CPU 0 and its siblings cannot be in it; add full cores, " \
-    "e.g. 'echo 2,3 > " NITRO_CPU_POOL "' (nitro-cli's allocator service " \
-    "does this from /etc/nitro_enclaves/allocator.yaml).\n"
+    " (now: %s).  CPU 0 and its siblings cannot be in it; add full cores " \
+    "(the CPUs of each core are in /sys/devices/system/cpu/cpuN/topology/" \
+    "thread_siblings_list)%s%s%s (nitro-cli's allocator service does this " \
+    "from /etc/nitro_enclaves/allocator.yaml).\n"
 
 static const NitroDriverError nitro_driver_errors[] = {
     { NE_ERR_VCPU_ALREADY_USED, "VCPU_ALREADY_USED",
-      "a vCPU is already used by another enclave", CPU_POOL_HINT },
+      "a vCPU is already used by this enclave", CPU_POOL_HINT },
     { NE_ERR_VCPU_NOT_IN_CPU_POOL, "VCPU_NOT_IN_CPU_POOL",
-      "a vCPU is not in the CPU pool", CPU_POOL_HINT },
+      "a vCPU is not in the CPU pool or is another enclave's",
+      CPU_POOL_HINT },
     { NE_ERR_VCPU_INVALID_CPU_CORE, "VCPU_INVALID_CPU_CORE",
       "a vCPU belongs to an invalid CPU core", CPU_POOL_HINT },
     { NE_ERR_INVALID_MEM_REGION_SIZE, "INVALID_MEM_REGION_SIZE",
@@ -62,10 +65,9 @@ static const NitroDriverError nitro_driver_errors[] = {
       "with numactl --membind=N.\n" },
     { NE_ERR_MEM_MAX_REGIONS, "MEM_MAX_REGIONS",
       "guest RAM needs more memory regions than the driver allows",
-      "Physically contiguous huge pages count as one region: use 1 GiB "
-      "pages for large enclaves (-machine nitro,hugepage-size=1G after "
-      "'echo N > /sys/kernel/mm/hugepages/hugepages-1048576kB/"
-      "nr_hugepages'), or reserve the 2 MiB pages right after boot.\n" },
+      "Huge pages that are physically contiguous within one donation "
+      "count as one region: reserve them right after boot, or use larger "
+      "pages (/sys/kernel/mm/hugepages/hugepages-SIZEkB/nr_hugepages).\n" },
     { NE_ERR_NO_MEM_REGIONS_ADDED, "NO_MEM_REGIONS_ADDED",
       "the enclave has no memory", NULL },
     { NE_ERR_NO_VCPUS_ADDED, "NO_VCPUS_ADDED",
@@ -93,17 +95,6 @@ static const NitroDriverError nitro_driver_errors[] = {
       "used by another enclave on this parent.\n" },
 };
 
-static char *nitro_cpu_pool(void)
-{
-    g_autofree char *pool = NULL;
-
-    if (!g_file_get_contents(NITRO_CPU_POOL, &pool, NULL, NULL)) {
-        return g_strdup("unreadable");
-    }
-    g_strstrip(pool);
-    return g_strdup(*pool ? pool : "empty");
-}
-
 /* Set @errp for a failed @op with errno @err. */
 static void nitro_driver_error(Error **errp, const char *op, int err)
 {
@@ -120,8 +111,12 @@ static void nitro_driver_error(Error **errp, const char *op, int err)
                    op, e->message, e->name);
         if (e->hint && strstr(e->hint, "%s")) {
             g_autofree char *pool = nitro_cpu_pool();
+            g_autofree char *example = nitro_pool_example();
 
-            error_append_hint(errp, CPU_POOL_HINT, pool);
+            error_append_hint(errp, CPU_POOL_HINT, pool,
+                              example ? ", on this host e.g. 'echo " : "",
+                              example ? example : "",
+                              example ? " > " NITRO_CPU_POOL "'" : "");
         } else if (e->hint) {
             error_append_hint(errp, "%s", e->hint);
         }
@@ -178,17 +173,56 @@ bool nitro_driver_image_offset(int enclave_fd, uint64_t *offset,
     return true;
 }
 
+/* the smallest huge page size of the host larger than @page_size, or 0 */
+static uint64_t nitro_larger_page_size(uint64_t page_size)
+{
+    g_autoptr(GDir) dir = g_dir_open("/sys/kernel/mm/hugepages", 0, NULL);
+    const char *name;
+    uint64_t best = 0;
+
+    while (dir && (name = g_dir_read_name(dir))) {
+        uint64_t kib;
+
+        if (sscanf(name, "hugepages-%" SCNu64 "kB", &kib) == 1 &&
+            kib * KiB > page_size && (!best || kib * KiB < best)) {
+            best = kib * KiB;
+        }
+    }
+    return best;
+}
+
 bool nitro_driver_add_memory(int enclave_fd, void *host, uint64_t size,
+                             uint64_t page_size, unsigned done,
                              Error **errp)
 {
+    ERRP_GUARD();
     struct ne_user_memory_region region = {
         .flags = NE_DEFAULT_MEMORY_REGION,
         .memory_size = size,
         .userspace_addr = (uintptr_t)host,
     };
 
+    trace_nitro_add_memory_call(host, size, page_size, done);
     if (ioctl(enclave_fd, NE_SET_USER_MEMORY_REGION, &region) < 0) {
-        nitro_driver_error(errp, "donating guest RAM", errno);
+        int err = errno;
+        uint64_t larger = nitro_larger_page_size(page_size);
+
+        nitro_driver_error(errp, "donating guest RAM", err);
+        if (err != NE_ERR_MEM_MAX_REGIONS) {
+            return false;
+        }
+        error_append_hint(errp, "The driver refused the region after %u "
+                          "calls that donated pages of %" PRIu64 " KiB.\n",
+                          done, page_size / KiB);
+        if (larger) {
+            bool g = !(larger % GiB);
+
+            error_append_hint(errp, "Pages of %" PRIu64 " %s need fewer "
+                              "regions: -machine nitro,hugepage-size=%"
+                              PRIu64 "%s.\n", g ? larger / GiB : larger / MiB,
+                              g ? "GiB" : "MiB", g ? larger / GiB :
+                              larger / MiB, g ? "G" : "M");
+        }
         return false;
     }
     trace_nitro_add_memory(host, size);

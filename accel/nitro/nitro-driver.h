@@ -13,6 +13,18 @@
 #define NITRO_DEVICE "/dev/nitro_enclaves"
 #define NITRO_CPU_POOL "/sys/module/nitro_enclaves/parameters/ne_cpus"
 
+#define NITRO_MAX_HOST_CPUS 8192
+
+/* nitro-pool.c: the pool's content, "empty" or "unreadable" */
+char *nitro_cpu_pool(void);
+
+/*
+ * nitro-pool.c: the siblings of the first core that may be in the pool
+ * (not core 0), as this host numbers them (e.g. "1,5" on EC2 x86), or
+ * NULL if the host does not say.
+ */
+char *nitro_pool_example(void);
+
 /* Open the device; returns the fd or -1 with @errp set. */
 int nitro_driver_open(Error **errp);
 
@@ -23,8 +35,15 @@ int nitro_driver_create_vm(int dev_fd, uint64_t *slot_uid, Error **errp);
 bool nitro_driver_image_offset(int enclave_fd, uint64_t *offset,
                                Error **errp);
 
-/* NE_SET_USER_MEMORY_REGION */
+/* The largest NE_SET_USER_MEMORY_REGION call: 1 GiB of whole pages */
+#define NITRO_DONATION_MAX (1ULL << 30)
+
+/*
+ * NE_SET_USER_MEMORY_REGION of memory made of @page_size pages, after
+ * @done successful calls.
+ */
 bool nitro_driver_add_memory(int enclave_fd, void *host, uint64_t size,
+                             uint64_t page_size, unsigned done,
                              Error **errp);
 
 /*

@@ -21,6 +21,34 @@
 
 #include "nitro-sim.h"
 
+/*
+ * EC2's x86 layout numbers the first thread of every core, then the
+ * second: the siblings of CPU N are N and N + cores.  The other one
+ * numbers the threads of a core consecutively.
+ */
+unsigned sim_cpu_core(const SimConfig *cfg, unsigned cpu)
+{
+    if (cfg->topology == SIM_TOPO_EC2) {
+        return cpu % (cfg->host_cpus / cfg->threads_per_core);
+    }
+    return cpu / cfg->threads_per_core;
+}
+
+unsigned sim_core_cpu(const SimConfig *cfg, unsigned core, unsigned t)
+{
+    if (cfg->topology == SIM_TOPO_EC2) {
+        return core + t * (cfg->host_cpus / cfg->threads_per_core);
+    }
+    return core * cfg->threads_per_core + t;
+}
+
+unsigned sim_cpu_node(const SimConfig *cfg, unsigned cpu)
+{
+    unsigned cores = cfg->host_cpus / cfg->threads_per_core;
+
+    return sim_cpu_core(cfg, cpu) * cfg->numa_nodes / cores;
+}
+
 const char *sim_arch_name(int arch)
 {
     return arch == SIM_ARCH_AARCH64 ? "aarch64" : "x86_64";
@@ -162,7 +190,7 @@ bool sim_config_load(SimConfig *cfg, char *err, size_t errlen)
     const char *v;
     char real[PATH_MAX];
     uint64_t x;
-    unsigned maxcpu = 0, c;
+    unsigned maxcpu = 0, need, c;
 
     memset(cfg, 0, sizeof(*cfg));
     v = getenv("NITRO_SIM_DIR");
@@ -188,8 +216,14 @@ bool sim_config_load(SimConfig *cfg, char *err, size_t errlen)
         snprintf(cfg->log, sizeof(cfg->log), "%s/events.jsonl", cfg->dir);
     }
 
-    v = getenv("NITRO_SIM_CPUS");
-    if (!sim_cpu_list_parse(v ? v : "2-7", cfg->pool, err, errlen)) {
+    v = getenv("NITRO_SIM_TOPOLOGY");
+    if (!v || !*v || !strcmp(v, "ec2")) {
+        cfg->topology = SIM_TOPO_EC2;
+    } else if (!strcmp(v, "consecutive")) {
+        cfg->topology = SIM_TOPO_CONSECUTIVE;
+    } else {
+        snprintf(err, errlen, "NITRO_SIM_TOPOLOGY: ec2 or consecutive, "
+                 "not '%s'", v);
         return false;
     }
     if (!env_u64("NITRO_SIM_THREADS_PER_CORE", 2, 64, &x, err, errlen)) {
@@ -200,18 +234,19 @@ bool sim_config_load(SimConfig *cfg, char *err, size_t errlen)
         return false;
     }
     cfg->threads_per_core = x;
+    /* unset: every core but core 0 on its node, set below */
+    v = getenv("NITRO_SIM_CPUS");
+    if (!sim_cpu_list_parse(v ? v : "", cfg->pool, err, errlen)) {
+        return false;
+    }
     for (c = 0; c < SIM_MAX_CPUS; c++) {
         if (sim_cpu_in(cfg->pool, c)) {
             maxcpu = c + 1;
-            if (c / cfg->threads_per_core == 0) {
-                snprintf(err, errlen, "NITRO_SIM_CPUS: CPU %u is on core 0, "
-                         "which is never in the pool", c);
-                return false;
-            }
         }
     }
-    maxcpu = (maxcpu + cfg->threads_per_core - 1) / cfg->threads_per_core *
-             cfg->threads_per_core;
+    need = (maxcpu + cfg->threads_per_core - 1) / cfg->threads_per_core *
+           cfg->threads_per_core;
+    maxcpu = need;
     if (maxcpu < 8) {
         maxcpu = 8;
     }
@@ -220,17 +255,60 @@ bool sim_config_load(SimConfig *cfg, char *err, size_t errlen)
         return false;
     }
     cfg->host_cpus = x;
+    if (cfg->host_cpus < need ||
+        cfg->host_cpus % cfg->threads_per_core) {
+        snprintf(err, errlen, "NITRO_SIM_HOST_CPUS: %u CPUs cannot hold "
+                 "the pool in whole cores of %u threads", cfg->host_cpus,
+                 cfg->threads_per_core);
+        return false;
+    }
+    if (!env_u64("NITRO_SIM_NUMA_NODES", 1, 64, &x, err, errlen)) {
+        return false;
+    }
+    if (x == 0 || x > cfg->host_cpus / cfg->threads_per_core) {
+        snprintf(err, errlen, "NITRO_SIM_NUMA_NODES: 1 to %u nodes",
+                 cfg->host_cpus / cfg->threads_per_core);
+        return false;
+    }
+    cfg->numa_nodes = x;
+    cfg->numa_node = -1;
+    for (c = 1; !v && c < cfg->host_cpus / cfg->threads_per_core; c++) {
+        if (sim_cpu_node(cfg, sim_core_cpu(cfg, c, 0)) ==
+            sim_cpu_node(cfg, sim_core_cpu(cfg, 1, 0))) {
+            for (x = 0; x < cfg->threads_per_core; x++) {
+                sim_cpu_set(cfg->pool, sim_core_cpu(cfg, c, x));
+            }
+        }
+    }
+    for (c = 0; c < SIM_MAX_CPUS; c++) {
+        if (!sim_cpu_in(cfg->pool, c)) {
+            continue;
+        }
+        if (sim_cpu_core(cfg, c) == 0) {
+            snprintf(err, errlen, "NITRO_SIM_CPUS: CPU %u is on core 0, "
+                     "which is never in the pool", c);
+            return false;
+        }
+        /* the driver refuses a pool on several nodes */
+        if (cfg->numa_node >= 0 &&
+            (unsigned)cfg->numa_node != sim_cpu_node(cfg, c)) {
+            snprintf(err, errlen, "NITRO_SIM_CPUS: the pool spans NUMA "
+                     "nodes %d and %u", cfg->numa_node, sim_cpu_node(cfg, c));
+            return false;
+        }
+        cfg->numa_node = sim_cpu_node(cfg, c);
+    }
     if (!env_u64("NITRO_SIM_MAX_REGIONS", 256, 1 << 20, &x, err, errlen)) {
         return false;
     }
     cfg->max_regions = x;
     v = getenv("NITRO_SIM_CONTIG");
-    if (!v || !*v || !strcmp(v, "mapping")) {
-        cfg->contig = SIM_CONTIG_MAPPING;
+    if (!v || !*v || !strcmp(v, "call")) {
+        cfg->contig = SIM_CONTIG_CALL;
     } else if (!strcmp(v, "page")) {
         cfg->contig = SIM_CONTIG_PAGE;
     } else {
-        snprintf(err, errlen, "NITRO_SIM_CONTIG: 'mapping' or 'page', "
+        snprintf(err, errlen, "NITRO_SIM_CONTIG: 'call' or 'page', "
                  "not '%s'", v);
         return false;
     }
@@ -296,7 +374,8 @@ bool sim_config_load(SimConfig *cfg, char *err, size_t errlen)
     cfg->vsock_cid = x;
     v = getenv("NITRO_SIM_NUMA_NODE");
     if (!v || !*v) {
-        cfg->numa_node = 0;
+        /* the pool's node, from the CPUs above */
+        cfg->numa_node = cfg->numa_node < 0 ? 0 : cfg->numa_node;
     } else if (!strcmp(v, "any")) {
         cfg->numa_node = -1;
     } else {

@@ -26,7 +26,8 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <linux/nitro_enclaves.h>
+#include <stdint.h>
+#include "standard-headers/linux/nitro_enclaves.h"
 
 #include "nitro-sim.h"
 
@@ -158,6 +159,75 @@ void sim_enclave_sync(SimEnclave *e, bool remove)
     sim_reg_close(&r, true);
 }
 
+/* ---- cores of the pool ---- */
+
+static bool owns(SimEnclave *e, unsigned cpu)
+{
+    int i;
+
+    if (!e) {
+        return false;
+    }
+    for (i = 0; i < e->nvcpus; i++) {
+        if (e->vcpus[i] == cpu) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool core_full_in_pool(const SimConfig *cfg, unsigned core)
+{
+    unsigned t;
+
+    for (t = 0; t < cfg->threads_per_core; t++) {
+        if (!sim_cpu_in(cfg->pool, sim_core_cpu(cfg, core, t))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
+ * Is a thread of @core given to an enclave other than @e (any process)?
+ * The driver then reserves the whole core for that enclave.
+ */
+static bool core_taken(const SimConfig *cfg, SimEnclave *e, SimRegistry *r,
+                       unsigned core)
+{
+    unsigned t;
+
+    for (t = 0; t < cfg->threads_per_core; t++) {
+        unsigned c = sim_core_cpu(cfg, core, t);
+
+        if (!owns(e, c) && sim_reg_cpu_used(r, c)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* the first core of the pool that no enclave uses, 0 if none */
+static unsigned free_core(const SimConfig *cfg, SimRegistry *r, SimEnclave *e)
+{
+    unsigned core, t;
+
+    for (core = 1; core < cfg->host_cpus / cfg->threads_per_core; core++) {
+        bool mine = false;
+
+        if (!core_full_in_pool(cfg, core) || core_taken(cfg, e, r, core)) {
+            continue;
+        }
+        for (t = 0; t < cfg->threads_per_core; t++) {
+            mine |= owns(e, sim_core_cpu(cfg, core, t));
+        }
+        if (!mine) {
+            return core;
+        }
+    }
+    return 0;
+}
+
 /* ---- NE_CREATE_VM ---- */
 
 static int create_vm(SimDevice *d, uint64_t *slot_out, SimJson *j)
@@ -166,13 +236,13 @@ static int create_vm(SimDevice *d, uint64_t *slot_out, SimJson *j)
     SimRegistry r;
     struct stat st;
     int p[2];
-    unsigned c;
-    bool pool = false;
 
-    for (c = 0; c < SIM_MAX_CPUS; c++) {
-        pool |= sim_cpu_in(d->cfg.pool, c);
+    if (!sim_reg_open(&r, &d->cfg)) {
+        return -EIO;
     }
-    if (!pool) {
+    p[0] = free_core(&d->cfg, &r, NULL);
+    sim_reg_close(&r, false);
+    if (!p[0]) {
         return -NE_ERR_NO_CPUS_AVAIL_IN_POOL;
     }
     if (!slot_out) {
@@ -216,47 +286,6 @@ static int create_vm(SimDevice *d, uint64_t *slot_out, SimJson *j)
     return p[0];
 }
 
-/* ---- NE_ADD_VCPU ---- */
-
-static bool owns(SimEnclave *e, unsigned cpu)
-{
-    int i;
-
-    for (i = 0; i < e->nvcpus; i++) {
-        if (e->vcpus[i] == cpu) {
-            return true;
-        }
-    }
-    return false;
-}
-
-static bool core_full_in_pool(const SimConfig *cfg, unsigned core)
-{
-    unsigned t;
-
-    for (t = 0; t < cfg->threads_per_core; t++) {
-        if (!sim_cpu_in(cfg->pool, core * cfg->threads_per_core + t)) {
-            return false;
-        }
-    }
-    return true;
-}
-
-/* is a thread of @core given to another enclave (any process)? */
-static bool core_taken(SimEnclave *e, SimRegistry *r, unsigned core)
-{
-    unsigned t, tpc = e->cfg.threads_per_core;
-
-    for (t = 0; t < tpc; t++) {
-        unsigned c = core * tpc + t;
-
-        if (!owns(e, c) && sim_reg_cpu_used(r, c)) {
-            return true;
-        }
-    }
-    return false;
-}
-
 static int add_vcpu(SimEnclave *e, uint32_t *arg, SimJson *j)
 {
     const SimConfig *cfg = &e->cfg;
@@ -264,6 +293,7 @@ static int add_vcpu(SimEnclave *e, uint32_t *arg, SimJson *j)
     SimRegistry r;
     uint32_t id;
     int err = 0, i;
+    unsigned core;
 
     if (!arg) {
         return -EFAULT;
@@ -284,18 +314,20 @@ static int add_vcpu(SimEnclave *e, uint32_t *arg, SimJson *j)
             err = -NE_ERR_VCPU_ALREADY_USED;
         } else if (!sim_cpu_in(cfg->pool, id)) {
             err = -NE_ERR_VCPU_NOT_IN_CPU_POOL;
-        } else if (!core_full_in_pool(cfg, id / tpc)) {
+        } else if (!core_full_in_pool(cfg, sim_cpu_core(cfg, id))) {
             err = -NE_ERR_VCPU_INVALID_CPU_CORE;
-        } else if (core_taken(e, &r, id / tpc)) {
-            err = -NE_ERR_VCPU_ALREADY_USED;
+        } else if (core_taken(cfg, e, &r, sim_cpu_core(cfg, id))) {
+            /* no longer available in the pool: another enclave's core */
+            err = -NE_ERR_VCPU_NOT_IN_CPU_POOL;
         }
     } else {
         /* the remaining siblings of owned cores first, then a new core */
         for (i = 0; i < e->nvcpus && !id; i++) {
-            unsigned core = e->vcpus[i] / tpc, t;
+            unsigned t;
 
+            core = sim_cpu_core(cfg, e->vcpus[i]);
             for (t = 0; t < tpc && !id; t++) {
-                unsigned c = core * tpc + t;
+                unsigned c = sim_core_cpu(cfg, core, t);
 
                 if (!owns(e, c) && sim_cpu_in(cfg->pool, c) &&
                     !sim_reg_cpu_used(&r, c)) {
@@ -303,18 +335,9 @@ static int add_vcpu(SimEnclave *e, uint32_t *arg, SimJson *j)
                 }
             }
         }
-        for (i = 1; !id && (unsigned)i < SIM_MAX_CPUS / tpc; i++) {
-            if (core_full_in_pool(cfg, i) && !core_taken(e, &r, i)) {
-                unsigned t;
-                bool mine = false;
-
-                for (t = 0; t < tpc; t++) {
-                    mine |= owns(e, i * tpc + t);
-                }
-                if (!mine) {
-                    id = i * tpc;
-                }
-            }
+        if (!id) {
+            core = free_core(cfg, &r, e);
+            id = core ? sim_core_cpu(cfg, core, 0) : 0;
         }
         if (!id) {
             err = -NE_ERR_NO_CPUS_AVAIL_IN_POOL;
@@ -358,56 +381,14 @@ static bool overlaps(uint64_t a, uint64_t as, uint64_t b, uint64_t bs)
     return a < b + bs && b < a + as;
 }
 
-static int ranges_after(SimEnclave *e, uint64_t addr, uint64_t size,
-                        uint64_t page)
+/*
+ * The driver merges the physically contiguous pages of one call into one
+ * range, never pages of different calls: a call is one range at best
+ * (NITRO_SIM_CONTIG=call), one range per huge page at worst (=page).
+ */
+static int ranges_of_call(SimEnclave *e, uint64_t size, uint64_t page)
 {
-    int n = e->nranges + 1, i;
-
-    if (e->cfg.contig == SIM_CONTIG_PAGE) {
-        return e->nranges + (int)(size / page);
-    }
-    /* a range adjacent to existing ones merges with them */
-    for (i = 0; i < e->nranges; i++) {
-        if (e->ranges[i][1] == addr || e->ranges[i][0] == addr + size) {
-            n--;
-        }
-    }
-    return n;
-}
-
-static void ranges_add(SimEnclave *e, uint64_t addr, uint64_t size,
-                       uint64_t page)
-{
-    uint64_t s = addr, end = addr + size;
-    int i;
-
-    if (e->cfg.contig == SIM_CONTIG_PAGE) {
-        for (; s < end; s += page) {
-            e->ranges = realloc(e->ranges, (e->nranges + 1) *
-                                sizeof(*e->ranges));
-            e->ranges[e->nranges][0] = s;
-            e->ranges[e->nranges][1] = s + page;
-            e->nranges++;
-        }
-        return;
-    }
-    for (i = 0; i < e->nranges; i++) {
-        if (e->ranges[i][1] == s || e->ranges[i][0] == end) {
-            if (e->ranges[i][0] < s) {
-                s = e->ranges[i][0];
-            }
-            if (e->ranges[i][1] > end) {
-                end = e->ranges[i][1];
-            }
-            e->ranges[i][0] = e->ranges[--e->nranges][0];
-            e->ranges[i][1] = e->ranges[e->nranges][1];
-            i = -1;             /* rescan: the merged range may touch more */
-        }
-    }
-    e->ranges = realloc(e->ranges, (e->nranges + 1) * sizeof(*e->ranges));
-    e->ranges[e->nranges][0] = s;
-    e->ranges[e->nranges][1] = end;
-    e->nranges++;
+    return e->cfg.contig == SIM_CONTIG_PAGE ? (int)(size / page) : 1;
 }
 
 static int set_region(SimEnclave *e, struct ne_user_memory_region *mr,
@@ -416,7 +397,6 @@ static int set_region(SimEnclave *e, struct ne_user_memory_region *mr,
     const SimConfig *cfg = &e->cfg;
     uint64_t addr, size, page;
     SimMapInfo mi;
-    SimEnclave *o;
     SimJson rj;
     int i, n;
 
@@ -434,7 +414,8 @@ static int set_region(SimEnclave *e, struct ne_user_memory_region *mr,
     if (e->state != SIM_ST_INIT) {
         return -NE_ERR_NOT_IN_INIT_STATE;
     }
-    if (!size || size % SIM_MIN_REGION) {
+    /* a size of 0 passes, as in the driver: nothing is pinned or added */
+    if (size % SIM_MIN_REGION) {
         return -NE_ERR_INVALID_MEM_REGION_SIZE;
     }
     if (addr % SIM_MIN_REGION) {
@@ -443,22 +424,21 @@ static int set_region(SimEnclave *e, struct ne_user_memory_region *mr,
     if (addr + size < addr || addr + size > user_limit()) {
         return -NE_ERR_INVALID_MEM_REGION_ADDR;
     }
-    for (o = sim_enclaves; o; o = o->next) {
-        if (o->owner != e->owner || o->released) {
-            continue;
+    /* only against this enclave's regions */
+    for (i = 0; i < e->nregions; i++) {
+        if (overlaps(addr, size, e->regions[i].addr, e->regions[i].size)) {
+            return -NE_ERR_MEM_REGION_ALREADY_USED;
         }
-        for (i = 0; i < o->nregions; i++) {
-            if (overlaps(addr, size, o->regions[i].addr,
-                         o->regions[i].size)) {
-                return -NE_ERR_MEM_REGION_ALREADY_USED;
-            }
-        }
+    }
+    if (!size) {
+        return 0;
     }
     if (!sim_map_info(addr, size, &mi)) {
         return -EIO;
     }
     if (!mi.mapped) {
-        return -NE_ERR_INVALID_MEM_REGION_ADDR;
+        /* pinning the user pages fails */
+        return -EFAULT;
     }
     page = cfg->fake_page_size ? cfg->fake_page_size : mi.page_size;
 
@@ -483,7 +463,7 @@ static int set_region(SimEnclave *e, struct ne_user_memory_region *mr,
                            mi.numa_node != cfg->numa_node))) {
         return -NE_ERR_MEM_DIFFERENT_NUMA_NODE;
     }
-    n = ranges_after(e, addr, size, page);
+    n = e->nranges + ranges_of_call(e, size, page);
     sim_json_i64(j, "ranges", n);
     if ((unsigned)n > cfg->max_regions) {
         return -NE_ERR_MEM_MAX_REGIONS;
@@ -495,7 +475,7 @@ static int set_region(SimEnclave *e, struct ne_user_memory_region *mr,
     e->regions[e->nregions].page_size = page;
     e->regions[e->nregions].prot = mi.prot;
     e->nregions++;
-    ranges_add(e, addr, size, page);
+    e->nranges = n;
     e->mem_size += size;
     sim_enclave_sync(e, false);
     return 0;
@@ -564,10 +544,10 @@ static int start(SimEnclave *e, struct ne_enclave_start_info *si,
         return -NE_ERR_NO_VCPUS_ADDED;
     }
     for (i = 0; i < e->nvcpus; i++) {
-        unsigned core = e->vcpus[i] / tpc, t;
+        unsigned core = sim_cpu_core(cfg, e->vcpus[i]), t;
 
         for (t = 0; t < tpc; t++) {
-            if (!owns(e, core * tpc + t)) {
+            if (!owns(e, sim_core_cpu(cfg, core, t))) {
                 return -NE_ERR_FULL_CORES_NOT_USED;
             }
         }
@@ -772,11 +752,9 @@ void sim_enclave_release(SimEnclave *e, bool restore)
         }
     }
     free(e->regions);
-    free(e->ranges);
     free(e->clients);
     free(e->con_buf);
     e->regions = NULL;
-    e->ranges = NULL;
     e->clients = NULL;
     e->con_buf = NULL;
     sim_eif_free(&e->eif);

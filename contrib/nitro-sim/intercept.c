@@ -3,8 +3,9 @@
  *
  * Opening /dev/nitro_enclaves (open, open64, openat, openat64, __open_2,
  * __open64_2, __openat_2, __openat64_2, fopen, fopen64; access and
- * faccessat say it exists), ioctl on the simulated fds, close (to notice
- * the last close of an enclave fd at once), and the socket calls of
+ * faccessat say it exists) and the simulated sysfs files (sysfs.c),
+ * ioctl on the simulated fds, close (to notice the last close of an
+ * enclave fd at once), and the socket calls of
  * AF_VSOCK sockets.  Everything else goes to the next definition
  * (dlsym(RTLD_NEXT)), normally libc's.
  *
@@ -91,6 +92,21 @@ static bool is_device(const char *path)
     return path && !strcmp(path, SIM_DEVICE_PATH);
 }
 
+static bool is_special(const char *path)
+{
+    return is_device(path) || sim_sysfs_path(path);
+}
+
+/* the device or a file of the simulated sysfs */
+static int special_open(const char *path, int flags, const char *via)
+{
+    if (is_device(path)) {
+        return sim_device_open(flags, via);
+    }
+    sim_real_init();
+    return sim_sysfs_open(path, flags);
+}
+
 static bool wants_mode(int flags)
 {
     return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE;
@@ -107,8 +123,8 @@ EXPORT int open(const char *path, int flags, ...)
         mode = va_arg(ap, mode_t);
         va_end(ap);
     }
-    if (is_device(path)) {
-        return sim_device_open(flags, "open");
+    if (is_special(path)) {
+        return special_open(path, flags, "open");
     }
     sim_real_init();
     return sim_real.open(path, flags, mode);
@@ -125,8 +141,8 @@ EXPORT int open64(const char *path, int flags, ...)
         mode = va_arg(ap, mode_t);
         va_end(ap);
     }
-    if (is_device(path)) {
-        return sim_device_open(flags, "open64");
+    if (is_special(path)) {
+        return special_open(path, flags, "open64");
     }
     sim_real_init();
     return sim_real.open(path, flags | O_LARGEFILE, mode);
@@ -143,8 +159,8 @@ EXPORT int openat(int dirfd, const char *path, int flags, ...)
         mode = va_arg(ap, mode_t);
         va_end(ap);
     }
-    if (is_device(path)) {
-        return sim_device_open(flags, "openat");
+    if (is_special(path)) {
+        return special_open(path, flags, "openat");
     }
     sim_real_init();
     return sim_real.openat(dirfd, path, flags, mode);
@@ -161,8 +177,8 @@ EXPORT int openat64(int dirfd, const char *path, int flags, ...)
         mode = va_arg(ap, mode_t);
         va_end(ap);
     }
-    if (is_device(path)) {
-        return sim_device_open(flags, "openat64");
+    if (is_special(path)) {
+        return special_open(path, flags, "openat64");
     }
     sim_real_init();
     return sim_real.openat(dirfd, path, flags | O_LARGEFILE, mode);
@@ -171,8 +187,8 @@ EXPORT int openat64(int dirfd, const char *path, int flags, ...)
 /* the _FORTIFY_SOURCE variants (no mode: they abort on O_CREAT) */
 EXPORT int __open_2(const char *path, int flags)
 {
-    if (is_device(path)) {
-        return sim_device_open(flags, "__open_2");
+    if (is_special(path)) {
+        return special_open(path, flags, "__open_2");
     }
     sim_real_init();
     return sim_real.open(path, flags);
@@ -180,8 +196,8 @@ EXPORT int __open_2(const char *path, int flags)
 
 EXPORT int __open64_2(const char *path, int flags)
 {
-    if (is_device(path)) {
-        return sim_device_open(flags, "__open64_2");
+    if (is_special(path)) {
+        return special_open(path, flags, "__open64_2");
     }
     sim_real_init();
     return sim_real.open(path, flags | O_LARGEFILE);
@@ -189,8 +205,8 @@ EXPORT int __open64_2(const char *path, int flags)
 
 EXPORT int __openat_2(int dirfd, const char *path, int flags)
 {
-    if (is_device(path)) {
-        return sim_device_open(flags, "__openat_2");
+    if (is_special(path)) {
+        return special_open(path, flags, "__openat_2");
     }
     sim_real_init();
     return sim_real.openat(dirfd, path, flags);
@@ -198,17 +214,20 @@ EXPORT int __openat_2(int dirfd, const char *path, int flags)
 
 EXPORT int __openat64_2(int dirfd, const char *path, int flags)
 {
-    if (is_device(path)) {
-        return sim_device_open(flags, "__openat64_2");
+    if (is_special(path)) {
+        return special_open(path, flags, "__openat64_2");
     }
     sim_real_init();
     return sim_real.openat(dirfd, path, flags | O_LARGEFILE);
 }
 
-static FILE *device_fopen(const char *mode, const char *via)
+static FILE *device_fopen(const char *path, const char *mode,
+                          const char *via)
 {
-    int flags = O_RDWR | (strchr(mode, 'e') ? O_CLOEXEC : 0);
-    int fd = sim_device_open(flags, via);
+    int flags = (strchr(mode, '+') || *mode != 'r' ? O_RDWR : O_RDONLY) |
+                (strchr(mode, 'e') ? O_CLOEXEC : 0);
+    int fd = special_open(path, is_device(path) ? flags | O_RDWR : flags,
+                          via);
     FILE *f;
 
     if (fd < 0) {
@@ -226,8 +245,8 @@ static FILE *device_fopen(const char *mode, const char *via)
 
 EXPORT FILE *fopen(const char *path, const char *mode)
 {
-    if (is_device(path)) {
-        return device_fopen(mode, "fopen");
+    if (is_special(path)) {
+        return device_fopen(path, mode, "fopen");
     }
     sim_real_init();
     return sim_real.fopen(path, mode);
@@ -235,8 +254,8 @@ EXPORT FILE *fopen(const char *path, const char *mode)
 
 EXPORT FILE *fopen64(const char *path, const char *mode)
 {
-    if (is_device(path)) {
-        return device_fopen(mode, "fopen64");
+    if (is_special(path)) {
+        return device_fopen(path, mode, "fopen64");
     }
     sim_real_init();
     return sim_real.fopen64(path, mode);

@@ -38,8 +38,9 @@
 
 enum { SIM_ARCH_X86_64 = 0, SIM_ARCH_AARCH64 = 1 };
 enum { SIM_HB_OK, SIM_HB_BAD, SIM_HB_NONE };
-enum { SIM_CONTIG_MAPPING, SIM_CONTIG_PAGE };
+enum { SIM_CONTIG_CALL, SIM_CONTIG_PAGE };
 enum { SIM_BOOT_SIM, SIM_BOOT_QEMU };
+enum { SIM_TOPO_EC2, SIM_TOPO_CONSECUTIVE };
 
 typedef struct SimConfig {
     char dir[PATH_MAX];             /* NITRO_SIM_DIR (created) */
@@ -62,6 +63,8 @@ typedef struct SimConfig {
     char qemu[PATH_MAX];            /* NITRO_SIM_QEMU, "": default */
     char backend[PATH_MAX];         /* NITRO_SIM_VSOCK_BACKEND, "": default */
     uint32_t vsock_cid;             /* NITRO_SIM_VSOCK_CID, 0: parent */
+    int topology;                   /* NITRO_SIM_TOPOLOGY */
+    unsigned numa_nodes;            /* NITRO_SIM_NUMA_NODES */
 } SimConfig;
 
 /* Fill @cfg from the environment; on error print why and return false. */
@@ -78,6 +81,11 @@ static inline void sim_cpu_set(uint64_t *bm, unsigned cpu)
         bm[cpu / 64] |= 1ULL << (cpu % 64);
     }
 }
+/* SMT layout: the core of @cpu, and thread @t (from 0) of @core */
+unsigned sim_cpu_core(const SimConfig *cfg, unsigned cpu);
+unsigned sim_core_cpu(const SimConfig *cfg, unsigned core, unsigned t);
+/* the NUMA node of @cpu: the cores are split evenly between the nodes */
+unsigned sim_cpu_node(const SimConfig *cfg, unsigned cpu);
 const char *sim_arch_name(int arch);
 int sim_host_arch(void);
 /* decimal or 0x hex; false if no digits or overflow */
@@ -211,8 +219,7 @@ typedef struct SimEnclave {
     bool at_exit;
     SimRegion *regions;
     int nregions;
-    uint64_t (*ranges)[2];      /* merged [start, end) for MAX_REGIONS */
-    int nranges;
+    int nranges;                /* physical ranges, for the region limit */
     uint64_t mem_size;
     uint32_t vcpus[SIM_MAX_CPUS];
     int nvcpus;
@@ -314,6 +321,12 @@ void sim_boot_stop(SimEnclave *e);
 /* the gateway of a booted enclave (for host -> enclave connections) */
 void sim_boot_gateway_path(const SimConfig *cfg, uint32_t cid, char *buf,
                            size_t len);
+
+/* ---- sysfs.c: ne_cpus and the SMT layout of the simulated parent ---- */
+
+bool sim_sysfs_path(const char *path);
+/* a read-only fd with the file's content, or -1 with errno */
+int sim_sysfs_open(const char *path, int flags);
 
 /* ---- vsock.c: AF_VSOCK over AF_UNIX ---- */
 

@@ -82,10 +82,37 @@ static bool nitro_image_kernel_arch(int fd, EifArch *arch)
 }
 
 /* Read the EIF @fd into @dst, then validate it there. */
+/*
+ * nitro-cli refuses memory below 4 times the image (its E26): the enclave
+ * kernel unpacks its initramfs into enclave memory, so an image that
+ * merely fits boots into a heartbeat timeout.
+ */
+static bool nitro_image_check_memory(MachineState *ms, const NitroImage *img,
+                                     uint64_t size, Error **errp)
+{
+    ERRP_GUARD();
+    uint64_t min = ROUND_UP(size * NITRO_IMAGE_MEMORY_FACTOR, 2 * MiB);
+
+    if (img->allow_small_memory || ms->ram_size >= min) {
+        return true;
+    }
+    error_setg(errp, "%s: %" PRIu64 " MiB of memory is less than %d times "
+               "the image size (%" PRIu64 " bytes)", ms->kernel_filename,
+               ms->ram_size / MiB, NITRO_IMAGE_MEMORY_FACTOR, size);
+    error_append_hint(errp, "The enclave kernel unpacks its initramfs into "
+                      "enclave memory and would not boot (nitro-cli refuses "
+                      "this too, E26).  Use -m %" PRIu64 "M or more, or "
+                      "-M nitro,allow-small-memory=on if you know the "
+                      "image boots in less.\n", min / MiB);
+    return false;
+}
+
 static bool nitro_image_load_eif(MachineState *ms, int fd, void *dst,
-                                 uint64_t capacity, EifInfo *info,
+                                 uint64_t capacity, NitroImage *img,
                                  Error **errp)
 {
+    EifInfo *info = &img->info;
+
     ERRP_GUARD();
     uint32_t crc;
     off_t size;
@@ -102,6 +129,9 @@ static bool nitro_image_load_eif(MachineState *ms, int fd, void *dst,
     if (size < 0) {
         error_setg_errno(errp, errno, "%s: cannot find its size",
                          ms->kernel_filename);
+        return false;
+    }
+    if (!nitro_image_check_memory(ms, img, size, errp)) {
         return false;
     }
     if (size > capacity) {
@@ -153,7 +183,8 @@ static bool nitro_image_build_eif(MachineState *ms, int fd, NitroImage *img,
         .nr_initrds = g_strv_length(img->initrds),
     };
 
-    if (!eif_build_size(&img->build, &want, errp)) {
+    if (!eif_build_size(&img->build, &want, errp) ||
+        !nitro_image_check_memory(ms, img, want, errp)) {
         return false;
     }
     nitro_ram_populate_start(&pop, dst, MIN(want, capacity));
@@ -166,7 +197,7 @@ bool nitro_image_load(MachineState *ms, NitroImage *img, Error **errp)
 {
     ERRP_GUARD();
     uint64_t offset = nitro_image_offset();
-    uint8_t *dst = (uint8_t *)memory_region_get_ram_ptr(ms->ram) + offset;
+    uint8_t *dst = nitro_ram_host(ms) + offset;
     char magic[4];
     int fd;
     bool ok;
@@ -191,8 +222,8 @@ bool nitro_image_load(MachineState *ms, NitroImage *img, Error **errp)
     img->is_eif = pread(fd, magic, sizeof(magic), 0) == sizeof(magic) &&
                   !memcmp(magic, EIF_MAGIC, sizeof(magic));
     if (img->is_eif) {
-        ok = nitro_image_load_eif(ms, fd, dst, ms->ram_size - offset,
-                                  &img->info, errp);
+        ok = nitro_image_load_eif(ms, fd, dst, ms->ram_size - offset, img,
+                                  errp);
     } else {
         ok = nitro_image_build_eif(ms, fd, img, dst, ms->ram_size - offset,
                                    errp);

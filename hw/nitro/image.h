@@ -16,7 +16,12 @@ typedef struct NitroImage {
     bool is_eif;
     EifBuildParams build;
     char **initrds;
+    /* -M nitro,allow-small-memory=on: below NITRO_IMAGE_MEMORY_FACTOR */
+    bool allow_small_memory;
 } NitroImage;
+
+/* Enclave memory must be at least this many times the image size */
+#define NITRO_IMAGE_MEMORY_FACTOR 4
 
 /*
  * Put the enclave image into guest RAM at the driver's offset: read an

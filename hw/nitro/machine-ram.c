@@ -2,10 +2,11 @@
  * AWS Nitro Enclaves machine: guest RAM from huge pages
  *
  * The driver only takes memory backed by huge pages, in a whole number of
- * 2 MiB units, 64 MiB at least.  The machine's default RAM is a hugetlb
- * memfd; before it is created, the host is asked whether it has enough
- * free huge pages of the chosen size, so that a missing reservation is a
- * clear error with the command that fixes it.
+ * 2 MiB units, 64 MiB at least, on the CPU pool's NUMA node.  The
+ * machine's default RAM is one hugetlb memfd per page size that
+ * ram-plan.c chose from the free pages of that node, bound to it before
+ * it is touched.  With several, guest RAM is a container of them in RAM
+ * order, and the image goes through a contiguous second mapping of them.
  *
  * Filling RAM with a big image is bound by memory, and the kernel clears
  * each huge page on first touch: an image file is read on several cores,
@@ -15,6 +16,7 @@
  */
 
 #include "qemu/osdep.h"
+#include <sys/syscall.h>
 #include "qapi/error.h"
 #include "qemu/cutils.h"
 #include "qemu/madvise.h"
@@ -26,65 +28,14 @@
 #include "system/hostmem.h"
 #include "system/nitro-accel.h"
 #include "machine-ram.h"
+#include "ram-plan.h"
 #include "trace.h"
 
-#define HUGEPAGES_SYSFS "/sys/kernel/mm/hugepages"
-
-static bool nitro_read_count(const char *dir, const char *name,
-                             uint64_t *value, Error **errp)
-{
-    g_autofree char *path = g_strdup_printf("%s/%s", dir, name);
-    g_autofree char *text = NULL;
-    g_autoptr(GError) gerr = NULL;
-
-    if (!g_file_get_contents(path, &text, NULL, &gerr)) {
-        error_setg(errp, "cannot read %s: %s", path, gerr->message);
-        return false;
-    }
-    if (qemu_strtou64(g_strstrip(text), NULL, 10, value) < 0) {
-        error_setg(errp, "%s: unexpected content '%s'", path, text);
-        return false;
-    }
-    return true;
-}
-
-/* Are @size bytes of @page_size huge pages free (not even reserved)? */
-static bool nitro_check_free_hugepages(uint64_t page_size, uint64_t size,
-                                       Error **errp)
-{
-    ERRP_GUARD();
-    g_autofree char *dir = g_strdup_printf("%s/hugepages-%" PRIu64 "kB",
-                                           HUGEPAGES_SYSFS, page_size / KiB);
-    g_autofree char *psize = size_to_str(page_size);
-    uint64_t total, free, resv, need = size / page_size;
-
-    if (!g_file_test(dir, G_FILE_TEST_IS_DIR)) {
-        error_setg(errp, "this host has no %s huge pages", psize);
-        error_append_hint(errp, "Choose a huge page size the host supports "
-                          "(see %s) with -machine nitro,hugepage-size=...\n",
-                          HUGEPAGES_SYSFS);
-        return false;
-    }
-    if (!nitro_read_count(dir, "nr_hugepages", &total, errp) ||
-        !nitro_read_count(dir, "free_hugepages", &free, errp) ||
-        !nitro_read_count(dir, "resv_hugepages", &resv, errp)) {
-        return false;
-    }
-    free = free > resv ? free - resv : 0;
-    trace_nitro_hugepages(page_size, need, free, total);
-    if (free < need) {
-        g_autofree char *ssize = size_to_str(size);
-
-        error_setg(errp, "guest RAM of %s needs %" PRIu64 " free %s huge "
-                   "pages, but only %" PRIu64 " are free: %" PRIu64
-                   " missing", ssize, need, psize, free, need - free);
-        error_append_hint(errp, "Reserve them as root with: "
-                          "echo %" PRIu64 " > %s/nr_hugepages\n",
-                          total + need - free, dir);
-        return false;
-    }
-    return true;
-}
+/* The contiguous mapping of guest RAM made of several blocks, or NULL */
+static uint8_t *nitro_ram_window;
+/* mbind(2) without libnuma */
+#define NITRO_MPOL_BIND 2
+#define NITRO_MAX_NODES 1024
 
 /* The driver's rules for the size of enclave memory */
 static bool nitro_ram_check_size(uint64_t size, uint64_t page_size,
@@ -109,47 +60,190 @@ static bool nitro_ram_check_size(uint64_t size, uint64_t page_size,
     return true;
 }
 
+/*
+ * Bind @size bytes at @host to NUMA node @node before anything faults
+ * them in: the loader's threads may run on any node.
+ */
+static bool nitro_ram_bind(void *host, uint64_t size, int node, Error **errp)
+{
+    unsigned long mask[NITRO_MAX_NODES / BITS_PER_LONG] = { 0 };
+
+    if (node < 0) {
+        return true;
+    }
+    if (node >= NITRO_MAX_NODES) {
+        error_setg(errp, "NUMA node %d is beyond the %d this QEMU can bind "
+                   "to", node, NITRO_MAX_NODES);
+        return false;
+    }
+    set_bit(node, mask);
+    if (syscall(SYS_mbind, host, size, NITRO_MPOL_BIND, mask,
+                NITRO_MAX_NODES + 1, 0) < 0) {
+        error_setg_errno(errp, errno, "cannot bind guest RAM to NUMA node "
+                         "%d, the CPU pool's", node);
+        return false;
+    }
+    trace_nitro_ram_bind(node, size);
+    return true;
+}
+
+/* A hugetlb memfd backend of @size bytes of @page_size pages, as @id */
+static HostMemoryBackend *nitro_ram_backend(const char *id,
+                                            uint64_t page_size,
+                                            uint64_t size, int node,
+                                            Error **errp)
+{
+    g_autoptr(Object) obj = object_new(TYPE_MEMORY_BACKEND_MEMFD);
+    MemoryRegion *mr;
+
+    if (!object_property_set_bool(obj, "hugetlb", true, errp) ||
+        !object_property_set_uint(obj, "hugetlbsize", page_size, errp) ||
+        !object_property_set_uint(obj, "size", size, errp)) {
+        return NULL;
+    }
+    object_property_add_child(object_get_objects_root(), id, obj);
+    /* The RAM block takes the id as its name */
+    if (!object_property_set_bool(obj, "x-use-canonical-path-for-ramblock-id",
+                                  false, errp) ||
+        !user_creatable_complete(USER_CREATABLE(obj), errp)) {
+        return NULL;
+    }
+    mr = host_memory_backend_get_memory(MEMORY_BACKEND(obj));
+    if (!nitro_ram_bind(memory_region_get_ram_ptr(mr), size, node, errp)) {
+        return NULL;
+    }
+    return MEMORY_BACKEND(obj);
+}
+
+/*
+ * Guest RAM of several blocks: the enclave's memory is their
+ * concatenation in RAM order.  The image is loaded through a second,
+ * contiguous mapping of the blocks (the window), so that the loader and
+ * the EIF builder see one buffer.
+ */
+static bool nitro_ram_create_blocks(MachineState *ms, const NitroRamPlan *p,
+                                    int node, Error **errp)
+{
+    const char *ram_id = MACHINE_GET_CLASS(ms)->default_ram_id;
+    uint64_t align = p->block[0].page_size, off = 0;
+    uint8_t *window;
+    void *area;
+    int i;
+
+    area = mmap(NULL, ms->ram_size + align, PROT_NONE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (area == MAP_FAILED) {
+        error_setg_errno(errp, errno, "cannot reserve %" PRIu64 " bytes of "
+                         "address space for guest RAM", ms->ram_size);
+        return false;
+    }
+    window = (uint8_t *)QEMU_ALIGN_PTR_UP(area, align);
+    ms->ram = g_new(MemoryRegion, 1);
+    memory_region_init(ms->ram, OBJECT(ms), ram_id, ms->ram_size);
+    for (i = 0; i < p->nblocks; i++) {
+        g_autofree char *id = g_strdup_printf("%s.%d", ram_id, i);
+        HostMemoryBackend *b = nitro_ram_backend(id, p->block[i].page_size,
+                                                 p->block[i].size, node,
+                                                 errp);
+        MemoryRegion *mr;
+
+        if (!b) {
+            return false;
+        }
+        mr = host_memory_backend_get_memory(b);
+        host_memory_backend_set_mapped(b, true);
+        memory_region_add_subregion(ms->ram, off, mr);
+        /* blocks of larger pages first: each stays aligned to its pages */
+        if (mmap(window + off, p->block[i].size, PROT_READ | PROT_WRITE,
+                 MAP_SHARED | MAP_FIXED, memory_region_get_fd(mr), 0) ==
+            MAP_FAILED) {
+            error_setg_errno(errp, errno, "cannot map guest RAM block %d",
+                             i);
+            return false;
+        }
+        if (!nitro_ram_bind(window + off, p->block[i].size, node, errp)) {
+            return false;
+        }
+        off += p->block[i].size;
+    }
+    nitro_ram_window = window;
+    return true;
+}
+
 bool nitro_ram_create_default(MachineState *ms, uint64_t page_size,
                               Error **errp)
 {
     MachineClass *mc = MACHINE_GET_CLASS(ms);
-    g_autoptr(Object) obj = NULL;
+    NitroRamPlan plan;
+    HostMemoryBackend *b;
+    int node = nitro_pool_node();
 
-    if (!nitro_ram_check_size(ms->ram_size, page_size, errp) ||
-        !nitro_check_free_hugepages(page_size, ms->ram_size, errp)) {
+    if (!nitro_ram_check_size(ms->ram_size,
+                              page_size ? page_size : NITRO_MEM_ALIGN, errp) ||
+        !nitro_ram_plan(ms->ram_size, page_size, node, &plan, errp)) {
         return false;
     }
-    obj = object_new(TYPE_MEMORY_BACKEND_MEMFD);
-    if (!object_property_set_bool(obj, "hugetlb", true, errp) ||
-        !object_property_set_uint(obj, "hugetlbsize", page_size, errp) ||
-        !object_property_set_uint(obj, "size", ms->ram_size, errp)) {
-        return false;
+    if (plan.nblocks > 1) {
+        return nitro_ram_create_blocks(ms, &plan, node, errp);
     }
-    object_property_add_child(object_get_objects_root(), mc->default_ram_id,
-                              obj);
-    /* The RAM block takes the machine's default RAM id as its name */
-    if (!object_property_set_bool(obj, "x-use-canonical-path-for-ramblock-id",
-                                  false, errp) ||
-        !user_creatable_complete(USER_CREATABLE(obj), errp)) {
-        return false;
+    b = nitro_ram_backend(mc->default_ram_id, plan.block[0].page_size,
+                          ms->ram_size, node, errp);
+    return b && object_property_set_link(OBJECT(ms), "memory-backend",
+                                         OBJECT(b), errp);
+}
+
+uint8_t *nitro_ram_host(MachineState *ms)
+{
+    return nitro_ram_window ? nitro_ram_window :
+           memory_region_get_ram_ptr(ms->ram);
+}
+
+int nitro_ram_blocks(MachineState *ms, MemoryRegion **blocks)
+{
+    MemoryRegion *mr;
+    int n = 0, i, j;
+
+    if (memory_region_is_ram(ms->ram)) {
+        blocks[0] = ms->ram;
+        return 1;
     }
-    return object_property_set_link(OBJECT(ms), "memory-backend", obj, errp);
+    QTAILQ_FOREACH(mr, &ms->ram->subregions, subregions_link) {
+        if (n < NITRO_RAM_MAX_BLOCKS) {
+            blocks[n++] = mr;
+        }
+    }
+    /* in RAM order */
+    for (i = 1; i < n; i++) {
+        for (j = i; j > 0 && blocks[j - 1]->addr > blocks[j]->addr; j--) {
+            MemoryRegion *t = blocks[j];
+
+            blocks[j] = blocks[j - 1];
+            blocks[j - 1] = t;
+        }
+    }
+    return n;
 }
 
 bool nitro_ram_check(MachineState *ms, Error **errp)
 {
     ERRP_GUARD();
-    uint64_t page_size = qemu_ram_pagesize(ms->ram->ram_block);
+    MemoryRegion *blocks[NITRO_RAM_MAX_BLOCKS];
+    int i, n = nitro_ram_blocks(ms, blocks);
+    uint64_t page_size = 0;
 
-    if (page_size < NITRO_MEM_ALIGN || page_size % NITRO_MEM_ALIGN) {
-        g_autofree char *psize = size_to_str(page_size);
+    for (i = 0; i < n; i++) {
+        page_size = qemu_ram_pagesize(blocks[i]->ram_block);
+        if (page_size < NITRO_MEM_ALIGN || page_size % NITRO_MEM_ALIGN) {
+            g_autofree char *psize = size_to_str(page_size);
 
-        error_setg(errp, "enclave RAM must be backed by huge pages, but "
-                   "the RAM backend uses %s pages", psize);
-        error_append_hint(errp, "Leave RAM to the nitro machine, or give it "
-                          "a memory-backend-memfd with hugetlb=on.\n");
-        return false;
+            error_setg(errp, "enclave RAM must be backed by huge pages, but "
+                       "the RAM backend uses %s pages", psize);
+            error_append_hint(errp, "Leave RAM to the nitro machine, or give "
+                              "it a memory-backend-memfd with hugetlb=on.\n");
+            return false;
+        }
     }
+    /* the last block has the smallest pages */
     return nitro_ram_check_size(ms->ram_size, page_size, errp);
 }
 

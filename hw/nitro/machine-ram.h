@@ -10,11 +10,15 @@
 #include "qemu/thread.h"
 
 /*
- * Create the default RAM backend: a hugetlb memfd of @page_size pages,
- * after checking that the host has enough of them free.
+ * Create the default RAM: hugetlb memfds of @page_size pages (0: the
+ * largest free pages first, mixing sizes when needed), after checking
+ * that the host has them free on the CPU pool's node, and bound to it.
  */
 bool nitro_ram_create_default(MachineState *ms, uint64_t page_size,
                               Error **errp);
+
+/* Guest RAM as one buffer: the concatenation of its blocks in RAM order */
+uint8_t *nitro_ram_host(MachineState *ms);
 
 /* Check RAM (default or -machine memory-backend=) for the driver's rules. */
 bool nitro_ram_check(MachineState *ms, Error **errp);

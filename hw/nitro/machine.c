@@ -44,7 +44,6 @@
 #include "machine-ram.h"
 #include "measure.h"
 
-#define NITRO_DEFAULT_HUGEPAGE_SIZE (2 * MiB)
 
 struct NitroMachineState {
     MachineState parent_obj;
@@ -356,7 +355,19 @@ static char *nitro_machine_get_pcr8(Object *obj, Error **errp)
 
 static void nitro_machine_instance_init(Object *obj)
 {
-    NITRO_MACHINE(obj)->hugepage_size = NITRO_DEFAULT_HUGEPAGE_SIZE;
+    /* 0: the largest free pages first */
+    NITRO_MACHINE(obj)->hugepage_size = 0;
+}
+
+static bool nitro_machine_get_allow_small_memory(Object *obj, Error **errp)
+{
+    return NITRO_MACHINE(obj)->image.allow_small_memory;
+}
+
+static void nitro_machine_set_allow_small_memory(Object *obj, bool value,
+                                                 Error **errp)
+{
+    NITRO_MACHINE(obj)->image.allow_small_memory = value;
 }
 
 static void nitro_machine_class_init(ObjectClass *oc, const void *data)
@@ -380,8 +391,9 @@ static void nitro_machine_class_init(ObjectClass *oc, const void *data)
                               nitro_machine_get_hugepage_size,
                               nitro_machine_set_hugepage_size, NULL, NULL);
     object_class_property_set_description(oc, "hugepage-size",
-        "Huge page size of the default guest RAM (2M, the default, or 1G "
-        "for large enclaves)");
+        "Huge page size of the default guest RAM, any size the host offers "
+        "(2M, 32M, 1G...); by default the largest free pages first, mixing "
+        "sizes as nitro-cli's allocator reserves them");
     object_class_property_add(oc, "acpi", "OnOffAuto",
                               nitro_machine_get_acpi, nitro_machine_set_acpi,
                               NULL, NULL);
@@ -394,6 +406,13 @@ static void nitro_machine_class_init(ObjectClass *oc, const void *data)
     object_class_property_set_description(oc, "external-heartbeat",
         "Another process answers the enclave's heartbeat: start the enclave "
         "without a nitro-heartbeat device (default off)");
+    object_class_property_add_bool(oc, "allow-small-memory",
+                                   nitro_machine_get_allow_small_memory,
+                                   nitro_machine_set_allow_small_memory);
+    object_class_property_set_description(oc, "allow-small-memory",
+        "Accept less memory than 4 times the image size, which nitro-cli "
+        "refuses because the enclave kernel unpacks its initramfs into it "
+        "(default off)");
     object_class_property_add(oc, "enclave-cid", "uint64",
                               nitro_machine_get_cid, NULL, NULL, NULL);
     object_class_property_set_description(oc, "enclave-cid",

@@ -39,6 +39,34 @@ extern bool nitro_allowed;
 /* Memory regions are donated in multiples of this */
 #define NITRO_MEM_ALIGN         (2 * MiB)
 
+#define NITRO_NODE_SYSFS        "/sys/devices/system/node"
+
+/**
+ * nitro_pool_node:
+ *
+ * The driver takes only memory on the NUMA node of its CPU pool (which
+ * it keeps on one node).
+ *
+ * Returns: that node, -1 if unknown (no pool, or no NUMA information).
+ */
+int nitro_pool_node(void);
+
+/* Guest RAM is made of at most this many blocks */
+#define NITRO_RAM_MAX_BLOCKS    16
+
+/**
+ * nitro_ram_blocks:
+ * @ms: the nitro machine
+ * @blocks: where to put them, NITRO_RAM_MAX_BLOCKS at most
+ *
+ * The machine's guest RAM is one block, or several blocks of different
+ * huge page sizes (a container of them): enclave memory is their
+ * concatenation in RAM order.
+ *
+ * Returns: the number of blocks, put in @blocks in RAM order.
+ */
+int nitro_ram_blocks(MachineState *ms, MemoryRegion **blocks);
+
 /**
  * nitro_image_offset:
  *

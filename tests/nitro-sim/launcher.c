@@ -20,7 +20,8 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <linux/nitro_enclaves.h>
+#include <stdint.h>
+#include "standard-headers/linux/nitro_enclaves.h"
 #include <linux/vm_sockets.h>
 
 #include "launcher.h"

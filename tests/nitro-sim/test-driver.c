@@ -19,7 +19,8 @@
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <linux/nitro_enclaves.h>
+#include <stdint.h>
+#include "standard-headers/linux/nitro_enclaves.h"
 
 #include "tap.h"
 #include "eif-writer.h"
@@ -33,7 +34,7 @@ static const char *const env_vars[] = {
     "NITRO_SIM_CPUS", "NITRO_SIM_THREADS_PER_CORE", "NITRO_SIM_MAX_REGIONS",
     "NITRO_SIM_MIN_MEM_MIB", "NITRO_SIM_NUMA_NODE", "NITRO_SIM_CONTIG",
     "NITRO_SIM_FAKE_PAGE_SIZE", "NITRO_SIM_HEARTBEAT", "NITRO_SIM_HOST_CPUS",
-    "NITRO_SIM_LOG", NULL,
+    "NITRO_SIM_LOG", "NITRO_SIM_TOPOLOGY", "NITRO_SIM_NUMA_NODES", NULL,
 };
 
 /* a new simulation directory, default configuration, device + enclave */
@@ -115,6 +116,26 @@ static void *huge(size_t mib)
     return p;
 }
 
+/* the first line of @path, as a launcher reads it */
+static const char *sysfs_line(const char *path)
+{
+    static char line[256];
+    FILE *f = fopen(path, "re");
+
+    line[0] = 0;
+    if (f) {
+        if (!fgets(line, sizeof(line), f)) {
+            line[0] = 0;
+        }
+        fclose(f);
+    }
+    line[strcspn(line, "\n")] = 0;
+    return line;
+}
+
+#define SIBLINGS(n) \
+    "/sys/devices/system/cpu/cpu" #n "/topology/thread_siblings_list"
+
 static void test_vcpu_already_used(void)
 {
     int efd2, a, b;
@@ -126,21 +147,26 @@ static void test_vcpu_already_used(void)
     b = add_vcpu(efd, 2, NULL);
     expect(a == 0 ? b : -1, NE_ERR_VCPU_ALREADY_USED,
            "NE_ERR_VCPU_ALREADY_USED", "CPU 2 added twice to one enclave");
-    expect(add_vcpu(efd2, 2, NULL), NE_ERR_VCPU_ALREADY_USED,
-           "NE_ERR_VCPU_ALREADY_USED", "CPU 2 already given to another "
-           "enclave");
     close(efd2);
 }
 
 static void test_not_in_pool(void)
 {
+    int efd2;
+
     fresh("257");
-    setenv("NITRO_SIM_CPUS", "2-5", 1);
+    /* EC2 layout, 8 CPUs: the siblings of CPU 1 are 1 and 5 */
+    setenv("NITRO_SIM_CPUS", "1-2,5-6", 1);
     close(dev);
     dev = open("/dev/nitro_enclaves", O_RDWR | O_CLOEXEC);
     efd = create();
-    expect(add_vcpu(efd, 6, NULL), NE_ERR_VCPU_NOT_IN_CPU_POOL,
-           "NE_ERR_VCPU_NOT_IN_CPU_POOL", "CPU 6 with pool 2-5");
+    expect(add_vcpu(efd, 3, NULL), NE_ERR_VCPU_NOT_IN_CPU_POOL,
+           "NE_ERR_VCPU_NOT_IN_CPU_POOL", "CPU 3 with pool 1-2,5-6");
+    efd2 = create();
+    expect(add_vcpu(efd, 2, NULL) ? -1 : add_vcpu(efd2, 6, NULL),
+           NE_ERR_VCPU_NOT_IN_CPU_POOL, "NE_ERR_VCPU_NOT_IN_CPU_POOL",
+           "CPU 6, whose sibling 2 another enclave has");
+    close(efd2);
 }
 
 static void reopen_with(const char *var, const char *val)
@@ -154,10 +180,10 @@ static void reopen_with(const char *var, const char *val)
 static void test_invalid_core(void)
 {
     fresh("258");
-    /* CPU 7's core (6, 7) is only half in the pool */
-    reopen_with("NITRO_SIM_CPUS", "2-5,7");
-    expect(add_vcpu(efd, 7, NULL), NE_ERR_VCPU_INVALID_CPU_CORE,
-           "NE_ERR_VCPU_INVALID_CPU_CORE", "CPU 7 of a core that is not "
+    /* CPU 2's core (2, 6) is only half in the pool */
+    reopen_with("NITRO_SIM_CPUS", "1-2,5");
+    expect(add_vcpu(efd, 2, NULL), NE_ERR_VCPU_INVALID_CPU_CORE,
+           "NE_ERR_VCPU_INVALID_CPU_CORE", "CPU 2 of a core that is not "
            "wholly in the pool");
 }
 
@@ -169,6 +195,11 @@ static void test_region_size(void)
     efd = create();
     expect(region(efd, m, 3 * MIB, 0), NE_ERR_INVALID_MEM_REGION_SIZE,
            "NE_ERR_INVALID_MEM_REGION_SIZE", "3 MiB region");
+    /* as in the driver, 0 is a multiple of 2 MiB: nothing is added */
+    tap_ok(region(efd, m, 0, 0) == 0 && add_vcpu(efd, 0, NULL) == 0 &&
+           add_vcpu(efd, 0, NULL) == 0 &&
+           start(efd, 0, 0) == NE_ERR_NO_MEM_REGIONS_ADDED,
+           "a region of size 0 succeeds and adds no memory");
     munmap(m, 4 * MIB);
 }
 
@@ -181,11 +212,10 @@ static void test_region_addr(void)
     expect(region(efd, (void *)0xffff800000000000ULL, 2 * MIB, 0),
            NE_ERR_INVALID_MEM_REGION_ADDR, "NE_ERR_INVALID_MEM_REGION_ADDR",
            "kernel address");
-    /* an aligned range with nothing mapped */
+    /* an aligned range with nothing mapped: pinning the pages fails */
     p = huge(4);
     munmap(p, 4 * MIB);
-    expect(region(efd, p, 2 * MIB, 0), NE_ERR_INVALID_MEM_REGION_ADDR,
-           "NE_ERR_INVALID_MEM_REGION_ADDR", "unmapped range");
+    expect(region(efd, p, 2 * MIB, 0), EFAULT, "EFAULT", "unmapped range");
 }
 
 static void test_unaligned(void)
@@ -214,6 +244,14 @@ static void test_already_used(void)
     expect(region(efd, m + 2 * MIB, 4 * MIB, 0),
            NE_ERR_MEM_REGION_ALREADY_USED, "NE_ERR_MEM_REGION_ALREADY_USED",
            "an overlapping region");
+    /* the driver checks overlap against the enclave's own regions only */
+    {
+        int efd2 = create();
+
+        tap_ok(efd2 >= 0 && region(efd2, m, 4 * MIB, 0) == 0,
+               "another enclave may be given the same range");
+        close(efd2);
+    }
     close(efd);
     efd = -1;
     munmap(m, 8 * MIB);
@@ -246,6 +284,37 @@ static void test_numa(void)
     munmap(m, 2 * MIB);
 }
 
+static void test_numa_nodes(void)
+{
+    uint8_t *m = huge(2);
+    char cpus[64];
+    int fd;
+
+    /* two simulated nodes: cores 0-1 on node 0, cores 2-3 on node 1 */
+    fresh("nodes");
+    setenv("NITRO_SIM_NUMA_NODES", "2", 1);
+    snprintf(cpus, sizeof(cpus), "%s",
+             sysfs_line("/sys/devices/system/node/node1/cpulist"));
+    tap_ok(!strcmp(sysfs_line("/sys/devices/system/node/online"), "0-1") &&
+           !strcmp(cpus, "2-3,6-7") &&
+           !strcmp(sysfs_line("/sys/devices/system/node/node1/hugepages/"
+                              "hugepages-2048kB/free_hugepages"), "0"),
+           "NITRO_SIM_NUMA_NODES=2: nodes 0-1, node 1 has CPUs 2-3,6-7 "
+           "(got %s) and no huge pages", cpus);
+    tap_ok(!strcmp(sysfs_line("/sys/module/nitro_enclaves/parameters/"
+                              "ne_cpus"), "1,5"),
+           "the default pool is the cores of node 0 but core 0: 1,5");
+    setenv("NITRO_SIM_CPUS", "1-2,5-6", 1);
+    fd = open("/dev/nitro_enclaves", O_RDWR | O_CLOEXEC);
+    tap_ok(fd < 0 && errno == EINVAL, "a pool on two nodes is refused");
+    /* the pool's node follows its CPUs: memory of node 0 is refused */
+    reopen_with("NITRO_SIM_CPUS", "3,7");
+    expect(region(efd, m, 2 * MIB, 0), NE_ERR_MEM_DIFFERENT_NUMA_NODE,
+           "NE_ERR_MEM_DIFFERENT_NUMA_NODE", "memory on node 0, pool 3,7 on "
+           "node 1");
+    munmap(m, 2 * MIB);
+}
+
 static void test_max_regions(void)
 {
     uint8_t *m[3];
@@ -254,17 +323,23 @@ static void test_max_regions(void)
 
     fresh("265");
     reopen_with("NITRO_SIM_MAX_REGIONS", "2");
-    /* 4 MiB mappings, 2 MiB donated: never adjacent to anything */
     for (i = 0; i < 3; i++) {
         m[i] = huge(4);
     }
-    /* adjacent halves of one mapping merge into one range */
-    r |= region(efd, big, 4 * MIB, 0);
-    r |= region(efd, big + 4 * MIB, 4 * MIB, 0);
+    /* pages merge within one call: 4 pages of 2 MiB are one range */
+    r |= region(efd, big, 8 * MIB, 0);
     r |= region(efd, m[0], 2 * MIB, 0);
-    tap_ok(r == 0, "adjacent regions merge: 3 regions, 2 ranges, limit 2");
+    tap_ok(r == 0, "the pages of one call merge: 2 calls, 2 ranges, "
+           "limit 2");
     expect(region(efd, m[2], 2 * MIB, 0), NE_ERR_MEM_MAX_REGIONS,
-           "NE_ERR_MEM_MAX_REGIONS", "a third separate range with limit 2");
+           "NE_ERR_MEM_MAX_REGIONS", "a third call with limit 2");
+    /* never across calls, even for virtually adjacent memory */
+    close(efd);
+    efd = create();
+    r = region(efd, big, 4 * MIB, 0) | region(efd, big + 4 * MIB, 4 * MIB, 0);
+    expect(r ? -1 : region(efd, m[0], 2 * MIB, 0), NE_ERR_MEM_MAX_REGIONS,
+           "NE_ERR_MEM_MAX_REGIONS", "adjacent halves of a mapping in two "
+           "calls are two ranges");
 
     /* NITRO_SIM_CONTIG=page: each 2 MiB page counts (worst case) */
     close(efd);
@@ -328,7 +403,7 @@ static void test_full_cores(void)
     region(efd, m, 64 * MIB, 0);
     add_vcpu(efd, 2, NULL);
     expect(start(efd, 0, 0), NE_ERR_FULL_CORES_NOT_USED,
-           "NE_ERR_FULL_CORES_NOT_USED", "CPU 2 without its sibling 3");
+           "NE_ERR_FULL_CORES_NOT_USED", "CPU 2 without its sibling 6");
     close(efd);
     efd = -1;
     munmap(m, 64 * MIB);
@@ -385,10 +460,13 @@ static void test_no_cpus(void)
     expect(-create(), NE_ERR_NO_CPUS_AVAIL_IN_POOL,
            "NE_ERR_NO_CPUS_AVAIL_IN_POOL", "NE_CREATE_VM with an empty "
            "pool");
-    reopen_with("NITRO_SIM_CPUS", "2-3");
+    reopen_with("NITRO_SIM_CPUS", "1,5");
     r = add_vcpu(efd, 0, &a) | add_vcpu(efd, 0, &b);
     expect(r ? -1 : add_vcpu(efd, 0, NULL), NE_ERR_NO_CPUS_AVAIL_IN_POOL,
-           "NE_ERR_NO_CPUS_AVAIL_IN_POOL", "a third vCPU from pool 2-3");
+           "NE_ERR_NO_CPUS_AVAIL_IN_POOL", "a third vCPU from pool 1,5");
+    expect(-create(), NE_ERR_NO_CPUS_AVAIL_IN_POOL,
+           "NE_ERR_NO_CPUS_AVAIL_IN_POOL", "NE_CREATE_VM while another "
+           "enclave holds every core of the pool");
 }
 
 static void test_page_size(void)
@@ -447,13 +525,37 @@ static void test_positive(void)
            "NE_GET_IMAGE_LOAD_INFO answers memory_offset 8 MiB");
     r = add_vcpu(efd, 5, &v[0]) | add_vcpu(efd, 0, &v[1]) |
         add_vcpu(efd, 0, &v[2]) | add_vcpu(efd, 0, &v[3]);
-    tap_ok(r == 0 && v[0] == 5 && v[1] == 4 && v[2] == 2 && v[3] == 3,
+    tap_ok(r == 0 && v[0] == 5 && v[1] == 1 && v[2] == 2 && v[3] == 6,
            "NE_ADD_VCPU 0 gives the sibling of an owned core first, then a "
            "new core (got %u %u %u %u)", v[0], v[1], v[2], v[3]);
-    tap_ok(nl_log_count("\"cmd\":\"NE_ADD_VCPU\"", "\"vcpu\":4", NULL) == 1 &&
+    tap_ok(nl_log_count("\"cmd\":\"NE_ADD_VCPU\"", "\"vcpu\":1", NULL) == 1 &&
            nl_log_count("\"event\":\"open\"", "/dev/nitro_enclaves",
                         NULL) == 1,
            "the event log has the open and each ioctl with its result");
+}
+
+static void test_topology(void)
+{
+    char s1[64], s6[64];
+
+    fresh("topology");
+    snprintf(s1, sizeof(s1), "%s", sysfs_line(SIBLINGS(1)));
+    snprintf(s6, sizeof(s6), "%s", sysfs_line(SIBLINGS(6)));
+    tap_ok(!strcmp(s1, "1,5") && !strcmp(s6, "2,6") &&
+           !strcmp(sysfs_line("/sys/module/nitro_enclaves/parameters/"
+                              "ne_cpus"), "1-3,5-7"),
+           "EC2 layout by default: siblings of 1 are 1,5, of 6 are 2,6; "
+           "pool 1-3,5-7 (got %s, %s)", s1, s6);
+    setenv("NITRO_SIM_TOPOLOGY", "consecutive", 1);
+    snprintf(s1, sizeof(s1), "%s", sysfs_line(SIBLINGS(2)));
+    tap_ok(!strcmp(s1, "2-3") &&
+           !strcmp(sysfs_line("/sys/module/nitro_enclaves/parameters/"
+                              "ne_cpus"), "2-7"),
+           "NITRO_SIM_TOPOLOGY=consecutive: siblings of 2 are 2-3, pool "
+           "2-7 (got %s)", s1);
+    reopen_with("NITRO_SIM_CPUS", "2-3");
+    tap_ok(add_vcpu(efd, 2, NULL) == 0 && add_vcpu(efd, 3, NULL) == 0,
+           "consecutive layout: CPUs 2 and 3 make a core");
 }
 
 /* NE_CREATE_VM on a device opened with fopen(); 1 if it worked */
@@ -508,8 +610,9 @@ int main(void)
     if (nl_hugepages(96, why, sizeof(why)) < 0) {
         tap_skip_all(why);
     }
-    tap_plan(35);
+    tap_plan(46);
     test_entry_points();
+    test_topology();
     test_vcpu_already_used();
     test_not_in_pool();
     test_invalid_core();
@@ -519,6 +622,7 @@ int main(void)
     test_already_used();
     test_not_huge();
     test_numa();
+    test_numa_nodes();
     test_max_regions();
     test_no_mem();
     test_no_vcpus();

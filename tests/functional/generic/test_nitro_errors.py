@@ -19,10 +19,10 @@ class NitroErrors(NitroTest):
 
     # -nodefaults, and nothing to answer the heartbeat: these enclaves
     # are not meant to boot
-    def nitro(self, *args, accel='nitro', mem='128M', smp='2'):
+    def nitro(self, *args, accel='nitro', mem='128M', smp='2', machine=''):
         return self.run_qemu('-accel', accel, '-M',
-                             'nitro,external-heartbeat=on', '-m', mem,
-                             '-smp', smp, *args)
+                             'nitro,external-heartbeat=on' + machine,
+                             '-m', mem, '-smp', smp, *args)
 
     def assert_driver_untouched(self):
         self.assertEqual(self.ioctls('NE_SET_USER_MEMORY_REGION'), [])
@@ -81,7 +81,8 @@ class NitroErrors(NitroTest):
                 byte = f.read(1)
                 f.seek(offset)
                 f.write(bytes([byte[0] ^ 0xff]))
-            res = self.nitro('-kernel', image, mem='256M')
+            res = self.nitro('-kernel', image, mem='256M',
+                             machine=',allow-small-memory=on')
             self.assert_fails(res, 'CRC mismatch')
             self.assert_driver_untouched()
             with open(image, 'r+b') as f:
@@ -93,9 +94,28 @@ class NitroErrors(NitroTest):
         rd = self.data('big-rd', 124 * MiB, 'rd')
         image = self.build_eif(self.scratch_file('big.eif'), kernel, [rd],
                                'console=ttyS0')
-        res = self.nitro('-kernel', image)
+        res = self.nitro('-kernel', image, machine=',allow-small-memory=on')
         self.assert_fails(res, 'does not fit in 125829120 bytes')
         self.assertIn('more memory with -m', res.stderr)
+        self.assert_driver_untouched()
+
+    def test_memory_below_4x_image(self):
+        # nitro-cli's rule: the enclave kernel unpacks its initramfs into
+        # enclave memory; the minimum -m is in the hint
+        kernel = self.data('kernel', MiB, 'k')
+        rd = self.data('rd', 40 * MiB, 'rd')
+        image = self.build_eif(self.scratch_file('40m.eif'), kernel, [rd],
+                               'console=ttyS0')
+        minimum = -(-4 * os.path.getsize(image) // (2 * MiB)) * 2
+        res = self.nitro('-kernel', image)
+        self.assert_fails(res, '128 MiB of memory is less than 4 times the '
+                          f'image size ({os.path.getsize(image)} bytes)')
+        self.assertIn(f'Use -m {minimum}M or more', res.stderr)
+        self.assertIn('allow-small-memory=on', res.stderr)
+        self.assert_driver_untouched()
+        # the same rule for an image built from a kernel and initrd
+        res = self.nitro('-kernel', kernel, '-initrd', rd)
+        self.assert_fails(res, 'is less than 4 times the image size')
         self.assert_driver_untouched()
 
     def test_wrong_arch_eif(self):
@@ -129,7 +149,8 @@ class NitroErrors(NitroTest):
     def test_image_too_big(self):
         kernel = self.data('big-kernel', 124 * MiB, 'big')
         rd = self.data('rd', 4096, 'rd')
-        res = self.nitro('-kernel', kernel, '-initrd', rd)
+        res = self.nitro('-kernel', kernel, '-initrd', rd,
+                         machine=',allow-small-memory=on')
         self.assert_fails(res, 'does not fit')
         self.assert_driver_untouched()
 
@@ -166,7 +187,9 @@ class NitroErrors(NitroTest):
                             'nitro,hugepage-size=1G', '-m', '2G',
                             '-kernel', self.make_eif())
         self.assert_fails(res, 'needs 2 free 1 GiB huge pages')
-        self.assertIn(f'> {d}/nr_hugepages', res.stderr)
+        # on the CPU pool's node (the simulator's node 0)
+        self.assertIn('> /sys/devices/system/node/node0/hugepages/'
+                      'hugepages-1048576kB/nr_hugepages', res.stderr)
         self.assert_driver_untouched()
 
     def test_non_hugetlb_backend(self):
@@ -238,14 +261,31 @@ class NitroErrors(NitroTest):
     # Refusals of the driver, injected through the simulator
 
     def test_empty_cpu_pool(self):
+        # The hint names a pool of this (simulated EC2) host's siblings
         self.sim_env['NITRO_SIM_CPUS'] = ''
         res = self.nitro('-kernel', self.make_eif())
         self.assert_fails(res, 'NE_ERR_NO_CPUS_AVAIL_IN_POOL')
-        self.assertIn('/sys/module/nitro_enclaves/parameters/ne_cpus',
-                      res.stderr)
+        self.assertIn("'echo 1,5 > /sys/module/nitro_enclaves/parameters/"
+                      "ne_cpus'", res.stderr)
+
+    def test_pool_hint_is_valid(self):
+        # The pool the hint suggests is one the driver accepts
+        for topology, pool in (('ec2', '1,5'), ('consecutive', '2-3')):
+            self.sim_env['NITRO_SIM_TOPOLOGY'] = topology
+            self.sim_env['NITRO_SIM_CPUS'] = ''
+            res = self.nitro('-kernel', self.make_eif())
+            self.assert_fails(res, f"'echo {pool} > ")
+            # vCPUs pass; the start then fails on purpose (268)
+            self.sim_env['NITRO_SIM_CPUS'] = pool
+            self.sim_env['NITRO_SIM_MIN_MEM_MIB'] = '256'
+            res = self.nitro('-kernel', self.make_eif())
+            self.assert_fails(res, 'NE_ERR_ENCLAVE_MEM_MIN_SIZE')
+            del self.sim_env['NITRO_SIM_MIN_MEM_MIB']
+        adds = self.ioctls('NE_ADD_VCPU')
+        self.assertEqual([e.get('result') for e in adds], [0] * 4, adds)
 
     def test_pool_exhausted(self):
-        self.sim_env['NITRO_SIM_CPUS'] = '2-3'
+        self.sim_env['NITRO_SIM_CPUS'] = '1,5'
         res = self.nitro('-kernel', self.make_eif(), smp='4')
         self.assert_fails(res, 'adding vCPU 3 of the 4 asked with -smp '
                           'failed')
@@ -274,7 +314,10 @@ class NitroErrors(NitroTest):
         self.sim_env['NITRO_SIM_MAX_REGIONS'] = '16'
         res = self.nitro('-kernel', self.make_eif())
         self.assert_fails(res, 'NE_ERR_MEM_MAX_REGIONS')
-        self.assertIn('hugepage-size=1G', res.stderr)
+        self.assertIn('refused the region after 0 calls that donated pages '
+                      'of 2048 KiB', res.stderr)
+        if os.path.isdir('/sys/kernel/mm/hugepages/hugepages-1048576kB'):
+            self.assertIn('hugepage-size=1G', res.stderr)
 
     def test_invalid_page_size(self):
         self.sim_env['NITRO_SIM_FAKE_PAGE_SIZE'] = str(64 * 1024)

@@ -76,7 +76,8 @@ class NitroLaunch(NitroTest):
                                'console=ttyS0')
         size = os.path.getsize(image)
         self.launch('nitro', '256M', '2', '-kernel', image,
-                    '-trace', 'nitro_ram_load')
+                    '-trace', 'nitro_ram_load', '-M',
+                    'nitro,allow-small-memory=on')
         eif, _ = self.check_enclave(256 * MiB, 2, False)
         self.assertEqual(eif['size'], size)
         self.check_pcrs(eif, self.describe(image))

@@ -311,7 +311,8 @@ class NitroLifecycle(NitroTest):
             self.skipTest(reason)
         kernel = self.data('kernel', MiB, 'kernel')
         initrd = self.data('initrd', 512 * MiB, 'initrd')
-        self.vm.add_args('-accel', 'nitro', '-M', 'nitro', '-m', '768M',
+        self.vm.add_args('-accel', 'nitro', '-M',
+                         'nitro,allow-small-memory=on', '-m', '768M',
                          '-kernel', kernel, '-initrd', initrd,
                          '-append', 'console=ttyS0', '-S')
         self.vm.launch()
