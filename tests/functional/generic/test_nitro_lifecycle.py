@@ -279,13 +279,15 @@ class NitroLifecycle(NitroTest):
         squatter = self.holder('listen')
         try:
             self.launch()
-            worst = 0
-            for _ in range(10):
+            took = []
+            for _ in range(11):
                 t = time.monotonic()
                 self.assertEqual(self.status(), 'prelaunch')
-                worst = max(worst, time.monotonic() - t)
+                took.append(time.monotonic() - t)
                 time.sleep(0.05)
-            self.assertLess(worst, 0.1)
+            # The median: a loaded host may delay one answer, a main loop
+            # that waits for the port would delay them all
+            self.assertLess(sorted(took)[5], 0.1, took)
             self.assertEqual(self.starts(), [])
             self.assert_qmp_error('cont', 'is held by another enclave '
                                   'launcher')
