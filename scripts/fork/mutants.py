@@ -181,7 +181,9 @@ def check_mutant(m):
                   m.tests, env=dict(os.environ, NITRO_CONSOLE_RUNS='20'))
         return 'killed' if res.returncode else 'survived'
     finally:
+        # A new mtime, so that the next build compiles the original again
         os.replace(backup, path)
+        os.utime(path)
 
 
 def main():

@@ -55,6 +55,9 @@ void nl_close(NlEnclave *e);
  * reason in @why.
  */
 int nl_heartbeat(NlEnclave *e, int timeout_ms, char *why, size_t whylen);
+/* the same, answering @answer instead of 0xB7 */
+int nl_heartbeat_answer(NlEnclave *e, int timeout_ms, uint8_t answer,
+                        char *why, size_t whylen);
 /* connect to the debug console (0, cid + 10000); fd or -1 */
 int nl_console_connect(uint64_t cid);
 /* read @fd until EOF or @timeout_ms; NUL terminated; *eof set at EOF */

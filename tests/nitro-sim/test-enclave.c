@@ -261,6 +261,22 @@ static void test_heartbeat_fail(void)
     }
     nl_close(&e);
 
+    /* the official init requires 0xB7 back: any other answer panics it */
+    fresh("hbanswer");
+    unsetenv("NITRO_SIM_HEARTBEAT");
+    if (launch(&e, false, 0, true)) {
+        tap_ok(nl_heartbeat_answer(&e, 5000, 0xB6, why, sizeof(why)) == 0 &&
+               nl_wait_hup(e.efd, 5000) &&
+               nl_log_count("\"result\":\"fail\"", "reply 0xb6",
+                            NULL) == 1 &&
+               nl_log_count("\"event\":\"stop\"",
+                            "\"reason\":\"heartbeat-failed\"", NULL) == 1,
+               "answered 0xB6: the enclave's init fails, it stops, POLLHUP");
+    } else {
+        tap_ok(false, "answered 0xB6: launch");
+    }
+    nl_close(&e);
+
     fresh("hbnone");
     setenv("NITRO_SIM_HEARTBEAT", "none", 1);
     if (launch(&e, false, 0, true)) {
@@ -665,7 +681,7 @@ int main(void)
     }
     eif_default(&spec);
     eif = eif_build(&spec, &eif_len);
-    tap_plan(38);
+    tap_plan(39);
     test_full_launch();
     test_heartbeat_fail();
     test_fd_close();
