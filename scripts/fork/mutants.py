@@ -41,6 +41,8 @@ LIFECYCLE = 'nitro-func-x86_64/nitro_lifecycle'
 EIF_UNIT = 'test-eif'
 QEMU_EIF = 'qemu-eif'
 SIM = ['nitro-sim-driver', 'nitro-sim-enclave']
+MEMORY = 'nitro-func-x86_64/nitro_memory'
+
 
 MUTANTS = [
     # The heartbeat, the console, the enclave's life
@@ -132,6 +134,21 @@ MUTANTS = [
     Mutant('output-not-removed', 'contrib/qemu-eif/output.c',
            '    if (tmp) {\n        unlink(tmp);\n    }',
            '    (void)tmp;', [QEMU_EIF]),
+
+    # Guest RAM as the parent has it
+    Mutant('preflight-skipped', 'hw/nitro/ram-plan.c',
+           'if (p.free < need) {', 'if (false) {', [ERRORS]),
+    Mutant('donations-unbounded', 'accel/nitro/nitro-driver.h',
+           '#define NITRO_DONATION_MAX (1ULL << 30)',
+           '#define NITRO_DONATION_MAX (1ULL << 40)', [MEMORY]),
+    Mutant('small-memory-allowed', 'hw/nitro/image.c',
+           'if (img->allow_small_memory || ms->ram_size >= min) {',
+           'if (true) {', [ERRORS]),
+    Mutant('ram-not-bound', 'hw/nitro/machine-ram.c',
+           '    if (node < 0) {\n        return true;\n    }\n'
+           '    if (node >= NITRO_MAX_NODES) {',
+           '    if (node >= 0) {\n        return true;\n    }\n'
+           '    if (node >= NITRO_MAX_NODES) {', [MEMORY]),
 
     # Driver errors and their hints
     Mutant('min-mem-hint', 'accel/nitro/nitro-driver.c',

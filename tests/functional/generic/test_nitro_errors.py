@@ -175,21 +175,21 @@ class NitroErrors(NitroTest):
         self.assert_driver_untouched()
 
     def test_hugepages_not_reserved(self):
-        # Nobody reserves 1 GiB pages on a test machine; the message says
-        # how many are missing and how to reserve them
-        d = '/sys/kernel/mm/hugepages/hugepages-1048576kB'
-        if not os.path.isdir(d):
-            self.skipTest('no 1 GiB huge pages on this host')
+        # More 2 MiB pages than are free on the pool's node (the
+        # simulator's node 0): the message says how many are missing and
+        # how to reserve them, before the driver sees anything
+        d = '/sys/devices/system/node/node0/hugepages/hugepages-2048kB'
         with open(f'{d}/free_hugepages') as f:
-            if int(f.read()) >= 2:
-                self.skipTest('2 GiB of 1 GiB huge pages are free')
+            free = int(f.read())
+        with open(f'{d}/nr_hugepages') as f:
+            total = int(f.read())
+        need = free + 16
         res = self.run_qemu('-accel', 'nitro', '-M',
-                            'nitro,hugepage-size=1G', '-m', '2G',
-                            '-kernel', self.make_eif())
-        self.assert_fails(res, 'needs 2 free 1 GiB huge pages')
-        # on the CPU pool's node (the simulator's node 0)
-        self.assertIn('> /sys/devices/system/node/node0/hugepages/'
-                      'hugepages-1048576kB/nr_hugepages', res.stderr)
+                            'nitro,hugepage-size=2M,allow-small-memory=on',
+                            '-m', f'{need * 2}M', '-kernel', self.make_eif())
+        self.assert_fails(res, f'needs {need} free 2 MiB huge pages, but '
+                          f'only {free} are free')
+        self.assertIn(f'echo {total + 16} > {d}/nr_hugepages', res.stderr)
         self.assert_driver_untouched()
 
     def test_non_hugetlb_backend(self):
@@ -293,21 +293,36 @@ class NitroErrors(NitroTest):
         self.assertIn('The pool had 2 CPUs free for this enclave; -smp 4 '
                       'asks for 4.', res.stderr)
 
-    def test_smp_not_full_cores(self):
-        res = self.nitro('-kernel', self.make_eif(), smp='3')
-        self.assert_fails(res, 'NE_ERR_FULL_CORES_NOT_USED')
-        self.assertIn('multiple of the threads per core', res.stderr)
+    # errno -> message and hint, each refusal caused through the simulator:
+    # (the simulator's settings, -smp, message, hint)
+    DRIVER_REFUSALS = [
+        ({}, '3',
+         'the vCPUs do not make up full CPU cores (NE_ERR_FULL_CORES_NOT_USED)',
+         'Use an -smp count that is a multiple of the threads per core '
+         '(usually 2).'),
+        ({'NITRO_SIM_MIN_MEM_MIB': '256'}, '2',
+         'the enclave has less than 64 MiB of memory '
+         '(NE_ERR_ENCLAVE_MEM_MIN_SIZE)',
+         'Use -m 64M or more.'),
+        ({'NITRO_SIM_NUMA_NODE': '1'}, '2',
+         'guest RAM is not on the NUMA node of the CPU pool '
+         '(NE_ERR_MEM_DIFFERENT_NUMA_NODE)',
+         'or bind QEMU to it with numactl --membind=N.'),
+        ({'NITRO_SIM_FAKE_PAGE_SIZE': str(64 * 1024)}, '2',
+         'guest RAM pages are not a multiple of 2 MiB '
+         '(NE_ERR_INVALID_PAGE_SIZE)',
+         "e.g. 'echo N > /proc/sys/vm/nr_hugepages' (2 MiB pages)"),
+    ]
 
-    def test_driver_min_mem(self):
-        self.sim_env['NITRO_SIM_MIN_MEM_MIB'] = '256'
-        res = self.nitro('-kernel', self.make_eif())
-        self.assert_fails(res, 'NE_ERR_ENCLAVE_MEM_MIN_SIZE')
-
-    def test_numa_node(self):
-        self.sim_env['NITRO_SIM_NUMA_NODE'] = '1'
-        res = self.nitro('-kernel', self.make_eif())
-        self.assert_fails(res, 'NE_ERR_MEM_DIFFERENT_NUMA_NODE')
-        self.assertIn('numactl', res.stderr)
+    def test_driver_refusals(self):
+        for env, smp, message, hint in self.DRIVER_REFUSALS:
+            with self.subTest(message=message):
+                saved = dict(self.sim_env)
+                self.sim_env.update(env)
+                res = self.nitro('-kernel', self.make_eif(), smp=smp)
+                self.sim_env = saved
+                self.assert_fails(res, message)
+                self.assertIn(hint, res.stderr)
 
     def test_max_regions(self):
         self.sim_env['NITRO_SIM_CONTIG'] = 'page'
@@ -318,12 +333,6 @@ class NitroErrors(NitroTest):
                       'of 2048 KiB', res.stderr)
         if os.path.isdir('/sys/kernel/mm/hugepages/hugepages-1048576kB'):
             self.assertIn('hugepage-size=1G', res.stderr)
-
-    def test_invalid_page_size(self):
-        self.sim_env['NITRO_SIM_FAKE_PAGE_SIZE'] = str(64 * 1024)
-        res = self.nitro('-kernel', self.make_eif())
-        self.assert_fails(res, 'NE_ERR_INVALID_PAGE_SIZE')
-        self.assertIn('nr_hugepages', res.stderr)
 
     def test_cid_in_use(self):
         # The first enclave runs until stopped
