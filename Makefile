@@ -1,7 +1,7 @@
 # The Nitro Enclaves fork of QEMU: build, test and export the overlay.
 # See README.md.
 
-.PHONY: all check demo patches install uninstall clean fuzz-eif bench
+.PHONY: all check demo patches check-series install uninstall clean fuzz-eif bench
 
 # Where `make install` puts the emulators, qemu-eif and the simulator:
 # DESTDIR/PREFIX (see scripts/fork/install.sh)
@@ -27,6 +27,10 @@ uninstall:
 
 patches:
 	scripts/fork/export-patches.sh
+
+# Build every commit of the exported series, one after the other
+check-series: patches
+	scripts/fork/check-series.sh
 
 clean:
 	rm -rf build
