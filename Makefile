@@ -29,7 +29,8 @@ patches:
 	scripts/fork/export-patches.sh
 
 # Build every commit of the exported series, one after the other
-check-series: patches
+check-series:
+	scripts/fork/export-patches.sh --no-checkpatch
 	scripts/fork/check-series.sh
 
 clean:
