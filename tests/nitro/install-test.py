@@ -93,13 +93,18 @@ def launch(root, cwd, target, eif, sim_dir):
     def console():
         with open(out) as f:
             return 'heartbeat ok' in f.read()
+    # Another launcher on the machine may hold vsock port 9000 for a
+    # while: the heartbeat device waits up to 60 s for it (port-wait)
+    found, booted, rc = [], False, None
     try:
-        found = wait_for(enclaves)
-        booted = wait_for(console)
+        found = wait_for(enclaves, timeout=90)
+        booted = wait_for(console, timeout=60)
         if len(found) == 1:
             subprocess.run([cli, 'stop', str(found[0]['cid'])], cwd=cwd,
                            env=cli_env, capture_output=True)
-        rc = qemu.wait(timeout=30)
+        rc = qemu.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        pass
     finally:
         if qemu.poll() is None:
             qemu.kill()
@@ -107,7 +112,7 @@ def launch(root, cwd, target, eif, sim_dir):
     with open(out) as f:
         text = f.read()
     return (len(found) == 1 and booted and rc == 0 and 'stopped' in text,
-            f'nitro-sim list: {found}\nexit {qemu.returncode}, output:\n' +
+            f'nitro-sim list: {found}\nexit {rc}, output:\n' +
             text[-1500:])
 
 
