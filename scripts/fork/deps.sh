@@ -22,10 +22,10 @@ build_pkgs="gcc make ninja-build python3 python3-venv pkg-config patch
 new_pkgs="meson python3-pycotap"
 # Tests; clang's libFuzzer runtime for the EIF fuzzer; SeaBIOS for the
 # x86 machines that QEMU's generic tests start (the +ds base has no
-# firmware: --firmwarepath finds Debian's); libvirt for the libvirt test;
-# Sphinx and its theme for the manual.
+# firmware: --firmwarepath finds Debian's); libvirt, virt-install and
+# adduser for the libvirt tests; Sphinx and its theme for the manual.
 test_pkgs="valgrind clang libclang-rt-dev seabios libvirt-daemon
-    libvirt-daemon-driver-qemu libvirt-clients
+    libvirt-daemon-driver-qemu libvirt-clients virtinst adduser
     python3-sphinx python3-sphinx-rtd-theme"
 
 codename=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")

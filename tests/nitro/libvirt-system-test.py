@@ -7,9 +7,10 @@
 # console and simulator directories owned by libvirt-qemu, the
 # documented domain XML with the simulator's <qemu:env>, then virsh
 # define, start, the CID and PCRs with qemu-monitor-command, a changed
-# XML re-defined thanks to its <uuid>, destroy.  QEMU runs as libvirt-qemu
-# in its own mount namespace (its own /dev), its output goes through
-# virtlogd.
+# XML re-defined thanks to its <uuid>, destroy; then virt-install
+# --import and virt-xml with the documented command lines.  QEMU runs as
+# libvirt-qemu in its own mount namespace (its own /dev), its output goes
+# through virtlogd.
 #
 # Installing libvirt-daemon-system would upgrade system packages here
 # (systemd), so the test runs in a private root instead: in new mount
@@ -274,11 +275,64 @@ def run_domain(arch, described):
     virsh('undefine', DOMAIN)
 
 
+def virt_install_cmd(arch):
+    """The virt-install command line of docs/system/nitro.rst."""
+    console = '/var/log/nitro/nitro-vi.console'
+    cmd = ['virt-install', '--connect', URI, '--name', 'nitro-vi',
+           '--import', '--osinfo', 'detect=off,require=off',
+           '--arch', arch, '--machine', 'nitro', '--virt-type', 'qemu',
+           '--memory', '512', '--vcpus', '2',
+           '--memorybacking', 'hugepages=on,source.type=memfd',
+           '--boot', f'kernel={EIF}',
+           '--controller', 'usb,model=none', '--memballoon', 'none',
+           '--network', 'none', '--graphics', 'none', '--console', 'none',
+           '--disk', 'none', '--events', 'on_reboot=destroy',
+           '--xml', 'xpath.delete=./pm',
+           '--qemu-commandline',
+           '-accel nitro,debug-mode=on -device nitro-heartbeat '
+           f'-chardev file,id=enclave-console,path={console} '
+           '-device nitro-serial-vsock,chardev=enclave-console',
+           '--qemu-commandline', f'env=LD_PRELOAD={SIM_LIB}',
+           '--qemu-commandline', f'env=NITRO_SIM_DIR={SIM_DIR}',
+           '--noautoconsole']
+    if arch == 'x86_64':
+        cmd += ['--features', 'acpi=on',
+                '--xml', "./clock/timer[@name='hpet']/@present=yes"]
+    return cmd
+
+
+def run_virt_install(arch):
+    if not shutil.which('virt-install'):
+        tap(True, 'virt-install --import # SKIP virtinst is not installed')
+        return
+    res = run(*virt_install_cmd(arch), check=False, timeout=300)
+    tap(res.returncode == 0 and
+        virsh('domstate', 'nitro-vi').stdout.strip() == 'running',
+        'virt-install --import creates and starts a nitro domain',
+        res.stdout + res.stderr)
+    starts = wait_for(lambda: events('start')[1:])
+    tap(len(starts) == 1 and starts[0]['mem_size'] == 512 << 20,
+        'its enclave has 512 MiB', str(starts))
+    virsh('destroy', 'nitro-vi')
+
+    res = run('virt-xml', '--connect', URI, 'nitro-vi', '--edit',
+              '--memory', 'memory=256,currentMemory=256', check=False)
+    virsh('start', 'nitro-vi')
+    starts = wait_for(lambda: events('start')[2:])
+    tap(res.returncode == 0 and len(starts) == 1 and
+        starts[0]['mem_size'] == 256 << 20,
+        'virt-xml --memory memory=256,currentMemory=256 gives it 256 MiB',
+        res.stdout + res.stderr + str(starts))
+    virsh('destroy', 'nitro-vi')
+    virsh('undefine', 'nitro-vi')
+
+
 def inside(arch, tmp, top):
     private_root(tmp, top)
     described = prepare(arch, top)
     if start_daemons():
         run_domain(arch, described)
+        run_virt_install(arch)
 
 
 def main():
