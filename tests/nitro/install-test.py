@@ -83,10 +83,12 @@ def launch(root, cwd, target, eif, sim_dir):
                                 stdout=f, stderr=subprocess.STDOUT)
 
     def enclaves():
+        """the running enclaves (not one still being set up, without CID)"""
         res = subprocess.run([cli, 'list'], cwd=cwd, env=cli_env,
                              capture_output=True, text=True)
         try:
-            return json.loads(res.stdout)
+            return [e for e in json.loads(res.stdout)
+                    if e.get('state') == 'running']
         except ValueError:
             return []
 
