@@ -85,7 +85,7 @@ configured=
 n=0
 for c in "${commits[@]}"; do
     n=$((n + 1))
-    subject=$(git -C "$repo" log -1 --format=%s "$c")
+    subject=$(git -C "$src" log -1 --format=%s "$c")
     git -C "$src" checkout -q "$c"
     mapfile -t cargs < <(commit_args)
     start=$(date +%s)
