@@ -16,7 +16,10 @@
 # (systemd), so the test runs in a private root instead: in new mount
 # and PID namespaces, /etc, /var and /usr/local are overlays whose
 # changes stay in a temporary directory, /run is a tmpfs; the daemons
-# die with the namespace.  Nothing of the system changes.
+# die with the namespace.  Nothing of the system changes.  make install
+# runs outside (make may install build dependencies with apt, which must
+# not land half in an overlay), into a DESTDIR that the private root's
+# /usr/local shows.
 #
 # Usage: libvirt-system-test.py ARCH, with QEMU_BUILD_ROOT set (the
 # fork's build/obj: the checkout is two levels up).  TAP output; skipped
@@ -138,27 +141,42 @@ def domain_xml(arch, memory_mib=None):
     return ET.tostring(dom, encoding='unicode')
 
 
-def private_root(tmp, top):
-    """Overlays over /etc, /var and /usr/local, a tmpfs on /run."""
+def make_install(tmp, top):
+    """make install (PREFIX=/usr/local), outside the private root, where
+    make may install build dependencies; into a DESTDIR that becomes
+    part of the private root's /usr/local."""
+    res = run('make', '-C', top, '--no-print-directory', 'install',
+              'DESTDIR=' + os.path.join(tmp, 'installed'), check=False,
+              stdin=subprocess.DEVNULL, timeout=900)
+    with open(os.path.join(tmp, 'make-install.log'), 'w') as f:
+        f.write(f'exit {res.returncode}\n{res.stdout[-1500:]}'
+                f'{res.stderr[-1500:]}')
+
+
+def private_root(tmp):
+    """Overlays over /etc, /var and /usr/local (with what make install
+    installed), a tmpfs on /run."""
     for d in ('/etc', '/var', '/usr/local'):
         up = os.path.join(tmp, 'upper' + d.replace('/', '-'))
         work = os.path.join(tmp, 'work' + d.replace('/', '-'))
         os.makedirs(up)
         os.makedirs(work)
+        lower = d
+        installed = os.path.join(tmp, 'installed' + d)
+        if os.path.isdir(installed):
+            lower = f'{installed}:{d}'
         run('mount', '-t', 'overlay', 'overlay', '-o',
-            f'lowerdir={d},upperdir={up},workdir={work}', d)
+            f'lowerdir={lower},upperdir={up},workdir={work}', d)
     run('mount', '-t', 'tmpfs', 'tmpfs', '/run')
 
 
-def prepare(arch, top):
+def prepare(arch, tmp):
     """What the chapter asks for, before libvirtd starts."""
-    # make install, as documented (PREFIX=/usr/local)
-    res = run('make', '-C', top, '--no-print-directory', 'install',
-              check=False, stdin=subprocess.DEVNULL, timeout=900)
-    tap(res.returncode == 0 and
+    with open(os.path.join(tmp, 'make-install.log')) as f:
+        log = f.read()
+    tap(log.startswith('exit 0') and
         os.path.exists(f'/usr/local/bin/qemu-system-{arch}'),
-        f'make install puts qemu-system-{arch} in /usr/local/bin',
-        res.stdout[-1500:] + res.stderr[-1500:])
+        f'make install puts qemu-system-{arch} in /usr/local/bin', log)
 
     # What Debian's libvirt-daemon-system creates (its postinst)
     run('addgroup', '--quiet', '--system', 'libvirt')
@@ -327,16 +345,16 @@ def run_virt_install(arch):
     virsh('undefine', 'nitro-vi')
 
 
-def inside(arch, tmp, top):
-    private_root(tmp, top)
-    described = prepare(arch, top)
+def inside(arch, tmp):
+    private_root(tmp)
+    described = prepare(arch, tmp)
     if start_daemons():
         run_domain(arch, described)
         run_virt_install(arch)
 
 
 def main():
-    if len(sys.argv) == 5 and sys.argv[1] == '--inside':
+    if len(sys.argv) == 4 and sys.argv[1] == '--inside':
         try:
             inside(*sys.argv[2:])
         except Skip as e:
@@ -366,10 +384,11 @@ def main():
     top = os.path.dirname(os.path.dirname(os.environ['QEMU_BUILD_ROOT']))
     tmp = tempfile.mkdtemp(prefix='nitro-lvsys-')
     try:
+        make_install(tmp, top)
         res = subprocess.run(['unshare', '--mount', '--propagation',
                               'private', '--pid', '--fork', '--mount-proc',
                               sys.executable, os.path.abspath(__file__),
-                              '--inside', arch, tmp, top],
+                              '--inside', arch, tmp],
                              stdin=subprocess.DEVNULL, timeout=1200)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
