@@ -53,6 +53,7 @@ tap "$([ -z "$bad" ] && [ -n "$(ls "$out")" ]; echo $?)" \
 # The last commit is the tree that make builds (build/tree), but for
 # MAINTAINERS, which only the export changes.
 diffs=$(diff -rq --no-dereference -x .git -x '.fork-*' -x '*.orig' \
+            -x __pycache__ \
             "$repo" "$tree" 2>&1 | grep -v "^Files $repo/MAINTAINERS and ")
 tap "$([ -z "$diffs" ]; echo $?)" \
     "the series ends in the tree that make builds" "$diffs"
