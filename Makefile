@@ -1,7 +1,12 @@
 # The Nitro Enclaves fork of QEMU: build, test and export the overlay.
 # See README.md.
 
-.PHONY: all check demo patches clean fuzz-eif bench
+.PHONY: all check demo patches check-series install uninstall clean fuzz-eif bench
+
+# Where `make install` puts the emulators, qemu-eif and the simulator:
+# DESTDIR/PREFIX (see scripts/fork/install.sh)
+PREFIX ?= /usr/local
+DESTDIR ?=
 
 all:
 	scripts/fork/build.sh
@@ -14,8 +19,19 @@ check:
 demo: all
 	python3 scripts/fork/demo.py
 
+install: all
+	PREFIX='$(PREFIX)' DESTDIR='$(DESTDIR)' scripts/fork/install.sh
+
+uninstall:
+	PREFIX='$(PREFIX)' DESTDIR='$(DESTDIR)' scripts/fork/install.sh --uninstall
+
 patches:
 	scripts/fork/export-patches.sh
+
+# Build every commit of the exported series, one after the other
+check-series:
+	scripts/fork/export-patches.sh --no-checkpatch
+	scripts/fork/check-series.sh
 
 clean:
 	rm -rf build

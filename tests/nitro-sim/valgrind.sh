@@ -27,7 +27,8 @@ if [ $rc -eq 77 ]; then
     exit 0
 fi
 case $out in
-*'"launch": "ok"'*'"console": "ok"'*) echo "ok 1 - launch, heartbeat and console under valgrind" ;;
+*'"launch": "ok"'*'"console": "ok"'*)
+    echo "ok 1 - launch, heartbeat and console under valgrind" ;;
 *) echo "not ok 1 - launch under valgrind: rc $rc: $out" ;;
 esac
 if [ $rc -eq 0 ] && [ ! -s "$dir/valgrind.log" ]; then
