@@ -1,11 +1,7 @@
 /*
  * qemu-eif: write an output file whole or not at all
  *
- * Copyright (c) 2026 Nitro Enclaves for QEMU contributors
- *
- * This work is licensed under the terms of the GNU GPL, version 2 or
- * (at your option) any later version.  See the COPYING file in the
- * top-level directory.
+ * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
 #ifndef QEMU_EIF_OUTPUT_H

@@ -7,11 +7,7 @@
  * (guest RAM, or a file through a small buffer) and computing the CRC on
  * the way - of the image, and of each section for eif_measure_inputs().
  *
- * Copyright (c) 2026 Nitro Enclaves for QEMU contributors
- *
- * This work is licensed under the terms of the GNU GPL, version 2 or
- * (at your option) any later version.  See the COPYING file in the
- * top-level directory.
+ * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
 #include "qemu/osdep.h"

@@ -9,11 +9,7 @@
  *   eif-read.c      streaming reader of an image from a file descriptor
  *   eif-build.c     the builder, to memory or to a file descriptor
  *
- * Copyright (c) 2026 Nitro Enclaves for QEMU contributors
- *
- * This work is licensed under the terms of the GNU GPL, version 2 or
- * (at your option) any later version.  See the COPYING file in the
- * top-level directory.
+ * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
 #ifndef HW_CORE_EIF_INTERNAL_H

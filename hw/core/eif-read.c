@@ -6,11 +6,7 @@
  * handing each section's data to its caller on the way.  The checks and
  * their errors are the validator's (eif-parse.c).
  *
- * Copyright (c) 2026 Nitro Enclaves for QEMU contributors
- *
- * This work is licensed under the terms of the GNU GPL, version 2 or
- * (at your option) any later version.  See the COPYING file in the
- * top-level directory.
+ * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
 #include "qemu/osdep.h"

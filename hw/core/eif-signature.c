@@ -10,11 +10,7 @@
  * and fuzzed: definite lengths only, nesting limited.  The signature
  * itself is not verified: attestation does that.
  *
- * Copyright (c) 2026 Nitro Enclaves for QEMU contributors
- *
- * This work is licensed under the terms of the GNU GPL, version 2 or
- * (at your option) any later version.  See the COPYING file in the
- * top-level directory.
+ * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
 #include "qemu/osdep.h"

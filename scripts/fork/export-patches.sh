@@ -130,7 +130,11 @@ for i in "${!lines[@]}"; do
     for f in "${overlay[@]}"; do
         [ "${owner[$f]}" = "$i" ] || continue
         files+=("$f")
-        mpatterns+=("$(maintainers_pattern "$f")")
+        # Headers imported from Linux keep their own maintainers
+        case $f in
+        include/standard-headers/*) ;;
+        *) mpatterns+=("$(maintainers_pattern "$f")") ;;
+        esac
     done
     for f in "${files[@]}"; do
         mkdir -p "$repo/$(dirname "$f")"

@@ -34,6 +34,17 @@ tap() {
     fi
 }
 
+# A machine without a git identity (a fresh CI machine) gets one for
+# this test: what is checked is that the series carries the identity
+# that git has
+if [ -z "$(git -C "$top" config user.name)" ] ||
+   [ -z "$(git -C "$top" config user.email)" ]; then
+    export GIT_CONFIG_COUNT=2
+    export GIT_CONFIG_KEY_0=user.name GIT_CONFIG_VALUE_0='Series Test'
+    export GIT_CONFIG_KEY_1=user.email
+    export GIT_CONFIG_VALUE_1=series-test@example.invalid
+fi
+
 log=$("$top/scripts/fork/export-patches.sh" 2>&1)
 tap $? "make patches exports the series and checkpatch passes on it" "$log"
 
@@ -74,6 +85,8 @@ tap "$([ -z "$gen" ]; echo $?)" \
 
 added=$(cd "$repo" && git diff --name-only --diff-filter=A "$first" HEAD)
 uncovered=$(cd "$repo" && for f in $added; do
+    # headers imported from Linux keep QEMU's maintainers of those
+    case $f in include/standard-headers/*) continue ;; esac
     perl scripts/get_maintainer.pl --no-git-fallback --no-rolestats \
         -f "$f" 2>/dev/null | grep -qF "$email" || echo "$f"
 done)

@@ -219,7 +219,8 @@ def main():
         # -icount: see contrib/nitro-sim/boot.c (a loaded host otherwise
         # breaks the kernel's TSC calibration)
         qemu = subprocess.Popen([QEMU, '-M', 'nitro-enclave,vsock=c0,acpi=on',
-                                 '-icount', 'shift=1', '-m', '512M', '-smp', '2', '-nodefaults',
+                                 '-icount', 'shift=1', '-m', '512M',
+                                 '-smp', '2', '-nodefaults',
                                  '-display', 'none', '-no-reboot',
                                  '-chardev', f'socket,id=c0,path={vhost}',
                                  '-global', 'virtio-mmio.force-legacy=false',

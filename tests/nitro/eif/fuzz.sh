@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Fuzz the EIF parser (hw/core/eif*.c) with libFuzzer under ASan and UBSan.
 #
 #   fuzz.sh [--source DIR] [--build DIR] [--qemu-eif PATH]
@@ -55,7 +56,8 @@ mkdir -p "$out"
     -fno-sanitize-recover=undefined -std=gnu11 -D_GNU_SOURCE \
     -D_FILE_OFFSET_BITS=64 -Wno-unused-command-line-argument \
     -iquote "$build" -iquote "$src" -iquote "$src/include" \
-    -iquote "$src/host/include/$(uname -m)" -iquote "$src/host/include/generic" \
+    -iquote "$src/host/include/$(uname -m)" \
+    -iquote "$src/host/include/generic" \
     -isystem "$src/linux-headers" \
     $(pkg-config --cflags --libs glib-2.0 zlib) \
     "$src"/hw/core/eif*.c "$here/fuzz-eif.c" \

@@ -33,6 +33,11 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
+# The tests run the copy in build/tree: cache in the checkout's download/
+# all the same, so that build/tree stays the base plus the overlay
+if os.path.basename(TOP) == 'tree' and \
+   os.path.basename(os.path.dirname(TOP)) == 'build':
+    TOP = os.path.dirname(os.path.dirname(TOP))
 CMDLINE = ('reboot=k panic=30 pci=off nomodules console=ttyS0 i8042.noaux '
            'i8042.nomux i8042.nopnp i8042.dumbkbd random.trust_cpu=on')
 # what init loads: the transport of the command-line devices and vsock
