@@ -1,7 +1,8 @@
 # The Nitro Enclaves fork of QEMU: build, test and export the overlay.
 # See README.md.
 
-.PHONY: all check demo patches check-series install uninstall clean fuzz-eif bench
+.PHONY: all check demo patches check-series install uninstall clean fuzz-eif \
+	bench mutants
 
 # Where `make install` puts the emulators, qemu-eif and the simulator:
 # DESTDIR/PREFIX (see scripts/fork/install.sh)
@@ -43,3 +44,8 @@ fuzz-eif: all
 # Launch time and memory for 16 MiB to 1 GiB images, on the simulator
 bench: all
 	python3 tests/bench/nitro-launch-bench.py build
+
+# Does a test fail when what it covers breaks?  One single-point change
+# of the overlay at a time (scripts/fork/mutants.py), and its tests
+mutants: all
+	python3 scripts/fork/mutants.py
