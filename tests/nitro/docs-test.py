@@ -23,19 +23,9 @@ import subprocess
 import sys
 import tempfile
 
-count = 0
-failed = 0
+from taptest import Tap
 
-
-def tap(ok, what, diag=''):
-    global count, failed
-    count += 1
-    failed += not ok
-    print(f'{"ok" if ok else "not ok"} {count} - {what}')
-    for line in diag.splitlines()[:60]:
-        print(f'# {line}')
-    sys.stdout.flush()
-    return ok
+tap = Tap()
 
 
 def our_files(top, tree):
@@ -70,8 +60,7 @@ def main():
         tap(False, 'Sphinx and its Read the Docs theme are installed',
             f'{e}: install python3-sphinx and python3-sphinx-rtd-theme '
             '(scripts/fork/deps.sh does, as root)')
-        print(f'1..{count}')
-        return 1
+        return tap.plan()
 
     out = tempfile.mkdtemp(prefix='nitro-docs-')
     try:
@@ -119,8 +108,7 @@ def main():
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
-    print(f'1..{count}')
-    return 1 if failed else 0
+    return tap.plan()
 
 
 if __name__ == '__main__':

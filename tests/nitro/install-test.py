@@ -17,11 +17,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
     os.path.dirname(os.path.abspath(__file__)))), 'tests', 'functional'))
 from qemu_test.nitro import reserve_hugepages  # noqa: E402
+from taptest import Tap, wait_for  # noqa: E402
 
 PREFIX = '/opt/qemu-nitro'
 TARGETS = ['x86_64', 'aarch64']
@@ -29,19 +29,7 @@ INSTALLED = (['bin/qemu-system-' + t for t in TARGETS] +
              ['bin/qemu-eif', 'bin/nitro-sim',
               'lib/nitro-sim/libnitro-sim.so'])
 
-count = 0
-failed = 0
-
-
-def tap(ok, what, diag=''):
-    global count, failed
-    count += 1
-    failed += not ok
-    print(f'{"ok" if ok else "not ok"} {count} - {what}')
-    for line in diag.splitlines():
-        print(f'# {line}')
-    sys.stdout.flush()
-    return ok
+tap = Tap(max_diag=None)
 
 
 def make(top, *args):
@@ -53,16 +41,6 @@ def make(top, *args):
 def files_under(root):
     return sorted(os.path.relpath(os.path.join(d, f), root)
                   for d, _, fs in os.walk(root) for f in fs)
-
-
-def wait_for(what, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = what()
-        if found:
-            return found
-        time.sleep(0.1)
-    return what()
 
 
 def launch(root, cwd, target, eif, sim_dir):
@@ -197,8 +175,7 @@ def main():
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    print(f'1..{count}')
-    return 1 if failed else 0
+    return tap.plan()
 
 
 if __name__ == '__main__':

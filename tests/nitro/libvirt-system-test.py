@@ -29,13 +29,13 @@
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import xml.etree.ElementTree as ET
+
+from taptest import Tap, wait_for
 
 QEMU_NS = 'http://libvirt.org/schemas/domain/qemu/1.0'
 DOMAIN = 'nitro-app'
@@ -59,24 +59,13 @@ cgroup_device_acl = [
 cgroup_controllers = [ ]
 '''
 
-count = 0
-failed = 0
+# printed at the end, unless the test turns out to be skipped
 results = []
+tap = Tap(out=results.append, max_diag=40)
 
 
 class Skip(Exception):
     pass
-
-
-def tap(ok, what, diag=''):
-    """Record a result; they are printed at the end, unless the test turns
-    out to be skipped."""
-    global count, failed
-    count += 1
-    failed += not ok
-    results.append(f'{"ok" if ok else "not ok"} {count} - {what}')
-    results.extend(f'# {line}' for line in str(diag).splitlines()[:40])
-    return ok
 
 
 def skip(reason):
@@ -106,16 +95,6 @@ def qmp(command, **arguments):
     if res.returncode:
         raise RuntimeError(res.stderr)
     return json.loads(res.stdout)['return']
-
-
-def wait_for(what, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = what()
-        if found:
-            return found
-        time.sleep(0.2)
-    return what()
 
 
 def events(kind):
@@ -362,8 +341,7 @@ def main():
         except Exception as e:  # pylint: disable=broad-except
             tap(False, f'{type(e).__name__}: {e}')
         print('\n'.join(results))
-        print(f'1..{count}')
-        return 1 if failed or not count else 0
+        return tap.plan()
 
     arch = sys.argv[1] if len(sys.argv) == 2 else ''
     if arch not in ('x86_64', 'aarch64'):

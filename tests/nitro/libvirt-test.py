@@ -35,6 +35,7 @@ import time
 import xml.etree.ElementTree as ET
 
 from qemu_test.nitro import reserve_hugepages
+from taptest import wait_for
 
 QEMU_NS = 'http://libvirt.org/schemas/domain/qemu/1.0'
 PACKAGES = ['libvirt-daemon', 'libvirt-daemon-driver-qemu', 'libvirt-clients']
@@ -159,16 +160,6 @@ def qmp_or_none(virsh, command, **arguments):
         return virsh.qmp(command, **arguments)
     except RuntimeError:
         return None
-
-
-def wait_for(what, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = what()
-        if found:
-            return found
-        time.sleep(0.1)
-    return what()
 
 
 def domain_xml(arch, emulator, eif, console, sim_lib, sim_dir, **env):

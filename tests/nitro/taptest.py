@@ -1,0 +1,43 @@
+# Helpers of the stand-alone tests in tests/nitro/: numbered TAP results,
+# and waiting for a condition.
+#
+# SPDX-License-Identifier: GPL-2.0-or-later
+
+import time
+
+
+class Tap:
+    """Numbered TAP results, each with up to @max_diag lines of diagnosis.
+    They go to @out (print, or a list's append to print them later)."""
+
+    def __init__(self, out=print, max_diag=60):
+        self.count = 0
+        self.failed = 0
+        self.out = out
+        self.max_diag = max_diag
+
+    def __call__(self, ok, what, diag=''):
+        self.count += 1
+        self.failed += not ok
+        self.out(f'{"ok" if ok else "not ok"} {self.count} - {what}')
+        for line in str(diag).splitlines()[:self.max_diag]:
+            self.out(f'# {line}')
+        return ok
+
+    def plan(self):
+        """Print the plan; the exit status: 1 when a result failed or
+        there was none"""
+        print(f'1..{self.count}')
+        return 1 if self.failed or not self.count else 0
+
+
+def wait_for(what, timeout=30, step=0.1):
+    """What @what returns once it is true, or its last answer after
+    @timeout seconds"""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = what()
+        if found:
+            return found
+        time.sleep(step)
+    return what()
