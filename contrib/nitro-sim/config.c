@@ -330,6 +330,10 @@ bool sim_config_load(SimConfig *cfg, char *err, size_t errlen)
         return false;
     }
     cfg->lifetime_ms = x;
+    if (!env_u64("NITRO_SIM_CONSOLE_TAIL_MS", 0, 60000, &x, err, errlen)) {
+        return false;
+    }
+    cfg->console_tail_ms = x;
     v = getenv("NITRO_SIM_HEARTBEAT");
     if (!v || !*v || !strcmp(v, "ok")) {
         cfg->heartbeat = SIM_HB_OK;

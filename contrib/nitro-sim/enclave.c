@@ -7,7 +7,9 @@
  * the debug console at (0, cid + 10000) (the whole log to each client,
  * then new lines), runs for NITRO_SIM_LIFETIME_MS or until stopped, and
  * on stop closes the console (EOF) and the write end of the enclave fd's
- * pipe (POLLHUP).  A control socket lets `nitro-sim stop CID` stop it.
+ * pipe (POLLHUP); NITRO_SIM_CONSOLE_TAIL_MS delays the console's last line
+ * and EOF past the POLLHUP.  A control socket lets `nitro-sim stop CID`
+ * stop it.
  *
  * Copyright (c) 2025 Nitro Enclaves for QEMU authors
  *
@@ -160,9 +162,96 @@ static void log_heartbeat(SimEnclave *e, const char *result,
                detail);
 }
 
+/*
+ * The console's last bytes, delivered NITRO_SIM_CONSOLE_TAIL_MS after the
+ * enclave stopped (after its POLLHUP), as a hypervisor may still have
+ * them in flight: a launcher must read the console to EOF.
+ */
+typedef struct SimConsoleTail {
+    int *fds;
+    int nfds;
+    char *bytes;
+    size_t len;
+    unsigned delay_ms;
+} SimConsoleTail;
+
+static void *console_tail_main(void *opaque)
+{
+    SimConsoleTail *t = opaque;
+    struct timespec ts = { .tv_sec = t->delay_ms / 1000,
+                           .tv_nsec = (t->delay_ms % 1000) * 1000000L };
+    int i;
+
+    while (nanosleep(&ts, &ts) && errno == EINTR) {
+        /* the rest of the delay */
+    }
+    for (i = 0; i < t->nfds; i++) {
+        send_all(t->fds[i], t->bytes, t->len);
+        sim_real.close(t->fds[i]);
+    }
+    free(t->fds);
+    free(t->bytes);
+    free(t);
+    return NULL;
+}
+
+/* lock held: hand the console clients over to a tail thread, or NULL */
+static SimConsoleTail *console_tail_take(SimEnclave *e)
+{
+    SimConsoleTail *t;
+    SimJson j;
+
+    if (!e->cfg.console_tail_ms || !e->nclients) {
+        return NULL;
+    }
+    t = calloc(1, sizeof(*t));
+    if (!t) {
+        return NULL;
+    }
+    t->fds = e->clients;
+    t->nfds = e->nclients;
+    t->delay_ms = e->cfg.console_tail_ms;
+    e->clients = NULL;
+    e->nclients = 0;
+    sim_json_begin(&j, "console");
+    sim_json_u64(&j, "cid", e->cid);
+    sim_json_u64(&j, "port", e->cid + SIM_CONSOLE_PORT_BASE);
+    sim_json_str(&j, "state", "tail");
+    sim_json_u64(&j, "clients", t->nfds);
+    sim_json_u64(&j, "delay_ms", t->delay_ms);
+    sim_json_emit(&j, &e->cfg);
+    return t;
+}
+
+/* lock held: send @len bytes at @p to the tail's clients, later */
+static void console_tail_start(SimConsoleTail *t, const char *p, size_t len)
+{
+    pthread_attr_t attr;
+    pthread_t thread;
+    bool started = false;
+
+    t->bytes = malloc(len ? len : 1);
+    if (t->bytes && len) {
+        memcpy(t->bytes, p, len);
+        t->len = len;
+    }
+    if (t->bytes) {
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        started = !pthread_create(&thread, &attr, console_tail_main, t);
+        pthread_attr_destroy(&attr);
+    }
+    if (!started) {
+        t->delay_ms = 0;    /* no thread: at once */
+        console_tail_main(t);
+    }
+}
+
 /* lock held: everything that makes the enclave stopped */
 static void do_stop(SimEnclave *e, const char *reason)
 {
+    SimConsoleTail *tail = console_tail_take(e);
+    size_t from = e->con_len;
     SimJson j;
 
     if (e->cfg.boot == SIM_BOOT_QEMU) {
@@ -172,6 +261,9 @@ static void do_stop(SimEnclave *e, const char *reason)
         }
     }
     con(e, "nitro-sim: enclave stopped (%s)", reason);
+    if (tail) {
+        console_tail_start(tail, e->con_buf + from, e->con_len - from);
+    }
     sim_json_begin(&j, "stop");
     sim_json_u64(&j, "cid", e->cid);
     sim_json_u64(&j, "slot_uid", e->slot);

@@ -56,6 +56,7 @@ typedef struct SimConfig {
     int heartbeat;                  /* NITRO_SIM_HEARTBEAT */
     unsigned heartbeat_timeout_ms;  /* NITRO_SIM_HEARTBEAT_TIMEOUT_MS */
     uint64_t lifetime_ms;           /* NITRO_SIM_LIFETIME_MS */
+    unsigned console_tail_ms;       /* NITRO_SIM_CONSOLE_TAIL_MS */
     int arch;                       /* NITRO_SIM_ARCH */
     int numa_node;                  /* NITRO_SIM_NUMA_NODE, -1: no check */
     uint64_t fake_page_size;        /* NITRO_SIM_FAKE_PAGE_SIZE, 0: none */

@@ -105,8 +105,8 @@ MUTANTS = [
 
     # The image
     Mutant('image-offset', 'hw/nitro/image.c',
-           'memory_region_get_ram_ptr(ms->ram) + offset;',
-           'memory_region_get_ram_ptr(ms->ram);', [LAUNCH]),
+           'uint8_t *dst = nitro_ram_host(ms) + offset;',
+           'uint8_t *dst = nitro_ram_host(ms);', [LAUNCH]),
     Mutant('initrd-list', 'hw/nitro/image.c',
            'g_strsplit(ms->initrd_filename, ":", -1);',
            'g_strsplit(ms->initrd_filename, ",", -1);', [LAUNCH]),
@@ -130,7 +130,7 @@ MUTANTS = [
            '        return -1;',
            '    if (false) {\n'
            '        error_setg(errp, "%s: %s", path, eif_file_kind(st.st_mode));\n'
-           '        return -1;', [ERRORS, QEMU_EIF]),
+           '        return -1;', [ERRORS, QEMU_EIF, EIF_UNIT]),
     Mutant('output-not-removed', 'contrib/qemu-eif/output.c',
            '    if (tmp) {\n        unlink(tmp);\n    }',
            '    (void)tmp;', [QEMU_EIF]),

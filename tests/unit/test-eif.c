@@ -11,6 +11,7 @@
 #include <zlib.h>
 #include <gnutls/crypto.h>
 #include <gnutls/x509.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
@@ -883,17 +884,29 @@ static void specials_free(TSpecial sp[5])
     }
 }
 
-/* Only regular files are opened: never a FIFO (which would block) */
+/*
+ * Only regular files are opened: never a FIFO (which would block) nor a
+ * device (opening some has side effects).  inotify sees whether the
+ * FIFO and the block device node were opened at all, even if they were
+ * refused afterwards.
+ */
 static void test_open_file(void)
 {
     g_autofree char *missing = g_build_filename(tmpdir, "missing", NULL);
     g_autofree char *regular = write_file("regular", "abc", 3);
+    struct inotify_event ev;
     TSpecial sp[5];
     Error *err = NULL;
     char buf[4];
-    int fd;
+    int fd, in;
 
     specials_init(sp);
+    in = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    g_assert_cmpint(in, >=, 0);
+    g_assert_cmpint(inotify_add_watch(in, sp[0].path, IN_OPEN), >=, 0);
+    if (sp[4].path) {
+        g_assert_cmpint(inotify_add_watch(in, sp[4].path, IN_OPEN), >=, 0);
+    }
     for (unsigned i = 0; i < ARRAY_SIZE(sp); i++) {
         g_autofree char *expected = NULL;
 
@@ -906,6 +919,9 @@ static void test_open_file(void)
         error_free(err);
         err = NULL;
     }
+    g_assert_cmpint(read(in, &ev, sizeof(ev)), ==, -1);
+    g_assert_cmpint(errno, ==, EAGAIN);
+    close(in);
     g_assert_cmpint(eif_open_file(missing, &err), ==, -1);
     g_assert_nonnull(strstr(error_get_pretty(err), "cannot open"));
     error_free(err);

@@ -354,6 +354,34 @@ class NitroLifecycle(NitroTest):
                 got = f.read()
             self.assertIn(b'Kernel panic - not syncing', got, f'run {i}')
 
+    def console_after_stop(self, out):
+        with open(out, 'rb') as f:
+            got = f.read()
+        self.assertIn(b'Kernel command line', got)
+        return got
+
+    def test_console_read_to_eof_after_a_failed_boot(self):
+        # The hypervisor delivers the console's last line after POLLHUP
+        self.sim_env['NITRO_SIM_HEARTBEAT'] = 'bad'
+        self.sim_env['NITRO_SIM_CONSOLE_TAIL_MS'] = '500'
+        out = self.scratch_file('console.log')
+        res = self.nitro('-serial', f'file:{out}')
+        self.assertEqual(res.returncode, 1, res.stderr)
+        self.assertIn(b'nitro-sim: enclave stopped (heartbeat-failed)\n',
+                      self.console_after_stop(out))
+        self.assertEqual(self.events('console')[-1]['state'], 'tail')
+
+    def test_console_read_to_eof_after_power_down(self):
+        self.sim_env['NITRO_SIM_CONSOLE_TAIL_MS'] = '500'
+        out = self.scratch_file('console.log')
+        self.launch('-serial', f'file:{out}')
+        self.wait_for(lambda: self.heartbeats('ok'))
+        self.vm.cmd('system_powerdown')
+        self.vm.wait(timeout=10)
+        self.assertEqual(self.vm.exitcode(), 0)
+        self.assertIn(b'nitro-sim: enclave stopped (fd-closed)\n',
+                      self.console_after_stop(out))
+
 
 if __name__ == '__main__':
     NitroTest.main()
