@@ -42,6 +42,8 @@ EIF_UNIT = 'test-eif'
 QEMU_EIF = 'qemu-eif'
 SIM = ['nitro-sim-driver', 'nitro-sim-enclave']
 MEMORY = 'nitro-func-x86_64/nitro_memory'
+BOOT = 'nitro-func-x86_64/nitro_boot'
+VHOST_VSOCK = 'nitro-vhost-user-vsock'
 
 
 MUTANTS = [
@@ -63,6 +65,9 @@ MUTANTS = [
     Mutant('console-port', 'hw/nitro/serial-vsock.c',
            '#define NITRO_CONSOLE_PORT_BASE 10000',
            '#define NITRO_CONSOLE_PORT_BASE 10001', [VSOCK]),
+    Mutant('heartbeat-busy-port-fatal', 'hw/nitro/heartbeat.c',
+           '        if (errno == EADDRINUSE) {\n            *busy = true;',
+           '        if (false) {\n            *busy = true;', [LIFECYCLE]),
     Mutant('console-no-drain', 'hw/nitro/serial-vsock.c',
            'return s->fd >= 0 && !s->connecting;', 'return false;',
            [LIFECYCLE]),
@@ -163,6 +168,18 @@ MUTANTS = [
     Mutant('sim-dir-unchecked', 'contrib/nitro-sim/driver.c',
            'if (access(d->cfg.dir, W_OK | X_OK) < 0) {', 'if (false) {',
            [ERRORS]),
+    Mutant('sim-half-cores', 'contrib/nitro-sim/driver.c',
+           'return -NE_ERR_FULL_CORES_NOT_USED;', 'break;', SIM + [ERRORS]),
+    Mutant('sim-console-tail-ignored', 'contrib/nitro-sim/enclave.c',
+           'if (!e->cfg.console_tail_ms || !e->nclients) {', 'if (true) {',
+           [LIFECYCLE]),
+    Mutant('sim-panic-unseen', 'contrib/nitro-sim/boot.c',
+           'reason = "kernel-panic";', '(void)0;', [BOOT]),
+
+    # A real enclave's vsock: the backend of NITRO_SIM_BOOT=qemu
+    Mutant('vsock-credit-ignored', 'contrib/vhost-user-vsock/vhost-user-vsock.c',
+           'return c->peer_buf_alloc - (c->rx_cnt - c->peer_fwd_cnt);',
+           'return c->peer_buf_alloc;', [VHOST_VSOCK]),
 ]
 
 
