@@ -117,6 +117,19 @@ uint64_t nitro_enclave_cid(void)
     return nitro_state ? nitro_state->cid : 0;
 }
 
+const char *nitro_enclave_state(void)
+{
+    static const char *const names[] = {
+        [NITRO_ENCLAVE_CREATED] = "created",
+        [NITRO_ENCLAVE_PREPARED] = "prepared",
+        [NITRO_ENCLAVE_RUNNING] = "running",
+        [NITRO_ENCLAVE_STOPPING] = "stopping",
+        [NITRO_ENCLAVE_STOPPED] = "stopped",
+    };
+
+    return nitro_state ? names[nitro_state->state] : "none";
+}
+
 bool nitro_debug_mode(void)
 {
     return nitro_state && nitro_state->debug_mode;

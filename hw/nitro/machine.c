@@ -333,6 +333,11 @@ static void nitro_machine_get_cid(Object *obj, Visitor *v, const char *name,
     visit_type_uint64(v, name, &cid, errp);
 }
 
+static char *nitro_machine_get_enclave_state(Object *obj, Error **errp)
+{
+    return g_strdup(nitro_enclave_state());
+}
+
 static char *nitro_machine_get_pcr0(Object *obj, Error **errp)
 {
     return nitro_measure_get_pcr(NITRO_MACHINE(obj)->measure, EIF_PCR0, errp);
@@ -417,6 +422,12 @@ static void nitro_machine_class_init(ObjectClass *oc, const void *data)
                               nitro_machine_get_cid, NULL, NULL, NULL);
     object_class_property_set_description(oc, "enclave-cid",
         "vsock CID of the enclave once it has started (0 before)");
+    object_class_property_add_str(oc, "enclave-state",
+                                  nitro_machine_get_enclave_state, NULL);
+    object_class_property_set_description(oc, "enclave-state",
+        "The enclave's life: created, prepared, running, stopping (QEMU "
+        "terminates it and copies its console; query-status still says "
+        "running), stopped");
     object_class_property_add_str(oc, "pcr0", nitro_machine_get_pcr0, NULL);
     object_class_property_set_description(oc, "pcr0",
         "PCR0 of the enclave image: kernel, cmdline and ramdisks (hex)");

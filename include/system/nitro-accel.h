@@ -85,6 +85,16 @@ uint64_t nitro_image_offset(void);
 uint64_t nitro_enclave_cid(void);
 
 /**
+ * nitro_enclave_state:
+ *
+ * Returns: where the enclave is in its life: "created" (nothing donated
+ * yet), "prepared" (ready to start), "running", "stopping" (it stopped or
+ * failed: QEMU terminates it and copies the rest of its console before
+ * it reports the end) or "stopped"; "none" without the accelerator.
+ */
+const char *nitro_enclave_state(void);
+
+/**
  * nitro_debug_mode:
  *
  * Returns: whether the enclave is (to be) started in debug mode.

@@ -119,6 +119,32 @@ class NitroLifecycle(NitroTest):
         self.assertEqual(second.cmd('query-status')['status'], 'prelaunch')
         second.shutdown()
 
+    def enclave_state(self):
+        return self.vm.cmd('qom-get', path='/machine',
+                           property='enclave-state')
+
+    def test_enclave_state(self):
+        # Prepared in prelaunch, running, stopping while the console of
+        # the powered-down enclave is copied, then QEMU ends
+        self.sim_env['NITRO_SIM_CONSOLE_TAIL_MS'] = '1500'
+        self.launch('-S')
+        self.assertEqual(self.enclave_state(), 'prepared')
+        self.vm.cmd('cont')
+        self.assertEqual(self.enclave_state(), 'running')
+        self.wait_for(lambda: self.heartbeats('ok'))
+        self.vm.cmd('system_powerdown')
+        self.assertEqual(self.enclave_state(), 'stopping')
+        self.assertEqual(self.stops()[-1]['reason'], 'fd-closed')
+        self.vm.event_wait('SHUTDOWN', timeout=10)
+        self.vm.wait(timeout=10)
+
+    def test_enclave_state_after_a_panic(self):
+        self.sim_env['NITRO_SIM_HEARTBEAT'] = 'bad'
+        self.launch('-action', 'panic=pause')
+        self.vm.event_wait('GUEST_PANICKED', timeout=10)
+        self.assertEqual(self.status(), 'guest-panicked')
+        self.assertEqual(self.enclave_state(), 'stopped')
+
     def test_stop_refused(self):
         self.launch()
         self.wait_for(lambda: self.starts())
@@ -177,6 +203,7 @@ class NitroLifecycle(NitroTest):
     def test_preconfig(self):
         self.launch('--preconfig')
         self.assertEqual(self.status(), 'prelaunch')
+        self.assertEqual(self.enclave_state(), 'created')
         self.vm.cmd('x-exit-preconfig')
         self.wait_for(lambda: self.heartbeats('ok'))
         self.assertEqual(self.status(), 'running')
