@@ -98,6 +98,9 @@ MUTANTS = [
     Mutant('incoming-accepted', 'accel/nitro/nitro-accel.c',
            'if (runstate_check(RUN_STATE_INMIGRATE)) {', 'if (false) {',
            [LIFECYCLE]),
+    Mutant('stopping-says-running', 'accel/nitro/nitro-accel.c',
+           '[NITRO_ENCLAVE_STOPPING] = "stopping",',
+           '[NITRO_ENCLAVE_STOPPING] = "running",', [LIFECYCLE]),
     Mutant('panic-exits-0', 'accel/nitro/nitro-accel.c',
            'qemu_system_shutdown_request_with_code(SHUTDOWN_CAUSE_GUEST_PANIC,\n'
            '                                                   EXIT_FAILURE);',
