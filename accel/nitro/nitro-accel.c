@@ -29,6 +29,7 @@
 
 #include "qemu/osdep.h"
 #include "qapi/error.h"
+#include "qapi/qapi-commands-migration.h"
 #include "qapi/visitor.h"
 #include "qemu/error-report.h"
 #include "qemu/main-loop.h"
@@ -297,6 +298,24 @@ static bool nitro_start(NitroAccelState *s, Error **errp)
     return true;
 }
 
+/*
+ * calc-dirty-rate reads guest RAM from a thread, which must end before
+ * the RAM is the enclave's (afterwards the command is refused).
+ */
+static bool nitro_dirty_rate_idle(Error **errp)
+{
+    g_autoptr(DirtyRateInfo) info = qmp_query_dirty_rate(false, 0, NULL);
+
+    if (info->status == DIRTY_RATE_STATUS_MEASURING) {
+        error_setg(errp, "a dirty rate measurement (calc-dirty-rate) is "
+                   "reading the enclave's memory");
+        error_append_hint(errp, "Start the enclave once query-dirty-rate "
+                          "says that it is done.\n");
+        return false;
+    }
+    return true;
+}
+
 static bool nitro_prepare_run(AccelState *as, Error **errp)
 {
     ERRP_GUARD();
@@ -307,7 +326,8 @@ static bool nitro_prepare_run(AccelState *as, Error **errp)
         error_setg(errp, "the enclave is not prepared yet");
         return false;
     case NITRO_ENCLAVE_PREPARED:
-        if (!s->ops->can_start(s->ops_opaque, errp)) {
+        if (!nitro_dirty_rate_idle(errp) ||
+            !s->ops->can_start(s->ops_opaque, errp)) {
             return false;
         }
         return nitro_start(s, errp);

@@ -223,8 +223,23 @@ class NitroLifecycle(NitroTest):
         self.assert_qmp_error('dump-guest-memory', msg, paging=False,
                               protocol=f'file:{out}')
         self.assertIn(msg, self.hmp('xp /16x 0x800000'))
+        self.assertIn(msg, self.hmp('sum 0x800000 4096'))
+        self.assert_qmp_error('calc-dirty-rate', msg, calc_time=1)
+        self.assertIn(msg, self.hmp('calc_dirty_rate 1'))
         self.assertFalse(os.path.exists(out))
         self.assertEqual(self.status(), 'running')
+
+    def test_no_start_while_the_dirty_rate_is_measured(self):
+        # calc-dirty-rate reads the RAM from a thread: not past the start
+        self.launch('-S')
+        self.vm.cmd('calc-dirty-rate', calc_time=2)
+        self.assert_qmp_error('cont', 'a dirty rate measurement')
+        self.assertEqual(self.status(), 'prelaunch')
+        self.assertEqual(self.starts(), [])
+        self.wait_for(lambda: self.vm.cmd('query-dirty-rate')['status'] ==
+                      'measured')
+        self.vm.cmd('cont')
+        self.wait_for(lambda: self.heartbeats('ok'))
 
     def test_meaningless_options_refused(self):
         for args, msg in ((('-bios', '/dev/null'), '-bios has no meaning'),
