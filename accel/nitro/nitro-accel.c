@@ -431,23 +431,11 @@ static bool nitro_donate_range(NitroDonation *d, RAMBlock *rb)
     return true;
 }
 
-static int nitro_donate_block(RAMBlock *rb, void *opaque)
-{
-    NitroDonation *d = opaque;
-    int i;
-
-    for (i = 0; i < d->nram; i++) {
-        if (rb == d->ram[i]->ram_block) {
-            return 0;
-        }
-    }
-    return nitro_donate_range(d, rb) ? 0 : -1;
-}
-
 /*
  * Enclave memory is the concatenation of the donated regions in donation
- * order and the image sits at an offset of it: guest RAM goes first, its
- * blocks in RAM order.
+ * order and the image sits at an offset of it: the guest RAM's blocks in
+ * RAM order.  Only guest RAM: a memory backend that the machine does not
+ * map (-object memory-backend-*, for a device or unused) stays QEMU's.
  */
 static bool nitro_donate_memory(NitroAccelState *s, MachineState *ms,
                                 Error **errp)
@@ -461,7 +449,7 @@ static bool nitro_donate_memory(NitroAccelState *s, MachineState *ms,
             return false;
         }
     }
-    return qemu_ram_foreach_block(nitro_donate_block, &d) == 0;
+    return true;
 }
 
 static bool nitro_prepare(NitroAccelState *s, MachineState *ms, Error **errp)

@@ -123,6 +123,16 @@ class NitroMemory(NitroTest):
         self.assertEqual([r['page_size'] for r in self.events('region')],
                          [2 * MiB])
 
+    def test_only_guest_ram_donated(self):
+        # A memory backend that the machine does not use, even of huge
+        # pages, stays QEMU's: the enclave gets -m, no more
+        self.launch('nitro', '64M', '-kernel', self.make_eif(),
+                    '-object', 'memory-backend-memfd,id=other,hugetlb=on,'
+                    'hugetlbsize=2M,size=2M')
+        self.assertEqual(self.started()['mem_size'], 64 * MiB)
+        calls = self.ioctls('NE_SET_USER_MEMORY_REGION')
+        self.assertEqual(sum(c['memory_size'] for c in calls), 64 * MiB)
+
     def test_explicit_size_the_host_lacks(self):
         # Any size is accepted if the host offers it; 32 MiB is an arm64
         # size that x86 hosts lack
