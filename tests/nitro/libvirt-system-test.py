@@ -21,9 +21,15 @@
 # not land half in an overlay), into a DESTDIR that the private root's
 # /usr/local shows.
 #
+# An aarch64 domain needs a newer libvirt than Debian 12's (see
+# libvirt_backports.py): the private root then shows bookworm-backports'
+# libvirt, unpacked under the build directory, over /usr and /etc, as if
+# it were installed.
+#
 # Usage: libvirt-system-test.py ARCH, with QEMU_BUILD_ROOT set (the
 # fork's build/obj: the checkout is two levels up).  TAP output; skipped
-# (with the reason) without root, libvirt or huge pages.
+# (with the reason) without root, libvirt or huge pages, or when the
+# newer libvirt that an aarch64 domain needs cannot be had.
 #
 # SPDX-License-Identifier: GPL-2.0-or-later
 
@@ -35,6 +41,8 @@ import sys
 import tempfile
 import xml.etree.ElementTree as ET
 
+import libvirt_backports
+from qemu_test.nitro import reserve_hugepages, sim_events
 from taptest import Tap, wait_for
 
 QEMU_NS = 'http://libvirt.org/schemas/domain/qemu/1.0'
@@ -62,10 +70,6 @@ cgroup_controllers = [ ]
 # printed at the end, unless the test turns out to be skipped
 results = []
 tap = Tap(out=results.append, max_diag=40)
-
-
-class Skip(Exception):
-    pass
 
 
 def skip(reason):
@@ -97,13 +101,13 @@ def qmp(command, **arguments):
     return json.loads(res.stdout)['return']
 
 
-def events(kind):
-    path = os.path.join(SIM_DIR, 'events.jsonl')
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        evs = [json.loads(line) for line in f if line.strip()]
-    return [e for e in evs if e['event'] == kind]
+def sim_env(arch):
+    """The simulator's environment of the chapter; and the simulated host's
+    arch when it is not this host's (an aarch64 domain on an x86 host)."""
+    env = [('LD_PRELOAD', SIM_LIB), ('NITRO_SIM_DIR', SIM_DIR)]
+    if arch != os.uname().machine:
+        env.append(('NITRO_SIM_ARCH', arch))
+    return env
 
 
 def domain_xml(arch, memory_mib=None):
@@ -113,7 +117,7 @@ def domain_xml(arch, memory_mib=None):
                        '..', 'docs', 'system', f'nitro-domain-{arch}.xml')
     dom = ET.parse(src).getroot()
     cl = dom.find(f'{{{QEMU_NS}}}commandline')
-    for name, value in (('LD_PRELOAD', SIM_LIB), ('NITRO_SIM_DIR', SIM_DIR)):
+    for name, value in sim_env(arch):
         ET.SubElement(cl, f'{{{QEMU_NS}}}env', name=name, value=value)
     if memory_mib:
         dom.find('memory').text = str(memory_mib)
@@ -132,18 +136,21 @@ def make_install(tmp, top):
                 f'{res.stderr[-1500:]}')
 
 
-def private_root(tmp):
+def private_root(tmp, libvirt_tree):
     """Overlays over /etc, /var and /usr/local (with what make install
-    installed), a tmpfs on /run."""
+    installed), a tmpfs on /run; with @libvirt_tree, libvirt's packages
+    unpacked there over /usr and /etc."""
+    if libvirt_tree:
+        run(*libvirt_backports.usr_overlay(libvirt_tree))
     for d in ('/etc', '/var', '/usr/local'):
         up = os.path.join(tmp, 'upper' + d.replace('/', '-'))
         work = os.path.join(tmp, 'work' + d.replace('/', '-'))
         os.makedirs(up)
         os.makedirs(work)
         lower = d
-        installed = os.path.join(tmp, 'installed' + d)
-        if os.path.isdir(installed):
-            lower = f'{installed}:{d}'
+        for extra in (libvirt_tree, os.path.join(tmp, 'installed')):
+            if extra and os.path.isdir(extra + d):
+                lower = f'{extra}{d}:{lower}'
         run('mount', '-t', 'overlay', 'overlay', '-o',
             f'lowerdir={lower},upperdir={up},workdir={work}', d)
     run('mount', '-t', 'tmpfs', 'tmpfs', '/run')
@@ -204,10 +211,6 @@ def qemu_pid():
         return int(f.read().strip())
 
 
-def libvirt_version():
-    return run('virsh', '--version', check=False).stdout.strip()
-
-
 def run_domain(arch, described):
     xml = '/var/lib/nitro/nitro-app.xml'
     with open(xml, 'w') as f:
@@ -215,10 +218,6 @@ def run_domain(arch, described):
     res = virsh('define', xml)
     tap(res.returncode == 0, 'virsh define', res.stdout + res.stderr)
     res = virsh('start', DOMAIN)
-    if res.returncode and '-no-acpi: invalid option' in res.stderr:
-        raise Skip(f'libvirt {libvirt_version()} passes -no-acpi (removed '
-                   f'from QEMU 9.0) to every {arch} domain without ACPI, '
-                   'instead of -machine acpi=off')
     if not tap(res.returncode == 0, 'virsh start', res.stdout + res.stderr):
         log = f'/var/log/libvirt/qemu/{DOMAIN}.log'
         if os.path.exists(log):
@@ -237,7 +236,7 @@ def run_domain(arch, described):
     tap('needs -accel nitro' in text,
         "QEMU's output reaches the domain log through virtlogd", text[-1500:])
 
-    start = wait_for(lambda: events('start'))
+    start = wait_for(lambda: sim_events(SIM_DIR, 'start'))
     tap(bool(start), 'the enclave started on the simulator')
     cid = qmp('qom-get', path='/machine/nitro-vsock', property='enclave-cid')
     tap(start and cid == start[0]['cid'],
@@ -257,7 +256,7 @@ def run_domain(arch, described):
     tap(wait_for(console), f'the debug console reaches {CONSOLE}')
 
     res = virsh('destroy', DOMAIN)
-    stops = wait_for(lambda: events('stop'))
+    stops = wait_for(lambda: sim_events(SIM_DIR, 'stop'))
     tap(res.returncode == 0 and stops and stops[0]['reason'] == 'fd-closed',
         'virsh destroy terminates the enclave', f'{res.stderr} {stops}')
 
@@ -289,12 +288,14 @@ def virt_install_cmd(arch):
            '-accel nitro,debug-mode=on -device nitro-heartbeat '
            f'-chardev file,id=enclave-console,path={console} '
            '-device nitro-serial-vsock,chardev=enclave-console',
-           '--qemu-commandline', f'env=LD_PRELOAD={SIM_LIB}',
-           '--qemu-commandline', f'env=NITRO_SIM_DIR={SIM_DIR}',
            '--noautoconsole']
+    for name, value in sim_env(arch):
+        cmd += ['--qemu-commandline', f'env={name}={value}']
     if arch == 'x86_64':
         cmd += ['--features', 'acpi=on',
                 '--xml', "./clock/timer[@name='hpet']/@present=yes"]
+    else:
+        cmd += ['--features', 'acpi=off']
     return cmd
 
 
@@ -307,7 +308,7 @@ def run_virt_install(arch):
         virsh('domstate', 'nitro-vi').stdout.strip() == 'running',
         'virt-install --import creates and starts a nitro domain',
         res.stdout + res.stderr)
-    starts = wait_for(lambda: events('start')[1:])
+    starts = wait_for(lambda: sim_events(SIM_DIR, 'start')[1:])
     tap(len(starts) == 1 and starts[0]['mem_size'] == 512 << 20,
         'its enclave has 512 MiB', str(starts))
     virsh('destroy', 'nitro-vi')
@@ -315,7 +316,7 @@ def run_virt_install(arch):
     res = run('virt-xml', '--connect', URI, 'nitro-vi', '--edit',
               '--memory', 'memory=256,currentMemory=256', check=False)
     virsh('start', 'nitro-vi')
-    starts = wait_for(lambda: events('start')[2:])
+    starts = wait_for(lambda: sim_events(SIM_DIR, 'start')[2:])
     tap(res.returncode == 0 and len(starts) == 1 and
         starts[0]['mem_size'] == 256 << 20,
         'virt-xml --memory memory=256,currentMemory=256 gives it 256 MiB',
@@ -324,8 +325,9 @@ def run_virt_install(arch):
     virsh('undefine', 'nitro-vi')
 
 
-def inside(arch, tmp):
-    private_root(tmp)
+def inside(arch, tmp, libvirt_tree):
+    private_root(tmp, libvirt_tree)
+    print(f'# libvirt {run("virsh", "--version").stdout.strip()}')
     described = prepare(arch, tmp)
     if start_daemons():
         run_domain(arch, described)
@@ -333,11 +335,9 @@ def inside(arch, tmp):
 
 
 def main():
-    if len(sys.argv) == 4 and sys.argv[1] == '--inside':
+    if len(sys.argv) == 5 and sys.argv[1] == '--inside':
         try:
             inside(*sys.argv[2:])
-        except Skip as e:
-            skip(str(e))
         except Exception as e:  # pylint: disable=broad-except
             tap(False, f'{type(e).__name__}: {e}')
         print('\n'.join(results))
@@ -353,20 +353,31 @@ def main():
         if not shutil.which(tool):
             skip(f'{tool} is missing (Debian: libvirt-daemon, '
                  'libvirt-daemon-driver-qemu, libvirt-clients, adduser)')
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(
-        __file__)), '..', 'functional'))
-    from qemu_test.nitro import reserve_hugepages  # noqa: E402
+    build = os.path.dirname(os.environ['QEMU_BUILD_ROOT'])
+    libvirt_tree = ''
+    if libvirt_backports.needed(arch):
+        try:
+            libvirt_tree = libvirt_backports.tree(build)[0]
+        except libvirt_backports.Unavailable as e:
+            version = run('virsh', '--version').stdout.strip()
+            skip(f'libvirt {version} passes -no-acpi (removed from QEMU '
+                 f'9.0) to an {arch} domain, and a libvirt >= '
+                 f'{libvirt_backports.MIN_VERSION} cannot be had: {e}')
     reason = reserve_hugepages(256)
     if reason:
         skip(reason)
-    top = os.path.dirname(os.path.dirname(os.environ['QEMU_BUILD_ROOT']))
+    top = os.path.dirname(build)
     tmp = tempfile.mkdtemp(prefix='nitro-lvsys-')
     try:
         make_install(tmp, top)
+        # The namespace's init is a shell that waits for the test, and so
+        # reaps the orphans: the daemons, QEMU, the simulator's processes
+        # (libvirt >= 11 waits for QEMU's whole process group to go)
         res = subprocess.run(['unshare', '--mount', '--propagation',
                               'private', '--pid', '--fork', '--mount-proc',
+                              'sh', '-c', '"$@" & wait $!', 'sh',
                               sys.executable, os.path.abspath(__file__),
-                              '--inside', arch, tmp],
+                              '--inside', arch, tmp, libvirt_tree],
                              stdin=subprocess.DEVNULL, timeout=1200)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

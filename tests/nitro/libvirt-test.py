@@ -14,10 +14,16 @@
 # our build, <kernel> a test EIF, the console file is in the temporary
 # directory, and <qemu:env> preloads the simulator.
 #
-# Usage: libvirt-test.py ARCH, with QEMU_TEST_QEMU_BINARY, QEMU_EIF and
-# NITRO_SIM_LIB set.  Debian's libvirt is installed when missing (as
-# root); when that is impossible the test is skipped (exit status 77)
-# with the reason on its output.
+# An aarch64 domain needs a newer libvirt than Debian 12's (see
+# libvirt_backports.py): the test then runs bookworm-backports' libvirt,
+# unpacked under the build directory and shown over /usr in the private
+# mount namespace.
+#
+# Usage: libvirt-test.py ARCH, with QEMU_TEST_QEMU_BINARY, QEMU_EIF,
+# NITRO_SIM_LIB and QEMU_BUILD_ROOT set.  Debian's libvirt is installed
+# when missing (as root); when that is impossible, or the newer libvirt
+# cannot be had, the test is skipped (exit status 77) with the reason on
+# its output.
 #
 # SPDX-License-Identifier: GPL-2.0-or-later
 
@@ -34,7 +40,8 @@ import tempfile
 import time
 import xml.etree.ElementTree as ET
 
-from qemu_test.nitro import reserve_hugepages
+import libvirt_backports
+from qemu_test.nitro import reserve_hugepages, sim_events
 from taptest import wait_for
 
 QEMU_NS = 'http://libvirt.org/schemas/domain/qemu/1.0'
@@ -85,13 +92,17 @@ def install_libvirt():
 
 class Virsh:
     """One virsh shell on the embedded QEMU driver of @root, in private
-    mount and user namespaces, fed command by command."""
+    mount and user namespaces, fed command by command; with libvirt's
+    packages unpacked in @libvirt_tree shown over /usr."""
 
-    def __init__(self, root, hugetlbfs, home):
+    def __init__(self, root, hugetlbfs, home, libvirt_tree=None):
         uri = f'qemu:///embed?root={root}'
         inner = ('mount -t hugetlbfs -o pagesize=2M none "$0" && exec '
                  'unshare --user --map-user=1000 --map-group=1000 '
                  'stdbuf -oL -eL virsh -q -c "$1"')
+        if libvirt_tree:
+            inner = (shlex.join(libvirt_backports.usr_overlay(libvirt_tree)) +
+                     ' && ' + inner)
         env = {'PATH': os.environ.get('PATH', '/usr/bin:/bin'),
                'HOME': home, 'LC_ALL': 'C'}
         self.proc = subprocess.Popen(
@@ -146,15 +157,6 @@ class Virsh:
             self.proc.kill()
 
 
-def events(sim_dir, kind):
-    path = os.path.join(sim_dir, 'events.jsonl')
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        evs = [json.loads(line) for line in f if line.strip()]
-    return [e for e in evs if e['event'] == kind]
-
-
 def qmp_or_none(virsh, command, **arguments):
     try:
         return virsh.qmp(command, **arguments)
@@ -192,8 +194,9 @@ hugetlbfs_mount = "{hugetlbfs}"
 '''
 
 
-def run_domain(arch, emulator, qemu_eif, sim_lib):
-    """Run the documented domain of @arch; return (ok, message)."""
+def run_domain(arch, emulator, qemu_eif, sim_lib, libvirt_tree):
+    """Run the documented domain of @arch with the system's libvirt, or
+    the one in @libvirt_tree; return (ok, message)."""
     tmp = tempfile.mkdtemp(prefix='nlv-')
     root = os.path.join(tmp, 'root')
     hugetlbfs = os.path.join(tmp, 'hugepages')
@@ -221,7 +224,7 @@ def run_domain(arch, emulator, qemu_eif, sim_lib):
     with open(xml, 'w') as f:
         f.write(domain_xml(arch, emulator, eif, console, sim_lib, sim_dir))
 
-    virsh = Virsh(root, hugetlbfs, home)
+    virsh = Virsh(root, hugetlbfs, home, libvirt_tree)
     try:
         virsh('define', xml)
         out = virsh('start', DOMAIN)
@@ -231,14 +234,10 @@ def run_domain(arch, emulator, qemu_eif, sim_lib):
                 log = f.read()
         diag('libvirt started QEMU with:\n' + log)
         if 'error:' in out:
-            if '-no-acpi: invalid option' in out:
-                return None, ('this libvirt passes -no-acpi (removed from '
-                              'QEMU 9.0) to every %s domain without ACPI, '
-                              'instead of -machine acpi=off' % arch)
             return False, 'virsh start failed: ' + out
         if '-accel tcg' not in log or "needs -accel nitro" not in log:
             return False, 'libvirt\'s -accel tcg was not replaced'
-        start = wait_for(lambda: events(sim_dir, 'start'))
+        start = wait_for(lambda: sim_events(sim_dir, 'start'))
         if not start:
             return False, 'the simulated enclave did not start'
         cid = virsh.qmp('qom-get', path='/machine/nitro-vsock',
@@ -254,9 +253,12 @@ def run_domain(arch, emulator, qemu_eif, sim_lib):
             return False, f'PCR0 {pcr0}, qemu-eif says {want}'
         if not start[0].get('debug'):
             return False, 'the enclave is not in debug mode'
-        if not wait_for(lambda: [e for e in events(sim_dir, 'heartbeat')
-                                 if e['result'] == 'ok']):
-            return False, 'no heartbeat: ' + str(events(sim_dir, 'heartbeat'))
+        heartbeats = wait_for(lambda: [e for e in sim_events(sim_dir,
+                                                             'heartbeat')
+                                       if e['result'] == 'ok'])
+        if not heartbeats:
+            return False, 'no heartbeat: ' + str(sim_events(sim_dir,
+                                                            'heartbeat'))
 
         def console_ok():
             if not os.path.exists(console):
@@ -277,7 +279,7 @@ def run_domain(arch, emulator, qemu_eif, sim_lib):
             return False, 'virsh save did not fail: ' + out
         if virsh('domstate', DOMAIN).strip() != 'running':
             return False, 'the domain stopped running after suspend/save'
-        if events(sim_dir, 'stop'):
+        if sim_events(sim_dir, 'stop'):
             return False, 'the enclave stopped after suspend/save'
 
         # virsh shutdown terminates the enclave
@@ -285,7 +287,7 @@ def run_domain(arch, emulator, qemu_eif, sim_lib):
         if not wait_for(lambda: virsh('domstate', '--reason', DOMAIN).strip()
                         == 'shut off (shutdown)'):
             return False, 'virsh shutdown did not end in shut off (shutdown)'
-        stops = wait_for(lambda: events(sim_dir, 'stop'))
+        stops = wait_for(lambda: sim_events(sim_dir, 'stop'))
         if not stops or stops[0]['reason'] != 'fd-closed':
             return False, f'enclave not terminated by shutdown: {stops}'
         virsh('undefine', DOMAIN)
@@ -325,8 +327,10 @@ def main():
     emulator = os.environ.get('QEMU_TEST_QEMU_BINARY')
     qemu_eif = os.environ.get('QEMU_EIF')
     sim_lib = os.environ.get('NITRO_SIM_LIB')
-    if not emulator or not qemu_eif or not sim_lib:
-        skip('QEMU_TEST_QEMU_BINARY, QEMU_EIF and NITRO_SIM_LIB are needed')
+    if not emulator or not qemu_eif or not sim_lib or \
+       'QEMU_BUILD_ROOT' not in os.environ:
+        skip('QEMU_TEST_QEMU_BINARY, QEMU_EIF, NITRO_SIM_LIB and '
+             'QEMU_BUILD_ROOT are needed')
     if os.geteuid() != 0:
         skip('needs root: huge pages and a private hugetlbfs mount')
     if not shutil.which('unshare') or not shutil.which('stdbuf'):
@@ -334,19 +338,27 @@ def main():
     reason = install_libvirt()
     if reason:
         skip(reason)
+    libvirt_tree = None
+    version = subprocess.run(['virsh', '--version'], capture_output=True,
+                             text=True).stdout.strip()
+    if libvirt_backports.needed(arch):
+        try:
+            libvirt_tree, version = libvirt_backports.tree(
+                os.path.dirname(os.environ['QEMU_BUILD_ROOT']))
+        except libvirt_backports.Unavailable as e:
+            skip(f'libvirt {version} passes -no-acpi (removed from QEMU '
+                 f'9.0) to an {arch} domain, and a libvirt >= '
+                 f'{libvirt_backports.MIN_VERSION} cannot be had: {e}')
+        version += f' (unpacked in {libvirt_tree})'
     reason = reserve_hugepages(256)
     if reason:
         skip(reason)
-    diag('libvirt ' + subprocess.run(['virsh', '--version'],
-                                     capture_output=True,
-                                     text=True).stdout.strip())
+    diag('libvirt ' + version)
     try:
         ok, msg = run_domain(arch, os.path.realpath(emulator), qemu_eif,
-                             sim_lib)
+                             sim_lib, libvirt_tree)
     except Exception as e:  # pylint: disable=broad-except
         ok, msg = False, f'{type(e).__name__}: {e}'
-    if ok is None:
-        skip(f'{arch} domain: {msg}')
     print(f'{"PASS" if ok else "FAIL"}: {arch} domain: {msg}')
     return 0 if ok else 1
 

@@ -2,7 +2,8 @@
 #
 # NitroTest runs the emulator under test with contrib/nitro-sim preloaded,
 # in a private simulation directory, and reads back what the simulated
-# driver and hypervisor saw from the simulator's JSON-lines event log.
+# driver and hypervisor saw from the simulator's JSON-lines event log
+# (sim_events, which the stand-alone tests in tests/nitro use too).
 #
 # SPDX-License-Identifier: GPL-2.0-or-later
 
@@ -42,6 +43,17 @@ def reserve_hugepages(count, size_kb=2048):
     if free < count:
         return f'only {free} huge pages of {size_kb} kB could be reserved'
     return None
+
+
+def sim_events(sim_dir, kind=None):
+    """The events that the simulator of @sim_dir logged so far, of @kind
+    ("start", "heartbeat", "stop"...) or all of them."""
+    path = os.path.join(sim_dir, 'events.jsonl')
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        evs = [json.loads(line) for line in f if line.strip()]
+    return [e for e in evs if kind is None or e['event'] == kind]
 
 
 class NitroTest(QemuSystemTest):
@@ -134,12 +146,7 @@ class NitroTest(QemuSystemTest):
         return json.loads(out)
 
     def events(self, kind=None):
-        path = os.path.join(self.sim_dir, 'events.jsonl')
-        if not os.path.exists(path):
-            return []
-        with open(path) as f:
-            evs = [json.loads(line) for line in f if line.strip()]
-        return [e for e in evs if kind is None or e['event'] == kind]
+        return sim_events(self.sim_dir, kind)
 
     def heartbeats(self, result):
         """heartbeat events"""
