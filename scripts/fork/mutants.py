@@ -182,6 +182,11 @@ MUTANTS = [
     Mutant('sim-panic-unseen', 'contrib/nitro-sim/boot.c',
            'reason = "kernel-panic";', '(void)0;', [BOOT]),
 
+    # libvirt 11.3's probe of an x86 QEMU (both emulators are installed)
+    Mutant('no-pc-probe-type', 'hw/nitro/pc-probe.c',
+           'if (!target_aarch64()) {', 'if (false) {',
+           ['nitro-libvirt-system/aarch64']),
+
     # A real enclave's vsock: the backend of NITRO_SIM_BOOT=qemu
     Mutant('vsock-credit-ignored', 'contrib/vhost-user-vsock/vhost-user-vsock.c',
            'return c->peer_buf_alloc - (c->rx_cnt - c->peer_fwd_cnt);',
