@@ -16,10 +16,10 @@
 # (systemd), so the test runs in a private root instead: in new mount
 # and PID namespaces, /etc, /var and /usr/local are overlays whose
 # changes stay in a temporary directory, /run is a tmpfs; the daemons
-# die with the namespace.  Nothing of the system changes.  make install
-# runs outside (make may install build dependencies with apt, which must
-# not land half in an overlay), into a DESTDIR that the private root's
-# /usr/local shows.
+# die with the namespace.  Nothing of the system changes.  The install
+# step of make install (scripts/fork/install.sh, on the build that meson
+# made for this test, so that a mutant in the build is what runs) runs
+# outside, into a DESTDIR that the private root's /usr/local shows.
 #
 # An aarch64 domain needs a newer libvirt than Debian 12's (see
 # libvirt_backports.py): the private root then shows bookworm-backports'
@@ -125,12 +125,15 @@ def domain_xml(arch, memory_mib=None):
 
 
 def make_install(tmp, top):
-    """make install (PREFIX=/usr/local), outside the private root, where
-    make may install build dependencies; into a DESTDIR that becomes
-    part of the private root's /usr/local."""
-    res = run('make', '-C', top, '--no-print-directory', 'install',
-              'DESTDIR=' + os.path.join(tmp, 'installed'), check=False,
-              stdin=subprocess.DEVNULL, timeout=900)
+    """make install (PREFIX=/usr/local) of this build: what make install
+    runs once make is done (the build itself, and make install with it,
+    are tested by nitro-install; meson built what this test needs).
+    Outside the private root, into a DESTDIR that becomes part of the
+    private root's /usr/local."""
+    res = run(os.path.join(top, 'scripts', 'fork', 'install.sh'),
+              check=False, stdin=subprocess.DEVNULL, timeout=900,
+              env=dict(os.environ, PREFIX='/usr/local',
+                       DESTDIR=os.path.join(tmp, 'installed')))
     with open(os.path.join(tmp, 'make-install.log'), 'w') as f:
         f.write(f'exit {res.returncode}\n{res.stdout[-1500:]}'
                 f'{res.stderr[-1500:]}')
