@@ -21,7 +21,7 @@ import tempfile
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
     os.path.dirname(os.path.abspath(__file__)))), 'tests', 'functional'))
 from qemu_test.nitro import reserve_hugepages  # noqa: E402
-from taptest import Tap, wait_for  # noqa: E402
+from taptest import Tap, sample_inputs, wait_for  # noqa: E402
 
 PREFIX = '/opt/qemu-nitro'
 TARGETS = ['x86_64', 'aarch64']
@@ -123,10 +123,7 @@ def main():
         # Another directory, far from the checkout and the build
         work = os.path.join(tmp, 'elsewhere')
         os.mkdir(work)
-        with open(os.path.join(work, 'kernel'), 'wb') as f:
-            f.write(b'kernel' * 200000)
-        with open(os.path.join(work, 'init.cpio'), 'wb') as f:
-            f.write(b'initrd' * 100000)
+        sample_inputs(work, 'init.cpio')
 
         for target in TARGETS:
             qemu = os.path.join(root, 'bin/qemu-system-' + target)

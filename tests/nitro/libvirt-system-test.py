@@ -43,7 +43,7 @@ import xml.etree.ElementTree as ET
 
 import libvirt_backports
 from qemu_test.nitro import reserve_hugepages, sim_events
-from taptest import Tap, wait_for
+from taptest import Tap, sample_eif, wait_for
 
 QEMU_NS = 'http://libvirt.org/schemas/domain/qemu/1.0'
 DOMAIN = 'nitro-app'
@@ -191,13 +191,8 @@ def prepare(arch, tmp):
         os.makedirs(d, exist_ok=True)
     shutil.chown('/var/log/nitro', 'libvirt-qemu', 'libvirt-qemu')
     shutil.chown(SIM_DIR, 'libvirt-qemu', 'libvirt-qemu')
-    with open('/var/lib/nitro/kernel', 'wb') as f:
-        f.write(b'kernel' * 200000)
-    with open('/var/lib/nitro/init.cpio', 'wb') as f:
-        f.write(b'initrd' * 100000)
-    run('/usr/local/bin/qemu-eif', 'build', '--kernel', '/var/lib/nitro/kernel',
-        '--initrd', '/var/lib/nitro/init.cpio', '--arch', arch, '-o', EIF)
-    return json.loads(run('/usr/local/bin/qemu-eif', 'describe', EIF).stdout)
+    return sample_eif('/usr/local/bin/qemu-eif', '/var/lib/nitro', arch, EIF,
+                      'init.cpio')
 
 
 def start_daemons():

@@ -42,7 +42,7 @@ import xml.etree.ElementTree as ET
 
 import libvirt_backports
 from qemu_test.nitro import reserve_hugepages, sim_events
-from taptest import wait_for
+from taptest import sample_eif, wait_for
 
 QEMU_NS = 'http://libvirt.org/schemas/domain/qemu/1.0'
 PACKAGES = ['libvirt-daemon', 'libvirt-daemon-driver-qemu', 'libvirt-clients']
@@ -206,19 +206,8 @@ def run_domain(arch, emulator, qemu_eif, sim_lib, libvirt_tree):
         os.makedirs(d)
     with open(os.path.join(root, 'etc', 'qemu.conf'), 'w') as f:
         f.write(QEMU_CONF.format(hugetlbfs=hugetlbfs))
-    kernel = os.path.join(tmp, 'kernel')
-    initrd = os.path.join(tmp, 'initrd')
-    with open(kernel, 'wb') as f:
-        f.write(b'kernel' * 200000)
-    with open(initrd, 'wb') as f:
-        f.write(b'initrd' * 100000)
     eif = os.path.join(tmp, 'app.eif')
-    subprocess.run([qemu_eif, 'build', '--kernel', kernel, '--initrd', initrd,
-                    '--arch', arch, '-o', eif], check=True,
-                   capture_output=True)
-    described = json.loads(subprocess.run(
-        [qemu_eif, 'describe', eif], check=True, capture_output=True,
-        text=True).stdout)
+    described = sample_eif(qemu_eif, tmp, arch, eif)
     console = os.path.join(tmp, 'console.log')
     xml = os.path.join(tmp, 'domain.xml')
     with open(xml, 'w') as f:

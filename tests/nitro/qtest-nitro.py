@@ -25,6 +25,7 @@ import sys
 import tempfile
 
 from qemu_test.nitro import reserve_hugepages
+from taptest import sample_eif
 
 # What qtest-nitro-qemu.sh gives -M nitro, in huge pages of 2 MiB; the
 # qtests run one QEMU at a time
@@ -44,16 +45,8 @@ def main():
 
     tmp = tempfile.mkdtemp(prefix='nitro-qtest-')
     try:
-        kernel = os.path.join(tmp, 'kernel')
-        initrd = os.path.join(tmp, 'initrd')
         eif = os.path.join(tmp, 'app.eif')
-        with open(kernel, 'wb') as f:
-            f.write(b'kernel' * 200000)
-        with open(initrd, 'wb') as f:
-            f.write(b'initrd' * 100000)
-        subprocess.run([os.environ['QEMU_EIF'], 'build', '--kernel', kernel,
-                        '--initrd', initrd, '--cmdline', 'console=ttyS0',
-                        '--arch', arch, '-o', eif], check=True)
+        sample_eif(os.environ['QEMU_EIF'], tmp, arch, eif)
         wrapper = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                'qtest-nitro-qemu.sh')
         env = dict(os.environ,

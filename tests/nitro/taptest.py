@@ -1,8 +1,11 @@
 # Helpers of the stand-alone tests in tests/nitro/: numbered TAP results,
-# and waiting for a condition.
+# waiting for a condition, and a sample image for the simulator.
 #
 # SPDX-License-Identifier: GPL-2.0-or-later
 
+import json
+import os
+import subprocess
 import time
 
 
@@ -41,3 +44,26 @@ def wait_for(what, timeout=30, step=0.1):
             return found
         time.sleep(step)
     return what()
+
+
+def sample_inputs(directory, initrd='initrd'):
+    """A kernel and an initrd that the simulator boots, written in
+    @directory; their paths"""
+    paths = (os.path.join(directory, 'kernel'),
+             os.path.join(directory, initrd))
+    for path, what in zip(paths, (b'kernel' * 200000, b'initrd' * 100000)):
+        with open(path, 'wb') as f:
+            f.write(what)
+    return paths
+
+
+def sample_eif(qemu_eif, directory, arch, out, initrd='initrd'):
+    """@out, an @arch image that @qemu_eif builds of sample_inputs() in
+    @directory; returns what `qemu-eif describe` says of it"""
+    kernel, initrd = sample_inputs(directory, initrd)
+    subprocess.run([qemu_eif, 'build', '--kernel', kernel, '--initrd',
+                    initrd, '--cmdline', 'console=ttyS0', '--arch', arch,
+                    '-o', out], check=True, capture_output=True)
+    return json.loads(subprocess.run([qemu_eif, 'describe', out],
+                                     check=True, capture_output=True,
+                                     text=True).stdout)
