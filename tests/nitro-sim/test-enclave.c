@@ -490,7 +490,7 @@ static void test_large_eif(void)
 
 static void test_cli_pcr(void)
 {
-    char path[128], args[160], pcr[3][97];
+    char path[128], args[256], pcr[3][97];
     char *out;
     FILE *f;
     int st;
