@@ -55,6 +55,7 @@ configure_args=(
     --enable-gnutls
     --enable-vhost-user
     --enable-pixman
+    --enable-werror
     ${QEMU_CONFIGURE_EXTRA:-}
 )
 want="${configure_args[*]}"
