@@ -399,20 +399,14 @@ static bool nitro_can_read_memory(AccelState *as, Error **errp)
     return true;
 }
 
-typedef struct NitroDonation {
-    NitroAccelState *s;
-    MemoryRegion *ram[NITRO_RAM_MAX_BLOCKS];
-    int nram;
-    unsigned calls;
-    Error **errp;
-} NitroDonation;
-
 /*
  * Donate RAM block @rb in calls of at most NITRO_DONATION_MAX bytes of
  * whole pages: for each call the driver allocates arrays proportional to
  * its size, and only pages of one call can merge into one region.
+ * @calls counts the calls made so far, for the driver's errors.
  */
-static bool nitro_donate_range(NitroDonation *d, RAMBlock *rb)
+static bool nitro_donate_range(NitroAccelState *s, RAMBlock *rb,
+                               unsigned *calls, Error **errp)
 {
     uint8_t *host = qemu_ram_get_host_addr(rb);
     uint64_t size = qemu_ram_get_used_length(rb);
@@ -421,12 +415,12 @@ static bool nitro_donate_range(NitroDonation *d, RAMBlock *rb)
     uint64_t off;
 
     for (off = 0; off < size; off += chunk) {
-        if (!nitro_driver_add_memory(d->s->enclave_fd, host + off,
-                                     MIN(chunk, size - off), page, d->calls,
-                                     d->errp)) {
+        if (!nitro_driver_add_memory(s->enclave_fd, host + off,
+                                     MIN(chunk, size - off), page, *calls,
+                                     errp)) {
             return false;
         }
-        d->calls++;
+        (*calls)++;
     }
     return true;
 }
@@ -440,12 +434,13 @@ static bool nitro_donate_range(NitroDonation *d, RAMBlock *rb)
 static bool nitro_donate_memory(NitroAccelState *s, MachineState *ms,
                                 Error **errp)
 {
-    NitroDonation d = { .s = s, .errp = errp };
+    MemoryRegion *ram[NITRO_RAM_MAX_BLOCKS];
+    int nram = nitro_ram_blocks(ms, ram);
+    unsigned calls = 0;
     int i;
 
-    d.nram = nitro_ram_blocks(ms, d.ram);
-    for (i = 0; i < d.nram; i++) {
-        if (!nitro_donate_range(&d, d.ram[i]->ram_block)) {
+    for (i = 0; i < nram; i++) {
+        if (!nitro_donate_range(s, ram[i]->ram_block, &calls, errp)) {
             return false;
         }
     }

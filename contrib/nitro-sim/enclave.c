@@ -228,20 +228,18 @@ static void console_tail_start(SimConsoleTail *t, const char *p, size_t len)
 {
     pthread_attr_t attr;
     pthread_t thread;
-    bool started = false;
+    int err;
 
-    t->bytes = malloc(len ? len : 1);
-    if (t->bytes && len) {
+    t->bytes = malloc(len);
+    if (t->bytes) {
         memcpy(t->bytes, p, len);
         t->len = len;
     }
-    if (t->bytes) {
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        started = !pthread_create(&thread, &attr, console_tail_main, t);
-        pthread_attr_destroy(&attr);
-    }
-    if (!started) {
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    err = pthread_create(&thread, &attr, console_tail_main, t);
+    pthread_attr_destroy(&attr);
+    if (err) {
         t->delay_ms = 0;    /* no thread: at once */
         console_tail_main(t);
     }
