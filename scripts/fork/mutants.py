@@ -69,11 +69,14 @@ MUTANTS = [
            '        if (errno == EADDRINUSE) {\n            *busy = true;',
            '        if (false) {\n            *busy = true;', [LIFECYCLE]),
     Mutant('console-no-drain', 'hw/nitro/serial-vsock.c',
-           'return s->fd >= 0 && !s->connecting;', 'return false;',
+           'return s->fd >= 0 && !s->connecting;',
+           'return s->fd >= 0 && false;',
            [LIFECYCLE]),
     Mutant('pollhup-ignored', 'accel/nitro/nitro-accel.c',
            'qemu_set_fd_handler(s->enclave_fd, nitro_enclave_hangup, NULL, s);',
-           'qemu_set_fd_handler(s->enclave_fd, NULL, NULL, NULL);', [VSOCK]),
+           'qemu_set_fd_handler(s->enclave_fd,\n'
+           '                    false ? nitro_enclave_hangup : NULL, NULL, s);',
+           [VSOCK]),
     Mutant('fd-kept-at-exit', 'accel/nitro/nitro-accel.c',
            '    trace_nitro_exit(s->cid);\n    nitro_terminate(s);',
            '    trace_nitro_exit(s->cid);', [VSOCK]),
@@ -86,12 +89,12 @@ MUTANTS = [
     Mutant('stop-allowed', 'accel/nitro/nitro-accel.c',
            'if (s->state == NITRO_ENCLAVE_RUNNING) {\n'
            '        error_setg(errp, "an enclave cannot be paused");',
-           'if (false) {\n'
+           'if (s->state == NITRO_ENCLAVE_RUNNING && false) {\n'
            '        error_setg(errp, "an enclave cannot be paused");',
            [LIFECYCLE]),
     Mutant('memory-readable', 'accel/nitro/nitro-accel.c',
            'if (s->state >= NITRO_ENCLAVE_RUNNING) {',
-           'if (false) {', [LIFECYCLE]),
+           'if (s->state >= NITRO_ENCLAVE_RUNNING && false) {', [LIFECYCLE]),
     Mutant('no-migration-blocker', 'accel/nitro/nitro-accel.c',
            'if (migrate_add_blocker(&s->migration_blocker, errp) < 0) {',
            'if (false) {', [LIFECYCLE]),
@@ -99,7 +102,8 @@ MUTANTS = [
            'if (runstate_check(RUN_STATE_INMIGRATE)) {', 'if (false) {',
            [LIFECYCLE]),
     Mutant('start-while-dirty-rate', 'accel/nitro/nitro-accel.c',
-           'if (!nitro_dirty_rate_idle(errp) ||', 'if (false ||',
+           'if (!nitro_dirty_rate_idle(errp) ||',
+           'if ((false && !nitro_dirty_rate_idle(errp)) ||',
            [LIFECYCLE]),
     Mutant('stopping-says-running', 'accel/nitro/nitro-accel.c',
            '[NITRO_ENCLAVE_STOPPING] = "stopping",',
@@ -158,7 +162,7 @@ MUTANTS = [
     Mutant('ram-not-bound', 'hw/nitro/machine-ram.c',
            '    if (node < 0) {\n        return true;\n    }\n'
            '    if (node >= NITRO_MAX_NODES) {',
-           '    if (node >= 0) {\n        return true;\n    }\n'
+           '    if (node < 0 || true) {\n        return true;\n    }\n'
            '    if (node >= NITRO_MAX_NODES) {', [MEMORY]),
 
     # Driver errors and their hints
