@@ -37,10 +37,21 @@ fi
 
 want_base=$(sha256sum <"$top/scripts/fork/base.conf" | cut -d' ' -f1)
 
-# The series as "name sha256" lines, in order.
-want_patches=$(for p in "$top"/patches/*.patch; do
-                   [ -e "$p" ] || continue
-                   echo "$(basename "$p") $(sha256sum <"$p" | cut -d' ' -f1)"
+# The series as "name sha256" lines, in the order of patches/series (the
+# order in which `make patches` exports it).  A patch that the series does
+# not name would be neither applied nor exported: stop.
+for p in "$top"/patches/*.patch; do
+    [ -e "$p" ] || continue
+    if ! sed -e 's/#.*//' "$top/patches/series" | awk '{print $1}' |
+            grep -qxF "$(basename "$p")"; then
+        echo "prepare-tree: patches/$(basename "$p") is in no line of" \
+             "patches/series" >&2
+        exit 1
+    fi
+done
+want_patches=$(sed -e 's/#.*//' "$top/patches/series" | awk '{print $1}' |
+               grep '\.patch$' | while read -r name; do
+                   echo "$name $(sha256sum <"$top/patches/$name" | cut -d' ' -f1)"
                done)
 
 files=$(overlay_files)
