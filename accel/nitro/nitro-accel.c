@@ -42,9 +42,7 @@
 #include "accel/dummy-cpus.h"
 #include "exec/cpu-common.h"
 #include "hw/boards.h"
-#include "hw/nitro/machine.h"
 #include "migration/blocker.h"
-#include "system/ramblock.h"
 #include "system/nitro-accel.h"
 #include "system/runstate.h"
 #include "system/runstate-action.h"
@@ -58,7 +56,6 @@ OBJECT_DECLARE_SIMPLE_TYPE(NitroAccelState, NITRO_ACCEL)
 #define NITRO_FAIL_GRACE_MS     1000
 /* How long QEMU waits for the rest of the console of a stopped enclave */
 #define NITRO_DRAIN_MS          2000
-#define NITRO_STOP_TICK_MS      10
 
 typedef enum NitroEnclaveState {
     NITRO_ENCLAVE_CREATED,      /* a slot, nothing donated yet */
@@ -80,7 +77,7 @@ struct NitroAccelState {
 
     /* Properties */
     bool debug_mode;
-    uint64_t enclave_cid;       /* requested, 0 for any */
+    uint64_t requested_cid;     /* 0 for any */
 
     int dev_fd;
     int enclave_fd;
@@ -91,8 +88,8 @@ struct NitroAccelState {
     /* QEMU wants the enclave to run, once the machine's devices are ready */
     bool start_when_ready;
 
-    const NitroEnclaveOps *ops;
-    void *ops_opaque;
+    const NitroEnclaveListener *listener;
+    void *listener_opaque;
 
     NitroStopCause stop_cause;
     bool terminated;            /* during STOPPING: the fd was closed */
@@ -136,10 +133,41 @@ bool nitro_debug_mode(void)
     return nitro_state && nitro_state->debug_mode;
 }
 
-void nitro_set_enclave_ops(const NitroEnclaveOps *ops, void *opaque)
+void nitro_enclave_listen(const NitroEnclaveListener *l, void *opaque)
 {
-    nitro_state->ops = ops;
-    nitro_state->ops_opaque = opaque;
+    nitro_state->listener = l;
+    nitro_state->listener_opaque = opaque;
+}
+
+/* What the listener says; without one, there is nothing to wait for */
+
+static bool nitro_listener_prepare(NitroAccelState *s, Error **errp)
+{
+    return !s->listener || s->listener->prepare(s->listener_opaque, errp);
+}
+
+static bool nitro_listener_can_start(NitroAccelState *s, Error **errp)
+{
+    return !s->listener || s->listener->can_start(s->listener_opaque, errp);
+}
+
+static void nitro_listener_started(NitroAccelState *s)
+{
+    if (s->listener) {
+        s->listener->started(s->listener_opaque, s->cid);
+    }
+}
+
+static void nitro_listener_stopped(NitroAccelState *s)
+{
+    if (s->listener) {
+        s->listener->stopped(s->listener_opaque);
+    }
+}
+
+static bool nitro_listener_draining(NitroAccelState *s)
+{
+    return s->listener && s->listener->draining(s->listener_opaque);
 }
 
 static bool nitro_check_cid(uint64_t cid, Error **errp)
@@ -147,8 +175,8 @@ static bool nitro_check_cid(uint64_t cid, Error **errp)
     ERRP_GUARD();
 
     if (cid != 0 && (cid <= 3 || cid >= UINT32_MAX)) {
-        error_setg(errp, "enclave-cid=%" PRIu64 " is not a valid enclave CID",
-                   cid);
+        error_setg(errp, "requested-cid=%" PRIu64 " is not a valid enclave "
+                   "CID", cid);
         error_append_hint(errp, "Use 0 to let the hypervisor choose, or a "
                           "CID from 4 to 4294967294 (0 is the hypervisor, "
                           "3 the parent instance).\n");
@@ -206,9 +234,10 @@ static void nitro_stop_drain(NitroAccelState *s)
 }
 
 /*
- * The stop sequence, driven by a timer: a failed enclave first gets a
- * moment to stop by itself (POLLHUP), then it is terminated, then QEMU
- * waits until the machine has copied the rest of its console.
+ * The stop sequence, run again by each of its events (POLLHUP, a device
+ * drained) and by a timer at its deadlines: a failed enclave first gets
+ * a moment to stop by itself (POLLHUP), then it is terminated, then QEMU
+ * waits until the devices have copied the rest of its console.
  */
 static void nitro_stop_tick(void *opaque)
 {
@@ -219,11 +248,20 @@ static void nitro_stop_tick(void *opaque)
         nitro_stop_drain(s);
     }
     if (now < s->stop_deadline_ms &&
-        (!s->terminated || s->ops->draining(s->ops_opaque))) {
-        timer_mod(s->stop_timer, now + NITRO_STOP_TICK_MS);
+        (!s->terminated || nitro_listener_draining(s))) {
+        timer_mod(s->stop_timer, s->stop_deadline_ms);
         return;
     }
     nitro_stopped(s);
+}
+
+void nitro_enclave_device_drained(void)
+{
+    NitroAccelState *s = nitro_state;
+
+    if (s->state == NITRO_ENCLAVE_STOPPING && s->terminated) {
+        nitro_stop_tick(s);
+    }
 }
 
 static void nitro_stop(NitroAccelState *s, NitroStopCause cause,
@@ -232,7 +270,7 @@ static void nitro_stop(NitroAccelState *s, NitroStopCause cause,
     s->state = NITRO_ENCLAVE_STOPPING;
     s->stop_cause = cause;
     s->start_when_ready = false;
-    s->ops->stopped(s->ops_opaque);
+    nitro_listener_stopped(s);
     if (terminate) {
         nitro_stop_drain(s);
     } else {
@@ -260,7 +298,7 @@ static void nitro_enclave_hangup(void *opaque)
     nitro_stop(s, NITRO_STOP_GUEST, true);
 }
 
-void nitro_enclave_failed(const char *why)
+void nitro_enclave_boot_failed(const char *why)
 {
     NitroAccelState *s = nitro_state;
 
@@ -284,9 +322,16 @@ static void nitro_powerdown(Notifier *n, void *data)
     nitro_stop(s, NITRO_STOP_POWERDOWN, true);
 }
 
+void nitro_enclave_device_error(Error *err)
+{
+    error_report_err(err);
+    qemu_system_shutdown_request_with_code(SHUTDOWN_CAUSE_HOST_ERROR,
+                                           EXIT_FAILURE);
+}
+
 static bool nitro_start(NitroAccelState *s, Error **errp)
 {
-    uint64_t cid = s->enclave_cid;
+    uint64_t cid = s->requested_cid;
 
     if (!nitro_driver_start(s->enclave_fd, s->debug_mode, &cid, errp)) {
         return false;
@@ -294,7 +339,7 @@ static bool nitro_start(NitroAccelState *s, Error **errp)
     s->cid = cid;
     s->state = NITRO_ENCLAVE_RUNNING;
     qemu_set_fd_handler(s->enclave_fd, nitro_enclave_hangup, NULL, s);
-    s->ops->started(s->ops_opaque, cid);
+    nitro_listener_started(s);
     return true;
 }
 
@@ -316,21 +361,18 @@ static bool nitro_dirty_rate_idle(Error **errp)
     return true;
 }
 
-static bool nitro_prepare_run(AccelState *as, Error **errp)
+static bool nitro_try_start(NitroAccelState *s, Error **errp)
 {
     ERRP_GUARD();
-    NitroAccelState *s = NITRO_ACCEL(as);
 
     switch (s->state) {
     case NITRO_ENCLAVE_CREATED:
         error_setg(errp, "the enclave is not prepared yet");
         return false;
     case NITRO_ENCLAVE_PREPARED:
-        if (!nitro_dirty_rate_idle(errp) ||
-            !s->ops->can_start(s->ops_opaque, errp)) {
-            return false;
-        }
-        return nitro_start(s, errp);
+        return nitro_dirty_rate_idle(errp) &&
+               nitro_listener_can_start(s, errp) &&
+               nitro_start(s, errp);
     case NITRO_ENCLAVE_RUNNING:
         return true;
     case NITRO_ENCLAVE_STOPPING:
@@ -343,7 +385,26 @@ static bool nitro_prepare_run(AccelState *as, Error **errp)
     g_assert_not_reached();
 }
 
-void nitro_enclave_ready(void)
+/*
+ * Without -S, QEMU starts the guest right after the machine is done; if
+ * the devices cannot let the enclave start yet (the heartbeat port is
+ * held by another launcher), QEMU stays in prelaunch and the enclave
+ * starts once they can (nitro_enclave_devices_ready).
+ */
+static AccelRunAnswer nitro_prepare_run(AccelState *as, bool startup,
+                                        Error **errp)
+{
+    NitroAccelState *s = NITRO_ACCEL(as);
+
+    if (startup && s->state == NITRO_ENCLAVE_PREPARED &&
+        !nitro_listener_can_start(s, NULL)) {
+        s->start_when_ready = true;
+        return ACCEL_RUN_LATER;
+    }
+    return nitro_try_start(s, errp) ? ACCEL_RUN_NOW : ACCEL_RUN_REFUSED;
+}
+
+void nitro_enclave_devices_ready(void)
 {
     NitroAccelState *s = nitro_state;
     Error *err = NULL;
@@ -352,7 +413,7 @@ void nitro_enclave_ready(void)
         return;
     }
     s->start_when_ready = false;
-    if (!nitro_prepare_run(ACCEL(s), &err)) {
+    if (!nitro_try_start(s, &err)) {
         error_report_err(err);
         qemu_system_shutdown_request_with_code(SHUTDOWN_CAUSE_HOST_ERROR,
                                                EXIT_FAILURE);
@@ -376,16 +437,6 @@ static bool nitro_can_pause(AccelState *as, Error **errp)
     return true;
 }
 
-static bool nitro_can_reset(AccelState *as, Error **errp)
-{
-    ERRP_GUARD();
-
-    error_setg(errp, "an enclave cannot be reset");
-    error_append_hint(errp, "To run the enclave again, end QEMU (quit, or "
-                      "system_powerdown) and launch it again.\n");
-    return false;
-}
-
 static bool nitro_can_read_memory(AccelState *as, Error **errp)
 {
     NitroAccelState *s = NITRO_ACCEL(as);
@@ -395,54 +446,6 @@ static bool nitro_can_read_memory(AccelState *as, Error **errp)
                    "belongs to the Nitro hypervisor since the enclave "
                    "started");
         return false;
-    }
-    return true;
-}
-
-/*
- * Donate RAM block @rb in calls of at most NITRO_DONATION_MAX bytes of
- * whole pages: for each call the driver allocates arrays proportional to
- * its size, and only pages of one call can merge into one region.
- * @calls counts the calls made so far, for the driver's errors.
- */
-static bool nitro_donate_range(NitroAccelState *s, RAMBlock *rb,
-                               unsigned *calls, Error **errp)
-{
-    uint8_t *host = qemu_ram_get_host_addr(rb);
-    uint64_t size = qemu_ram_get_used_length(rb);
-    uint64_t page = qemu_ram_pagesize(rb);
-    uint64_t chunk = MAX(QEMU_ALIGN_DOWN(NITRO_DONATION_MAX, page), page);
-    uint64_t off;
-
-    for (off = 0; off < size; off += chunk) {
-        if (!nitro_driver_add_memory(s->enclave_fd, host + off,
-                                     MIN(chunk, size - off), page, *calls,
-                                     errp)) {
-            return false;
-        }
-        (*calls)++;
-    }
-    return true;
-}
-
-/*
- * Enclave memory is the concatenation of the donated regions in donation
- * order and the image sits at an offset of it: the guest RAM's blocks in
- * RAM order.  Only guest RAM: a memory backend that the machine does not
- * map (-object memory-backend-*, for a device or unused) stays QEMU's.
- */
-static bool nitro_donate_memory(NitroAccelState *s, MachineState *ms,
-                                Error **errp)
-{
-    MemoryRegion *ram[NITRO_RAM_MAX_BLOCKS];
-    int nram = nitro_ram_blocks(ms, ram);
-    unsigned calls = 0;
-    int i;
-
-    for (i = 0; i < nram; i++) {
-        if (!nitro_donate_range(s, ram[i]->ram_block, &calls, errp)) {
-            return false;
-        }
     }
     return true;
 }
@@ -459,10 +462,8 @@ static bool nitro_prepare(NitroAccelState *s, MachineState *ms, Error **errp)
                           "enclave's memory and vCPUs.\n");
         return false;
     }
-    if (!s->ops->prepare(s->ops_opaque, errp)) {
-        return false;
-    }
-    if (!nitro_donate_memory(s, ms, errp)) {
+    if (!nitro_listener_prepare(s, errp) ||
+        !nitro_donate_memory(s->enclave_fd, ms, errp)) {
         return false;
     }
     for (i = 0; i < ms->smp.cpus; i++) {
@@ -478,12 +479,7 @@ static bool nitro_prepare(NitroAccelState *s, MachineState *ms, Error **errp)
     return true;
 }
 
-/*
- * The machine is complete (also after -preconfig): prepare the enclave.
- * Without -S QEMU starts the guest right after this; if the machine's
- * devices are not ready yet (the heartbeat port is held by another
- * launcher), QEMU stays in prelaunch and starts it once they are.
- */
+/* The machine is complete (also after -preconfig): prepare the enclave. */
 static void nitro_machine_done(Notifier *n, void *data)
 {
     NitroAccelState *s = container_of(n, NitroAccelState, machine_done);
@@ -493,23 +489,20 @@ static void nitro_machine_done(Notifier *n, void *data)
         error_report_err(err);
         exit(1);
     }
-    if (autostart && !s->ops->can_start(s->ops_opaque, NULL)) {
-        autostart = 0;
-        s->start_when_ready = true;
-    }
 }
 
 static bool nitro_create(NitroAccelState *s, MachineState *ms, Error **errp)
 {
     ERRP_GUARD();
 
-    if (!object_dynamic_cast(OBJECT(ms), TYPE_NITRO_MACHINE)) {
+    /* The machines made for an enclave say that they need this one */
+    if (g_strcmp0(MACHINE_GET_CLASS(ms)->required_accel, "nitro")) {
         error_setg(errp, "the nitro accelerator only runs the nitro machine, "
                    "not '%s'", MACHINE_GET_CLASS(ms)->name);
         error_append_hint(errp, "Use -M nitro.\n");
         return false;
     }
-    if (!nitro_check_cid(s->enclave_cid, errp)) {
+    if (!nitro_check_cid(s->requested_cid, errp)) {
         return false;
     }
     error_setg(&s->migration_blocker, "an enclave cannot be migrated or "
@@ -577,7 +570,7 @@ static void nitro_get_cid(Object *obj, Visitor *v, const char *name,
 {
     NitroAccelState *s = NITRO_ACCEL(obj);
 
-    visit_type_uint64(v, name, &s->enclave_cid, errp);
+    visit_type_uint64(v, name, &s->requested_cid, errp);
 }
 
 static void nitro_set_cid(Object *obj, Visitor *v, const char *name,
@@ -590,7 +583,7 @@ static void nitro_set_cid(Object *obj, Visitor *v, const char *name,
         !nitro_check_cid(cid, errp)) {
         return;
     }
-    s->enclave_cid = cid;
+    s->requested_cid = cid;
 }
 
 static void nitro_accel_instance_init(Object *obj)
@@ -608,7 +601,6 @@ static void nitro_accel_class_init(ObjectClass *oc, const void *data)
     ac->name = "Nitro";
     ac->init_machine = nitro_init_machine;
     ac->can_pause = nitro_can_pause;
-    ac->can_reset = nitro_can_reset;
     ac->can_read_memory = nitro_can_read_memory;
     ac->prepare_run = nitro_prepare_run;
     ac->allowed = &nitro_allowed;
@@ -618,11 +610,12 @@ static void nitro_accel_class_init(ObjectClass *oc, const void *data)
     object_class_property_set_description(oc, "debug-mode",
         "Start the enclave in debug mode: its console can be read, and "
         "its attestation documents report all PCRs as zero");
-    object_class_property_add(oc, "enclave-cid", "uint64", nitro_get_cid,
+    object_class_property_add(oc, "requested-cid", "uint64", nitro_get_cid,
                               nitro_set_cid, NULL, NULL);
-    object_class_property_set_description(oc, "enclave-cid",
-        "vsock CID of the enclave: 0 (default) lets the hypervisor choose, "
-        "otherwise 4 to 4294967294");
+    object_class_property_set_description(oc, "requested-cid",
+        "vsock CID to ask for the enclave: 0 (default) lets the hypervisor "
+        "choose, otherwise 4 to 4294967294; the machine's enclave-cid says "
+        "which CID it has");
 }
 
 static const TypeInfo nitro_accel_type = {
@@ -633,10 +626,17 @@ static const TypeInfo nitro_accel_type = {
     .class_init = nitro_accel_class_init,
 };
 
+/* The Nitro hypervisor cannot reset an enclave: system_reset is refused */
+static bool nitro_cpus_are_resettable(void)
+{
+    return false;
+}
+
 static void nitro_accel_ops_class_init(ObjectClass *oc, const void *data)
 {
     AccelOpsClass *ops = ACCEL_OPS_CLASS(oc);
 
+    ops->cpus_are_resettable = nitro_cpus_are_resettable;
     ops->create_vcpu_thread = dummy_start_vcpu_thread;
     ops->handle_interrupt = generic_handle_interrupt;
 }

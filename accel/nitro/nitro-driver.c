@@ -91,7 +91,7 @@ static const NitroDriverError nitro_driver_errors[] = {
       "the driver does not know a flag it was given", NULL },
     { NE_ERR_INVALID_ENCLAVE_CID, "INVALID_ENCLAVE_CID",
       "the enclave CID is invalid",
-      "enclave-cid must be 0 (any) or between 4 and 4294967294 and not "
+      "requested-cid must be 0 (any) or between 4 and 4294967294 and not "
       "used by another enclave on this parent.\n" },
 };
 
@@ -267,8 +267,8 @@ bool nitro_driver_start(int enclave_fd, bool debug_mode, uint64_t *cid,
             error_setg(errp, "Nitro Enclaves: starting the enclave failed: "
                        "CID %" PRIu64 " is already used by another enclave "
                        "or VM", *cid);
-            error_append_hint(errp, "Choose another enclave-cid, or 0 to let "
-                              "the hypervisor choose.\n");
+            error_append_hint(errp, "Choose another requested-cid, or 0 "
+                              "to let the hypervisor choose.\n");
             return false;
         }
         nitro_driver_error(errp, "starting the enclave", errno);

@@ -53,6 +53,12 @@ bool nitro_driver_add_memory(int enclave_fd, void *host, uint64_t size,
 bool nitro_driver_add_vcpu(int enclave_fd, uint32_t *cpu, unsigned nth,
                            unsigned total, Error **errp);
 
+/*
+ * nitro-memory.c: donate the guest RAM of @ms to the enclave, block by
+ * block in RAM order, with NE_SET_USER_MEMORY_REGION.
+ */
+bool nitro_donate_memory(int enclave_fd, MachineState *ms, Error **errp);
+
 /* NE_START_ENCLAVE; *cid is 0 for any, the enclave's CID on return */
 bool nitro_driver_start(int enclave_fd, bool debug_mode, uint64_t *cid,
                         Error **errp);

@@ -4,8 +4,8 @@
  * The SHA-384 digests and PCRs that attestation reports for an image
  * (PCR0, PCR1, PCR2 and, for a signed image, PCR8), computed
  * incrementally from sections fed in file order, from an image in memory,
- * from an EIF file, or from the input files of eif_build() - the last two
- * checking that the files still hold the bytes that were loaded.
+ * or from the input files of eif_build() - checking that the files still
+ * hold the bytes that were loaded (eif-read.c measures an EIF file).
  *
  * Copyright (c) 2024 Dorjoy Chowdhury <dorjoychy111@gmail.com>
  * Copyright (c) 2026 Nitro Enclaves for QEMU contributors
@@ -268,27 +268,4 @@ bool eif_measure_inputs(const EifBuildParams *p, const EifInfo *built,
         }
     }
     return eif_measure_finish(m, out, errp);
-}
-
-bool eif_measure_file(const char *path, const EifInfo *loaded,
-                      EifMeasurements *out, Error **errp)
-{
-    EifInfo info;
-    bool ok;
-    int fd = eif_open_file(path, errp);
-
-    if (fd < 0) {
-        return false;
-    }
-    ok = eif_read_fd(fd, NULL, NULL, &info, out, errp);
-    close(fd);
-    if (!ok) {
-        error_prepend(errp, "%s: changed since it was loaded: ", path);
-        return false;
-    }
-    if (info.crc32 != loaded->crc32 || info.size != loaded->size) {
-        error_setg(errp, "%s: changed since it was loaded", path);
-        return false;
-    }
-    return true;
 }

@@ -4,7 +4,8 @@
  * eif_read_fd() validates (and measures) an image of any size read from
  * a file descriptor - a file or a pipe - with a small, constant buffer,
  * handing each section's data to its caller on the way.  The checks and
- * their errors are the validator's (eif-parse.c).
+ * their errors are the validator's (eif-parse.c).  eif_measure_file()
+ * measures an EIF file again this way.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -171,3 +172,25 @@ bool eif_read_fd(int fd, EifDataFunc fn, void *opaque, EifInfo *info,
     return ok;
 }
 
+bool eif_measure_file(const char *path, const EifInfo *loaded,
+                      EifMeasurements *out, Error **errp)
+{
+    EifInfo info;
+    bool ok;
+    int fd = eif_open_file(path, errp);
+
+    if (fd < 0) {
+        return false;
+    }
+    ok = eif_read_fd(fd, NULL, NULL, &info, out, errp);
+    close(fd);
+    if (!ok) {
+        error_prepend(errp, "%s: changed since it was loaded: ", path);
+        return false;
+    }
+    if (info.crc32 != loaded->crc32 || info.size != loaded->size) {
+        error_setg(errp, "%s: changed since it was loaded", path);
+        return false;
+    }
+    return true;
+}

@@ -27,6 +27,7 @@
 #include "qemu/units.h"
 #include "hw/qdev-properties.h"
 #include "hw/nitro/vsock-bus.h"
+#include "system/nitro-accel.h"
 #include <linux/vm_sockets.h>
 #include "trace.h"
 
@@ -88,7 +89,7 @@ static void nitro_heartbeat_failed(NitroHeartbeat *s, const char *why)
         return;
     }
     nitro_heartbeat_close(s);
-    nitro_vsock_device_failed(NITRO_VSOCK_DEVICE(s), why);
+    nitro_enclave_boot_failed(why);
 }
 
 static void nitro_heartbeat_timeout(void *opaque)
@@ -179,7 +180,7 @@ static void nitro_heartbeat_enclave_stopped(NitroVsockDevice *dev)
     nitro_heartbeat_close(NITRO_HEARTBEAT(dev));
 }
 
-static bool nitro_heartbeat_ready(NitroVsockDevice *dev, Error **errp)
+static bool nitro_heartbeat_can_start(NitroVsockDevice *dev, Error **errp)
 {
     NitroHeartbeat *s = NITRO_HEARTBEAT(dev);
 
@@ -265,7 +266,7 @@ static void nitro_heartbeat_bind_retry(void *opaque)
     s->listen_fd = nitro_heartbeat_listen(s, &busy, &err);
     if (s->listen_fd >= 0) {
         qemu_set_fd_handler(s->listen_fd, nitro_heartbeat_accept, NULL, s);
-        nitro_vsock_device_ready(NITRO_VSOCK_DEVICE(s));
+        nitro_enclave_devices_ready();
         return;
     }
     if (busy && now < s->bind_deadline_ms) {
@@ -277,7 +278,7 @@ static void nitro_heartbeat_bind_retry(void *opaque)
                    "launcher kept it for more than %u s (port-wait)",
                    s->port, s->port_wait);
     }
-    nitro_vsock_device_error(NITRO_VSOCK_DEVICE(s), err);
+    nitro_enclave_device_error(err);
 }
 
 static void nitro_heartbeat_realize(DeviceState *dev, Error **errp)
@@ -286,6 +287,13 @@ static void nitro_heartbeat_realize(DeviceState *dev, Error **errp)
     NitroHeartbeat *s = NITRO_HEARTBEAT(dev);
     bool busy;
 
+    if (s->port == 0 || s->port == VMADDR_PORT_ANY) {
+        error_setg(errp, "nitro-heartbeat: port=%u is not a port an "
+                   "enclave can connect to", s->port);
+        error_append_hint(errp, "Use a vsock port from 1 to 4294967294; "
+                          "enclaves' init uses 9000.\n");
+        return;
+    }
     if (nitro_heartbeat_port_taken_here(s)) {
         error_setg(errp, "another nitro-heartbeat already listens on vsock "
                    "port %u", s->port);
@@ -347,7 +355,7 @@ static void nitro_heartbeat_class_init(ObjectClass *oc, const void *data)
     dc->unrealize = nitro_heartbeat_unrealize;
     dc->hotpluggable = false;
     device_class_set_props(dc, nitro_heartbeat_properties);
-    vc->ready = nitro_heartbeat_ready;
+    vc->can_start = nitro_heartbeat_can_start;
     vc->enclave_started = nitro_heartbeat_enclave_started;
     vc->enclave_stopped = nitro_heartbeat_enclave_stopped;
 }

@@ -8,15 +8,18 @@
  * straight into guest RAM.  Both checks that the image is for this
  * QEMU's architecture before the hypervisor sees it.
  *
- * Loading a big image is bound by memory: it is read into RAM on several
- * cores, or built there with another thread faulting in the huge pages
- * ahead of the writer (machine-ram.c).
+ * Loading a big image is bound by memory, and the kernel clears each huge
+ * page on first touch: an image file is read into RAM on several cores,
+ * and an image is built there with another thread faulting in the huge
+ * pages ahead of the writer.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
 #include "qemu/osdep.h"
 #include "qapi/error.h"
+#include "qemu/madvise.h"
+#include "qemu/thread.h"
 #include "qemu/units.h"
 #include "qemu/target-info.h"
 #include "hw/boards.h"
@@ -30,6 +33,150 @@
 EifArch nitro_image_arch(void)
 {
     return target_aarch64() ? EIF_ARCH_AARCH64 : EIF_ARCH_X86_64;
+}
+
+typedef struct NitroRamPopulate {
+    QemuThread thread;
+    uint8_t *start;
+    uint64_t size;
+} NitroRamPopulate;
+
+#define NITRO_LOAD_CHUNK (4 * MiB)
+/* Enough to be worth a thread, and to keep memory bandwidth per core */
+#define NITRO_LOAD_MIN_SLICE (64 * MiB)
+#define NITRO_LOAD_MAX_THREADS 8
+
+typedef struct NitroRamLoader {
+    QemuThread thread;
+    int fd;
+    uint8_t *dst;
+    uint64_t offset;
+    uint64_t size;
+    /* The CRC-32 of what it read from crc_from on */
+    uint64_t crc_from;
+    uint32_t crc;
+    /* Bytes read; on a short read, the errno (0 at end of file) */
+    uint64_t done;
+    int err;
+} NitroRamLoader;
+
+static void *nitro_ram_load_thread(void *opaque)
+{
+    NitroRamLoader *l = opaque;
+
+    while (l->done < l->size) {
+        uint64_t pos = l->offset + l->done;
+        ssize_t n = pread(l->fd, l->dst + pos,
+                          MIN(l->size - l->done, NITRO_LOAD_CHUNK), pos);
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            l->err = n ? errno : 0;
+            break;
+        }
+        /* While the chunk is still in the cache */
+        if (pos + n > l->crc_from) {
+            uint64_t skip = pos < l->crc_from ? l->crc_from - pos : 0;
+
+            l->crc = eif_crc32(l->crc, l->dst + pos + skip, n - skip);
+        }
+        l->done += n;
+    }
+    return NULL;
+}
+
+/*
+ * Read @size bytes of @fd from offset 0 into guest RAM at @dst, on as
+ * many threads as cores (up to a few), each faulting in its own pages,
+ * and return in @crc the CRC-32 of the bytes from offset @crc_from on,
+ * computed as they arrive.
+ */
+static bool nitro_ram_load_file(void *dst, int fd, uint64_t size,
+                         uint64_t crc_from, uint32_t *crc, Error **errp)
+{
+    NitroRamLoader l[NITRO_LOAD_MAX_THREADS] = { 0 };
+    long cpus = MAX(1, sysconf(_SC_NPROCESSORS_ONLN));
+    unsigned i, n = MAX(1, MIN(size / NITRO_LOAD_MIN_SLICE,
+                               MIN(cpus, NITRO_LOAD_MAX_THREADS)));
+    uint64_t slice = ROUND_UP(DIV_ROUND_UP(size, n), NITRO_LOAD_CHUNK);
+
+    trace_nitro_ram_load(size, n);
+    for (i = 0; i < n; i++) {
+        l[i].fd = fd;
+        l[i].dst = dst;
+        l[i].crc_from = crc_from;
+        l[i].offset = MIN(i * slice, size);
+        l[i].size = MIN(slice, size - l[i].offset);
+        if (i) {
+            qemu_thread_create(&l[i].thread, "nitro-load",
+                               nitro_ram_load_thread, &l[i],
+                               QEMU_THREAD_JOINABLE);
+        }
+    }
+    nitro_ram_load_thread(&l[0]);
+    for (i = 1; i < n; i++) {
+        qemu_thread_join(&l[i].thread);
+    }
+    for (i = 0; i < n; i++) {
+        uint64_t pos = l[i].offset + l[i].done;
+
+        if (l[i].done < l[i].size && l[i].err) {
+            error_setg_errno(errp, l[i].err, "cannot read the image at "
+                             "offset %" PRIu64, pos);
+            return false;
+        }
+        if (l[i].done < l[i].size) {
+            error_setg(errp, "the image shrank to %" PRIu64 " bytes while "
+                       "being read (it had %" PRIu64 ")", pos, size);
+            return false;
+        }
+    }
+    *crc = 0;
+    for (i = 0; i < n; i++) {
+        uint64_t from = MAX(l[i].offset, crc_from);
+        uint64_t end = l[i].offset + l[i].size;
+
+        if (end > from) {
+            *crc = eif_crc32_combine(*crc, l[i].crc, end - from);
+        }
+    }
+    return true;
+}
+
+static void *nitro_ram_populate_thread(void *opaque)
+{
+    NitroRamPopulate *pop = opaque;
+
+    /*
+     * MADV_POPULATE_WRITE never changes what a page holds, so the loader
+     * may write the same pages meanwhile.  Where it is missing (Linux
+     * before 5.14), the loader faults the pages in itself.
+     */
+    if (qemu_madvise(pop->start, pop->size, QEMU_MADV_POPULATE_WRITE)) {
+        trace_nitro_ram_populate_failed(errno);
+    }
+    return NULL;
+}
+
+/*
+ * Fault in guest RAM ahead of a sequential writer, on another thread: the
+ * kernel clears each huge page on its first touch, which otherwise costs
+ * the writer as much as copying the image.
+ */
+static void nitro_ram_populate_start(NitroRamPopulate *pop, void *start,
+                              uint64_t size)
+{
+    pop->start = start;
+    pop->size = size;
+    qemu_thread_create(&pop->thread, "nitro-populate",
+                       nitro_ram_populate_thread, pop, QEMU_THREAD_JOINABLE);
+}
+
+static void nitro_ram_populate_wait(NitroRamPopulate *pop)
+{
+    qemu_thread_join(&pop->thread);
 }
 
 static bool nitro_image_check_arch(const char *path, EifArch arch,

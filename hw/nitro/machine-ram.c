@@ -8,10 +8,6 @@
  * it is touched.  With several, guest RAM is a container of them in RAM
  * order, and the image goes through a contiguous second mapping of them.
  *
- * Filling RAM with a big image is bound by memory, and the kernel clears
- * each huge page on first touch: an image file is read on several cores,
- * and while an image is built another thread faults in RAM ahead of it.
- *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
@@ -198,32 +194,6 @@ uint8_t *nitro_ram_host(MachineState *ms)
            memory_region_get_ram_ptr(ms->ram);
 }
 
-int nitro_ram_blocks(MachineState *ms, MemoryRegion **blocks)
-{
-    MemoryRegion *mr;
-    int n = 0, i, j;
-
-    if (memory_region_is_ram(ms->ram)) {
-        blocks[0] = ms->ram;
-        return 1;
-    }
-    QTAILQ_FOREACH(mr, &ms->ram->subregions, subregions_link) {
-        if (n < NITRO_RAM_MAX_BLOCKS) {
-            blocks[n++] = mr;
-        }
-    }
-    /* in RAM order */
-    for (i = 1; i < n; i++) {
-        for (j = i; j > 0 && blocks[j - 1]->addr > blocks[j]->addr; j--) {
-            MemoryRegion *t = blocks[j];
-
-            blocks[j] = blocks[j - 1];
-            blocks[j - 1] = t;
-        }
-    }
-    return n;
-}
-
 bool nitro_ram_check(MachineState *ms, Error **errp)
 {
     ERRP_GUARD();
@@ -245,131 +215,4 @@ bool nitro_ram_check(MachineState *ms, Error **errp)
     }
     /* the last block has the smallest pages */
     return nitro_ram_check_size(ms->ram_size, page_size, errp);
-}
-
-#define NITRO_LOAD_CHUNK (4 * MiB)
-/* Enough to be worth a thread, and to keep memory bandwidth per core */
-#define NITRO_LOAD_MIN_SLICE (64 * MiB)
-#define NITRO_LOAD_MAX_THREADS 8
-
-typedef struct NitroRamLoader {
-    QemuThread thread;
-    int fd;
-    uint8_t *dst;
-    uint64_t offset;
-    uint64_t size;
-    /* The CRC-32 of what it read from crc_from on */
-    uint64_t crc_from;
-    uint32_t crc;
-    /* Bytes read; on a short read, the errno (0 at end of file) */
-    uint64_t done;
-    int err;
-} NitroRamLoader;
-
-static void *nitro_ram_load_thread(void *opaque)
-{
-    NitroRamLoader *l = opaque;
-
-    while (l->done < l->size) {
-        uint64_t pos = l->offset + l->done;
-        ssize_t n = pread(l->fd, l->dst + pos,
-                          MIN(l->size - l->done, NITRO_LOAD_CHUNK), pos);
-
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            l->err = n ? errno : 0;
-            break;
-        }
-        /* While the chunk is still in the cache */
-        if (pos + n > l->crc_from) {
-            uint64_t skip = pos < l->crc_from ? l->crc_from - pos : 0;
-
-            l->crc = eif_crc32(l->crc, l->dst + pos + skip, n - skip);
-        }
-        l->done += n;
-    }
-    return NULL;
-}
-
-bool nitro_ram_load_file(void *dst, int fd, uint64_t size,
-                         uint64_t crc_from, uint32_t *crc, Error **errp)
-{
-    NitroRamLoader l[NITRO_LOAD_MAX_THREADS] = { 0 };
-    long cpus = MAX(1, sysconf(_SC_NPROCESSORS_ONLN));
-    unsigned i, n = MAX(1, MIN(size / NITRO_LOAD_MIN_SLICE,
-                               MIN(cpus, NITRO_LOAD_MAX_THREADS)));
-    uint64_t slice = ROUND_UP(DIV_ROUND_UP(size, n), NITRO_LOAD_CHUNK);
-
-    trace_nitro_ram_load(size, n);
-    for (i = 0; i < n; i++) {
-        l[i].fd = fd;
-        l[i].dst = dst;
-        l[i].crc_from = crc_from;
-        l[i].offset = MIN(i * slice, size);
-        l[i].size = MIN(slice, size - l[i].offset);
-        if (i) {
-            qemu_thread_create(&l[i].thread, "nitro-load",
-                               nitro_ram_load_thread, &l[i],
-                               QEMU_THREAD_JOINABLE);
-        }
-    }
-    nitro_ram_load_thread(&l[0]);
-    for (i = 1; i < n; i++) {
-        qemu_thread_join(&l[i].thread);
-    }
-    for (i = 0; i < n; i++) {
-        uint64_t pos = l[i].offset + l[i].done;
-
-        if (l[i].done < l[i].size && l[i].err) {
-            error_setg_errno(errp, l[i].err, "cannot read the image at "
-                             "offset %" PRIu64, pos);
-            return false;
-        }
-        if (l[i].done < l[i].size) {
-            error_setg(errp, "the image shrank to %" PRIu64 " bytes while "
-                       "being read (it had %" PRIu64 ")", pos, size);
-            return false;
-        }
-    }
-    *crc = 0;
-    for (i = 0; i < n; i++) {
-        uint64_t from = MAX(l[i].offset, crc_from);
-        uint64_t end = l[i].offset + l[i].size;
-
-        if (end > from) {
-            *crc = eif_crc32_combine(*crc, l[i].crc, end - from);
-        }
-    }
-    return true;
-}
-
-static void *nitro_ram_populate_thread(void *opaque)
-{
-    NitroRamPopulate *pop = opaque;
-
-    /*
-     * MADV_POPULATE_WRITE never changes what a page holds, so the loader
-     * may write the same pages meanwhile.  Where it is missing (Linux
-     * before 5.14), the loader faults the pages in itself.
-     */
-    if (qemu_madvise(pop->start, pop->size, QEMU_MADV_POPULATE_WRITE)) {
-        trace_nitro_ram_populate_failed(errno);
-    }
-    return NULL;
-}
-
-void nitro_ram_populate_start(NitroRamPopulate *pop, void *start,
-                              uint64_t size)
-{
-    pop->start = start;
-    pop->size = size;
-    qemu_thread_create(&pop->thread, "nitro-populate",
-                       nitro_ram_populate_thread, pop, QEMU_THREAD_JOINABLE);
-}
-
-void nitro_ram_populate_wait(NitroRamPopulate *pop)
-{
-    qemu_thread_join(&pop->thread);
 }

@@ -14,9 +14,8 @@
  * without a nitro-heartbeat, unless external-heartbeat=on says that
  * another process answers it.
  *
- * The accelerator owns the enclave's life; the machine is its link to the
- * vsock devices: it tells them when the enclave starts and stops, and
- * passes on what they report (ready, failed to boot).
+ * The accelerator owns the enclave's life; the bridge of the vsock bus
+ * listens to it for the devices (include/hw/nitro/vsock-bus.h).
  *
  * For libvirt: the machine requires the nitro accelerator (it replaces
  * libvirt's generic -accel), accepts acpi=on|off, and on x86 answers the
@@ -38,7 +37,6 @@
 #include "hw/qdev-properties.h"
 #include "hw/arm/machines-qom.h"
 #include "system/nitro-accel.h"
-#include "system/runstate.h"
 #include "system/system.h"
 #include "image.h"
 #include "machine-ram.h"
@@ -53,7 +51,6 @@ struct NitroMachineState {
     OnOffAuto acpi;
     bool external_heartbeat;
 
-    NitroVsockBridge *vsock;
     NitroImage image;
     NitroMeasure *measure;
 };
@@ -117,88 +114,6 @@ static bool nitro_machine_check_options(MachineState *ms, Error **errp)
     return true;
 }
 
-/* What the vsock devices report */
-
-static void nitro_machine_device_ready(void *opaque)
-{
-    nitro_enclave_ready();
-}
-
-static void nitro_machine_enclave_failed(void *opaque, const char *why)
-{
-    nitro_enclave_failed(why);
-}
-
-static void nitro_machine_device_error(void *opaque, Error *err)
-{
-    error_report_err(err);
-    qemu_system_shutdown_request_with_code(SHUTDOWN_CAUSE_HOST_ERROR,
-                                           EXIT_FAILURE);
-}
-
-static const NitroVsockBridgeOps nitro_machine_vsock_ops = {
-    .ready = nitro_machine_device_ready,
-    .failed = nitro_machine_enclave_failed,
-    .error = nitro_machine_device_error,
-};
-
-/* The enclave's life, as the accelerator tells it */
-
-static bool nitro_machine_prepare(void *opaque, Error **errp)
-{
-    ERRP_GUARD();
-    NitroMachineState *nms = opaque;
-
-    /* -nodefaults (libvirt always passes it) drops the default one */
-    if (!nms->external_heartbeat &&
-        !nitro_vsock_bridge_has(nms->vsock, TYPE_NITRO_HEARTBEAT)) {
-        error_setg(errp, "no nitro-heartbeat device: nothing would answer "
-                   "the enclave's heartbeat, and it would panic at boot");
-        error_append_hint(errp, "Add -device nitro-heartbeat (with libvirt, "
-                          "in <qemu:commandline>), or -M nitro,"
-                          "external-heartbeat=on if another process "
-                          "answers it.\n");
-        return false;
-    }
-    return true;
-}
-
-static bool nitro_machine_can_start(void *opaque, Error **errp)
-{
-    NitroMachineState *nms = opaque;
-
-    return nitro_vsock_bridge_ready(nms->vsock, errp);
-}
-
-static void nitro_machine_started(void *opaque, uint64_t cid)
-{
-    NitroMachineState *nms = opaque;
-
-    nitro_vsock_bridge_enclave_started(nms->vsock, cid);
-}
-
-static void nitro_machine_stopped(void *opaque)
-{
-    NitroMachineState *nms = opaque;
-
-    nitro_vsock_bridge_enclave_stopped(nms->vsock);
-}
-
-static bool nitro_machine_draining(void *opaque)
-{
-    NitroMachineState *nms = opaque;
-
-    return nitro_vsock_bridge_draining(nms->vsock);
-}
-
-static const NitroEnclaveOps nitro_machine_enclave_ops = {
-    .prepare = nitro_machine_prepare,
-    .can_start = nitro_machine_can_start,
-    .started = nitro_machine_started,
-    .stopped = nitro_machine_stopped,
-    .draining = nitro_machine_draining,
-};
-
 /* The nitro vsock bus, and its default devices */
 static bool nitro_machine_create_vsock(NitroMachineState *nms, Error **errp)
 {
@@ -209,14 +124,12 @@ static bool nitro_machine_create_vsock(NitroMachineState *nms, Error **errp)
     qdev_prop_set_bit(bridge, "debug-mode", nitro_debug_mode());
     qdev_prop_set_uint64(bridge, "image-size", nms->image.info.size);
     qdev_prop_set_uint64(bridge, "ram-size", ms->ram_size);
+    qdev_prop_set_bit(bridge, "external-heartbeat", nms->external_heartbeat);
     object_property_add_child(OBJECT(nms), "nitro-vsock", OBJECT(bridge));
     if (!sysbus_realize_and_unref(SYS_BUS_DEVICE(bridge), errp)) {
         return false;
     }
-    nms->vsock = NITRO_VSOCK_BRIDGE(bridge);
-    nitro_vsock_bridge_set_ops(nms->vsock, &nitro_machine_vsock_ops, nms);
-    nitro_set_enclave_ops(&nitro_machine_enclave_ops, nms);
-    bus = BUS(&nms->vsock->bus);
+    bus = BUS(&NITRO_VSOCK_BRIDGE(bridge)->bus);
 
     if (!defaults_enabled()) {
         return true;
@@ -279,13 +192,28 @@ static void nitro_machine_get_hugepage_size(Object *obj, Visitor *v,
     visit_type_size(v, name, &NITRO_MACHINE(obj)->hugepage_size, errp);
 }
 
+/*
+ * The machine's own properties take effect when it is created: afterwards
+ * (qom-set), a new value would change nothing but what queries report.
+ */
+static bool nitro_machine_settable(const char *name, Error **errp)
+{
+    if (phase_check(PHASE_MACHINE_INITIALIZED)) {
+        error_setg(errp, "%s cannot change once the machine is created",
+                   name);
+        return false;
+    }
+    return true;
+}
+
 static void nitro_machine_set_hugepage_size(Object *obj, Visitor *v,
                                             const char *name, void *opaque,
                                             Error **errp)
 {
     uint64_t value;
 
-    if (!visit_type_size(v, name, &value, errp)) {
+    if (!nitro_machine_settable(name, errp) ||
+        !visit_type_size(v, name, &value, errp)) {
         return;
     }
     if (!is_power_of_2(value) || value < NITRO_MEM_ALIGN) {
@@ -311,7 +239,9 @@ static void nitro_machine_get_acpi(Object *obj, Visitor *v, const char *name,
 static void nitro_machine_set_acpi(Object *obj, Visitor *v, const char *name,
                                    void *opaque, Error **errp)
 {
-    visit_type_OnOffAuto(v, name, &NITRO_MACHINE(obj)->acpi, errp);
+    if (nitro_machine_settable(name, errp)) {
+        visit_type_OnOffAuto(v, name, &NITRO_MACHINE(obj)->acpi, errp);
+    }
 }
 
 static bool nitro_machine_get_external_heartbeat(Object *obj, Error **errp)
@@ -322,7 +252,9 @@ static bool nitro_machine_get_external_heartbeat(Object *obj, Error **errp)
 static void nitro_machine_set_external_heartbeat(Object *obj, bool value,
                                                  Error **errp)
 {
-    NITRO_MACHINE(obj)->external_heartbeat = value;
+    if (nitro_machine_settable("external-heartbeat", errp)) {
+        NITRO_MACHINE(obj)->external_heartbeat = value;
+    }
 }
 
 static void nitro_machine_get_cid(Object *obj, Visitor *v, const char *name,
@@ -372,7 +304,9 @@ static bool nitro_machine_get_allow_small_memory(Object *obj, Error **errp)
 static void nitro_machine_set_allow_small_memory(Object *obj, bool value,
                                                  Error **errp)
 {
-    NITRO_MACHINE(obj)->image.allow_small_memory = value;
+    if (nitro_machine_settable("allow-small-memory", errp)) {
+        NITRO_MACHINE(obj)->image.allow_small_memory = value;
+    }
 }
 
 static void nitro_machine_class_init(ObjectClass *oc, const void *data)

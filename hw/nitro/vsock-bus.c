@@ -1,6 +1,9 @@
 /*
  * AWS Nitro Enclaves: the nitro vsock bus, its bridge and its devices
  *
+ * The bridge is the accelerator's listener of the enclave's life: it
+ * passes each event on to the devices of its bus.
+ *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
@@ -12,35 +15,62 @@
 #include "system/nitro-accel.h"
 #include "trace.h"
 
-void nitro_vsock_bridge_set_ops(NitroVsockBridge *bridge,
-                                const NitroVsockBridgeOps *ops, void *opaque)
-{
-    bridge->ops = ops;
-    bridge->ops_opaque = opaque;
-}
-
 #define NITRO_VSOCK_FOREACH(bridge, dev, dc)                                \
     for (BusChild *kid_ = QTAILQ_FIRST(&BUS(&(bridge)->bus)->children);     \
          kid_ && ((dev) = NITRO_VSOCK_DEVICE(kid_->child),                  \
                   (dc) = NITRO_VSOCK_DEVICE_GET_CLASS(dev), true);          \
          kid_ = QTAILQ_NEXT(kid_, sibling))
 
-bool nitro_vsock_bridge_ready(NitroVsockBridge *bridge, Error **errp)
+/* Has the bus a device of type @typename? */
+static bool nitro_vsock_bridge_has(NitroVsockBridge *bridge,
+                                   const char *typename)
 {
+    BusChild *kid;
+
+    QTAILQ_FOREACH(kid, &BUS(&bridge->bus)->children, sibling) {
+        if (object_dynamic_cast(OBJECT(kid->child), typename)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* -nodefaults (libvirt always passes it) drops the default heartbeat */
+static bool nitro_vsock_bridge_prepare(void *opaque, Error **errp)
+{
+    ERRP_GUARD();
+    NitroVsockBridge *bridge = opaque;
+
+    if (!bridge->external_heartbeat &&
+        !nitro_vsock_bridge_has(bridge, TYPE_NITRO_HEARTBEAT)) {
+        error_setg(errp, "no nitro-heartbeat device: nothing would answer "
+                   "the enclave's heartbeat, and it would panic at boot");
+        error_append_hint(errp, "Add -device nitro-heartbeat (with libvirt, "
+                          "in <qemu:commandline>), or -M nitro,"
+                          "external-heartbeat=on if another process "
+                          "answers it.\n");
+        return false;
+    }
+    return true;
+}
+
+static bool nitro_vsock_bridge_can_start(void *opaque, Error **errp)
+{
+    NitroVsockBridge *bridge = opaque;
     NitroVsockDevice *dev;
     NitroVsockDeviceClass *dc;
 
     NITRO_VSOCK_FOREACH(bridge, dev, dc) {
-        if (dc->ready && !dc->ready(dev, errp)) {
+        if (dc->can_start && !dc->can_start(dev, errp)) {
             return false;
         }
     }
     return true;
 }
 
-void nitro_vsock_bridge_enclave_started(NitroVsockBridge *bridge,
-                                        uint64_t cid)
+static void nitro_vsock_bridge_started(void *opaque, uint64_t cid)
 {
+    NitroVsockBridge *bridge = opaque;
     NitroVsockDevice *dev;
     NitroVsockDeviceClass *dc;
 
@@ -53,8 +83,9 @@ void nitro_vsock_bridge_enclave_started(NitroVsockBridge *bridge,
     }
 }
 
-void nitro_vsock_bridge_enclave_stopped(NitroVsockBridge *bridge)
+static void nitro_vsock_bridge_stopped(void *opaque)
 {
+    NitroVsockBridge *bridge = opaque;
     NitroVsockDevice *dev;
     NitroVsockDeviceClass *dc;
 
@@ -65,8 +96,9 @@ void nitro_vsock_bridge_enclave_stopped(NitroVsockBridge *bridge)
     }
 }
 
-bool nitro_vsock_bridge_draining(NitroVsockBridge *bridge)
+static bool nitro_vsock_bridge_draining(void *opaque)
 {
+    NitroVsockBridge *bridge = opaque;
     NitroVsockDevice *dev;
     NitroVsockDeviceClass *dc;
 
@@ -78,42 +110,17 @@ bool nitro_vsock_bridge_draining(NitroVsockBridge *bridge)
     return false;
 }
 
-bool nitro_vsock_bridge_has(NitroVsockBridge *bridge, const char *typename)
-{
-    BusChild *kid;
-
-    QTAILQ_FOREACH(kid, &BUS(&bridge->bus)->children, sibling) {
-        if (object_dynamic_cast(OBJECT(kid->child), typename)) {
-            return true;
-        }
-    }
-    return false;
-}
+static const NitroEnclaveListener nitro_vsock_bridge_listener = {
+    .prepare = nitro_vsock_bridge_prepare,
+    .can_start = nitro_vsock_bridge_can_start,
+    .started = nitro_vsock_bridge_started,
+    .stopped = nitro_vsock_bridge_stopped,
+    .draining = nitro_vsock_bridge_draining,
+};
 
 NitroVsockBridge *nitro_vsock_device_bridge(NitroVsockDevice *dev)
 {
     return NITRO_VSOCK_BRIDGE(qdev_get_parent_bus(DEVICE(dev))->parent);
-}
-
-void nitro_vsock_device_ready(NitroVsockDevice *dev)
-{
-    NitroVsockBridge *bridge = nitro_vsock_device_bridge(dev);
-
-    bridge->ops->ready(bridge->ops_opaque);
-}
-
-void nitro_vsock_device_failed(NitroVsockDevice *dev, const char *why)
-{
-    NitroVsockBridge *bridge = nitro_vsock_device_bridge(dev);
-
-    bridge->ops->failed(bridge->ops_opaque, why);
-}
-
-void nitro_vsock_device_error(NitroVsockDevice *dev, Error *err)
-{
-    NitroVsockBridge *bridge = nitro_vsock_device_bridge(dev);
-
-    bridge->ops->error(bridge->ops_opaque, err);
 }
 
 /* The CID has one owner, the accelerator: the bridge shows it. */
@@ -124,6 +131,20 @@ static void nitro_vsock_bridge_get_cid(Object *obj, Visitor *v,
     uint64_t cid = nitro_enclave_cid();
 
     visit_type_uint64(v, name, &cid, errp);
+}
+
+static void nitro_vsock_bridge_realize(DeviceState *dev, Error **errp)
+{
+    if (!nitro_enabled()) {
+        error_setg(errp, "the nitro vsock bridge needs -accel nitro");
+        return;
+    }
+    nitro_enclave_listen(&nitro_vsock_bridge_listener, dev);
+}
+
+static void nitro_vsock_bridge_unrealize(DeviceState *dev)
+{
+    nitro_enclave_listen(NULL, NULL);
 }
 
 static void nitro_vsock_bridge_init(Object *obj)
@@ -138,6 +159,8 @@ static const Property nitro_vsock_bridge_properties[] = {
     DEFINE_PROP_BOOL("debug-mode", NitroVsockBridge, debug_mode, false),
     DEFINE_PROP_UINT64("image-size", NitroVsockBridge, image_size, 0),
     DEFINE_PROP_UINT64("ram-size", NitroVsockBridge, ram_size, 0),
+    DEFINE_PROP_BOOL("external-heartbeat", NitroVsockBridge,
+                     external_heartbeat, false),
 };
 
 static void nitro_vsock_bridge_class_init(ObjectClass *oc, const void *data)
@@ -145,6 +168,10 @@ static void nitro_vsock_bridge_class_init(ObjectClass *oc, const void *data)
     DeviceClass *dc = DEVICE_CLASS(oc);
 
     dc->desc = "Nitro Enclaves vsock bridge";
+    dc->realize = nitro_vsock_bridge_realize;
+    /* It is the enclave's link to its devices until QEMU ends */
+    dc->hotpluggable = false;
+    dc->unrealize = nitro_vsock_bridge_unrealize;
     dc->user_creatable = false;
     device_class_set_props(dc, nitro_vsock_bridge_properties);
     object_class_property_add(oc, "enclave-cid", "uint64",

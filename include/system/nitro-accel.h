@@ -56,12 +56,12 @@ int nitro_pool_node(void);
 
 /**
  * nitro_ram_blocks:
- * @ms: the nitro machine
+ * @ms: the machine
  * @blocks: where to put them, NITRO_RAM_MAX_BLOCKS at most
  *
- * The machine's guest RAM is one block, or several blocks of different
- * huge page sizes (a container of them): enclave memory is their
- * concatenation in RAM order.
+ * The machine's guest RAM (MachineState::ram) is one block, or a
+ * container of several blocks (of different huge page sizes): enclave
+ * memory is their concatenation in RAM order.
  *
  * Returns: the number of blocks, put in @blocks in RAM order.
  */
@@ -80,7 +80,8 @@ uint64_t nitro_image_offset(void);
  * nitro_enclave_cid:
  *
  * Returns: the vsock CID of the enclave once it has started (it stays
- * readable after the enclave stopped), 0 before.
+ * readable after the enclave stopped), 0 before.  The CID that the user
+ * asked for is the accelerator's property requested-cid.
  */
 uint64_t nitro_enclave_cid(void);
 
@@ -102,49 +103,74 @@ const char *nitro_enclave_state(void);
 bool nitro_debug_mode(void);
 
 /**
- * NitroEnclaveOps:
- * What the accelerator asks of the machine along the enclave's life.
+ * NitroEnclaveListener:
+ * What the accelerator tells, and asks, the devices that talk to the
+ * enclave (the nitro vsock bridge registers itself) along its life.
  *
  * @prepare: the machine is complete; check that the enclave can start
  * (false with @errp set stops QEMU at start-up)
  * @can_start: may the enclave start now?  False with @errp set if not
- * yet (its devices are not ready)
+ * yet; the listener calls nitro_enclave_devices_ready() once it may
  * @started: the enclave runs with vsock CID @cid
  * @stopped: the enclave has stopped, failed or is being terminated
  * @draining: the enclave has stopped; true while its console still has
  * bytes to copy, which QEMU waits for (a bounded time) before it exits
  */
-typedef struct NitroEnclaveOps {
+typedef struct NitroEnclaveListener {
     bool (*prepare)(void *opaque, Error **errp);
     bool (*can_start)(void *opaque, Error **errp);
     void (*started)(void *opaque, uint64_t cid);
     void (*stopped)(void *opaque);
     bool (*draining)(void *opaque);
-} NitroEnclaveOps;
+} NitroEnclaveListener;
 
 /**
- * nitro_set_enclave_ops:
+ * nitro_enclave_listen:
+ * @l: what to call, or NULL to stop listening
+ * @opaque: its argument
  *
- * The machine hands its side of the enclave's life to the accelerator.
+ * Register the one listener of the enclave's life.
  */
-void nitro_set_enclave_ops(const NitroEnclaveOps *ops, void *opaque);
+void nitro_enclave_listen(const NitroEnclaveListener *l, void *opaque);
+
+/*
+ * What the devices that talk to the enclave report to the accelerator
+ */
 
 /**
- * nitro_enclave_ready:
+ * nitro_enclave_devices_ready:
  *
- * The machine's devices, which were not ready when QEMU wanted to start
- * the enclave (can_start failed), are now: start it.
+ * The devices that could not let the enclave start (can_start failed)
+ * now can: if QEMU waits to start it, start it.
  */
-void nitro_enclave_ready(void);
+void nitro_enclave_devices_ready(void);
 
 /**
- * nitro_enclave_failed:
+ * nitro_enclave_boot_failed:
  * @why: what went wrong, for the error message
  *
  * The enclave did not boot (its heartbeat failed): give it a moment to
  * stop by itself, terminate it, copy the rest of its console, then
  * report a guest panic (GUEST_PANICKED event, exit status 1).
  */
-void nitro_enclave_failed(const char *why);
+void nitro_enclave_boot_failed(const char *why);
+
+/**
+ * nitro_enclave_device_drained:
+ *
+ * A device that was draining (NitroEnclaveListener::draining) has copied
+ * all it had: if QEMU waits for the end of a stopped enclave, it looks
+ * again.
+ */
+void nitro_enclave_device_drained(void);
+
+/**
+ * nitro_enclave_device_error:
+ * @err: what went wrong (freed)
+ *
+ * A device that the enclave needs cannot go on: report @err and end
+ * QEMU with exit status 1.
+ */
+void nitro_enclave_device_error(Error *err);
 
 #endif

@@ -2,14 +2,17 @@
  * AWS Nitro Enclaves: the nitro vsock bus
  *
  * Devices that talk to the enclave over vsock (its heartbeat, its debug
- * console) sit on this bus.  The bus tells them about the enclave's life
- * through their class's methods (is the device ready for the enclave to
- * start, the enclave started with a CID, it stopped, is the device still
- * copying its bytes), and carries what they report up to the bridge's
- * owner, the nitro machine (ready now, the enclave failed to boot, an
- * error).  The bridge that hosts the bus is created by the nitro machine
- * at /machine/nitro-vsock, where "enclave-cid" can be read with qom-get;
- * the machine sets the bridge's properties that the devices need.
+ * console) sit on this bus.  The bridge that hosts the bus listens to the
+ * enclave's life for them (nitro_enclave_listen): it asks them whether
+ * the enclave may start, and tells them that it started with a CID, that
+ * it stopped, and asks whether they still copy its bytes, through their
+ * class's methods.  The devices report to the accelerator directly
+ * (nitro_enclave_devices_ready, nitro_enclave_boot_failed,
+ * nitro_enclave_device_error in system/nitro-accel.h).
+ *
+ * The nitro machine creates the bridge at /machine/nitro-vsock, where
+ * "enclave-cid" can be read with qom-get, and sets the bridge's
+ * properties that the devices need.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -52,8 +55,11 @@ struct NitroVsockDevice {
 struct NitroVsockDeviceClass {
     DeviceClass parent_class;
 
-    /* May the enclave start?  False with @errp set if not yet */
-    bool (*ready)(NitroVsockDevice *dev, Error **errp);
+    /*
+     * May the enclave start?  False with @errp set if not yet; the
+     * device calls nitro_enclave_devices_ready() once it may
+     */
+    bool (*can_start)(NitroVsockDevice *dev, Error **errp);
     /* The enclave runs with vsock CID @cid */
     void (*enclave_started)(NitroVsockDevice *dev, uint64_t cid);
     /* The enclave stopped, failed or is being terminated */
@@ -61,16 +67,6 @@ struct NitroVsockDeviceClass {
     /* After enclave_stopped: true while the device still copies bytes */
     bool (*draining)(NitroVsockDevice *dev);
 };
-
-/* What the devices report, handled by the bridge's owner */
-typedef struct NitroVsockBridgeOps {
-    /* A device that was not ready is now */
-    void (*ready)(void *opaque);
-    /* The enclave did not boot */
-    void (*failed)(void *opaque, const char *why);
-    /* A device cannot go on: QEMU must stop */
-    void (*error)(void *opaque, Error *err);
-} NitroVsockBridgeOps;
 
 struct NitroVsockBridge {
     SysBusDevice parent_obj;
@@ -81,27 +77,11 @@ struct NitroVsockBridge {
     bool debug_mode;
     uint64_t image_size;
     uint64_t ram_size;
-
-    const NitroVsockBridgeOps *ops;
-    void *ops_opaque;
+    /* Another process answers the heartbeat: none needed on the bus */
+    bool external_heartbeat;
 };
 
-void nitro_vsock_bridge_set_ops(NitroVsockBridge *bridge,
-                                const NitroVsockBridgeOps *ops, void *opaque);
-
-/* Calls into the devices, for the machine */
-bool nitro_vsock_bridge_ready(NitroVsockBridge *bridge, Error **errp);
-void nitro_vsock_bridge_enclave_started(NitroVsockBridge *bridge,
-                                        uint64_t cid);
-void nitro_vsock_bridge_enclave_stopped(NitroVsockBridge *bridge);
-bool nitro_vsock_bridge_draining(NitroVsockBridge *bridge);
-/* Has the bus a device of type @typename? */
-bool nitro_vsock_bridge_has(NitroVsockBridge *bridge, const char *typename);
-
-/* For the devices: the bridge of their bus, and their reports */
+/* For the devices: the bridge of their bus */
 NitroVsockBridge *nitro_vsock_device_bridge(NitroVsockDevice *dev);
-void nitro_vsock_device_ready(NitroVsockDevice *dev);
-void nitro_vsock_device_failed(NitroVsockDevice *dev, const char *why);
-void nitro_vsock_device_error(NitroVsockDevice *dev, Error *err);
 
 #endif

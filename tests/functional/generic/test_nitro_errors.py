@@ -233,8 +233,8 @@ class NitroErrors(NitroTest):
         # 0 is "any"; 1..3 and U32_MAX and above are not enclave CIDs
         for cid in (1, 3, 4294967295, 4294967296):
             res = self.nitro('-kernel', self.make_eif(),
-                             accel=f'nitro,enclave-cid={cid}')
-            self.assert_fails(res, f'enclave-cid={cid} is not a valid '
+                             accel=f'nitro,requested-cid={cid}')
+            self.assert_fails(res, f"requested-cid={cid} is not a valid "
                               'enclave CID')
             self.assertIn('a CID from 4 to 4294967294', res.stderr)
             self.assertEqual(self.events('open'), [])
@@ -338,14 +338,14 @@ class NitroErrors(NitroTest):
         # The first enclave runs until stopped
         self.sim_env['NITRO_SIM_HEARTBEAT'] = 'none'
         image = self.make_eif()
-        self.vm.add_args('-accel', 'nitro,enclave-cid=77', '-M',
+        self.vm.add_args('-accel', 'nitro,requested-cid=77', '-M',
                          'nitro,external-heartbeat=on', '-m', '128M',
                          '-nodefaults', '-kernel', image)
         self.vm.launch()
-        res = self.nitro('-kernel', image, accel='nitro,enclave-cid=77')
+        res = self.nitro('-kernel', image, accel='nitro,requested-cid=77')
         self.assert_fails(res, 'starting the enclave failed: CID 77 is '
                           'already used by another enclave or VM')
-        self.assertIn('Choose another enclave-cid', res.stderr)
+        self.assertIn('Choose another requested-cid', res.stderr)
 
 
 if __name__ == '__main__':

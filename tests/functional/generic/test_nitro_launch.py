@@ -116,7 +116,7 @@ class NitroLaunch(NitroTest):
 
     def test_debug_mode_and_cid(self):
         image = self.make_eif()
-        self.launch('nitro,debug-mode=on,enclave-cid=1234', '128M', '2',
+        self.launch('nitro,debug-mode=on,requested-cid=1234', '128M', '2',
                     '-kernel', image)
         _, start = self.check_enclave(128 * MiB, 2, True)
         self.assertEqual(start['cid'], 1234)

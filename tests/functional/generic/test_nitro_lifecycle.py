@@ -105,11 +105,11 @@ class NitroLifecycle(NitroTest):
         # The CID is taken: cont fails with the reason, QEMU stays ready
         self.sim_env['NITRO_SIM_LIFETIME_MS'] = '0'
         first = self.vm
-        self.launch('-S', accel='nitro,enclave-cid=77')
+        self.launch('-S', accel='nitro,requested-cid=77')
         first.cmd('cont')
         self.wait_for(lambda: self.heartbeats('ok'))
         second = self._new_vm('second')
-        second.add_args('-accel', 'nitro,enclave-cid=77', '-M', 'nitro',
+        second.add_args('-accel', 'nitro,requested-cid=77', '-M', 'nitro',
                         '-m', '128M', '-kernel', self.make_eif(), '-S',
                         '-display', 'none',
                         '-global', 'nitro-heartbeat.port-wait=0')
@@ -157,8 +157,9 @@ class NitroLifecycle(NitroTest):
         self.launch()
         self.wait_for(lambda: self.starts())
         self.vm.get_qmp_events(wait=False)
-        self.assert_qmp_error('system_reset', 'an enclave cannot be reset')
-        self.assertIn('an enclave cannot be reset',
+        self.assert_qmp_error('system_reset',
+                              'the vCPUs of this guest cannot be reset')
+        self.assertIn('the vCPUs of this guest cannot be reset',
                       self.hmp('system_reset'))
         time.sleep(0.3)
         events = [e['event'] for e in self.vm.get_qmp_events(wait=False)]
