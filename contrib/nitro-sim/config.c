@@ -330,6 +330,11 @@ bool sim_config_load(SimConfig *cfg, char *err, size_t errlen)
         return false;
     }
     cfg->lifetime_ms = x;
+    if (!env_u64("NITRO_SIM_CONSOLE_BYTES", 0, 1ULL << 30, &x, err,
+                 errlen)) {
+        return false;
+    }
+    cfg->console_bytes = x;
     if (!env_u64("NITRO_SIM_CONSOLE_TAIL_MS", 0, 60000, &x, err, errlen)) {
         return false;
     }

@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -153,6 +154,31 @@ con(SimEnclave *e, const char *fmt, ...)
     }
     line[n++] = '\n';
     con_raw(e, line, n);
+}
+
+/*
+ * NITRO_SIM_CONSOLE_BYTES: a chatty enclave, numbered lines of about
+ * @bytes in all, then "console fill done"; a console client that does
+ * not read holds the enclave up, as a full vsock connection would.
+ */
+static void console_fill(SimEnclave *e, uint64_t bytes)
+{
+    uint64_t done = 0, line = 0;
+
+    if (!bytes) {
+        return;
+    }
+    while (done < bytes) {
+        char buf[1024];
+        int n = snprintf(buf, sizeof(buf), "nitro-sim: console fill %08"
+                         PRIu64 " ", line++);
+
+        memset(buf + n, '.', sizeof(buf) - n - 1);
+        buf[sizeof(buf) - 1] = '\n';
+        con_raw(e, buf, sizeof(buf));
+        done += sizeof(buf);
+    }
+    con(e, "nitro-sim: console fill done");
 }
 
 static void log_heartbeat(SimEnclave *e, const char *result,
@@ -496,6 +522,7 @@ run:
                 log_heartbeat(e, "ok", NULL);
                 con(e, "nitro-sim: heartbeat ok");
                 con(e, "nitro-sim: running");
+                console_fill(e, cfg->console_bytes);
                 phase = PH_RUN;
                 deadline = cfg->lifetime_ms ? now + cfg->lifetime_ms : 0;
             } else {

@@ -57,6 +57,7 @@ typedef struct SimConfig {
     unsigned heartbeat_timeout_ms;  /* NITRO_SIM_HEARTBEAT_TIMEOUT_MS */
     uint64_t lifetime_ms;           /* NITRO_SIM_LIFETIME_MS */
     unsigned console_tail_ms;       /* NITRO_SIM_CONSOLE_TAIL_MS */
+    uint64_t console_bytes;         /* NITRO_SIM_CONSOLE_BYTES */
     int arch;                       /* NITRO_SIM_ARCH */
     int numa_node;                  /* NITRO_SIM_NUMA_NODE, -1: no check */
     uint64_t fake_page_size;        /* NITRO_SIM_FAKE_PAGE_SIZE, 0: none */

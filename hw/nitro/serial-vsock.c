@@ -6,11 +6,15 @@
  * enclave has started this device connects there without blocking,
  * retrying for connect-timeout seconds (nitro-cli gives it 20), and
  * copies the stream to a chardev (-serial, -nographic or -chardev).
- * While the chardev is not open (a socket chardev without a client) the
- * device stops reading, so the bytes wait in the vsock connection instead
- * of being lost.  When the enclave stops, the console ends (EOF); until
- * then the device is "draining" and QEMU waits for it before it exits,
- * so that every byte the enclave sent reaches the chardev.
+ *
+ * The copy never blocks QEMU: it reads from the connection only while
+ * the chardev is open (a socket chardev has a client) and has taken the
+ * bytes read before; a chardev that does not keep up (a stalled console
+ * client) leaves the bytes waiting in the vsock connection, and a watch
+ * on the chardev resumes the copy when it can take more.  No byte is
+ * lost.  When the enclave stops, the console ends (EOF); until then the
+ * device is "draining" and QEMU waits for it before it exits, so that
+ * every byte the enclave sent reaches the chardev.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -25,13 +29,14 @@
 #include "hw/qdev-properties.h"
 #include "hw/qdev-properties-system.h"
 #include "hw/nitro/vsock-bus.h"
+#include "system/nitro-accel.h"
 #include <linux/vm_sockets.h>
 #include "trace.h"
 
 OBJECT_DECLARE_SIMPLE_TYPE(NitroSerialVsock, NITRO_SERIAL_VSOCK)
 
 #define NITRO_CONSOLE_PORT_BASE 10000
-/* How often to retry the connection, and to look at a closed chardev */
+/* How often to retry the connection */
 #define NITRO_CONSOLE_RETRY_MS 100
 
 struct NitroSerialVsock {
@@ -45,7 +50,14 @@ struct NitroSerialVsock {
     int fd;
     bool connecting;            /* fd: a connect in progress */
     int64_t deadline_ms;
-    QEMUTimer *timer;
+    QEMUTimer *timer;           /* the next connection attempt */
+
+    bool chr_open;              /* the chardev's frontend is open */
+    guint watch;                /* on the chardev, while it is full */
+    /* Read from the connection, not yet taken by the chardev */
+    uint8_t buf[4096];
+    size_t buf_len;
+    size_t buf_off;
 };
 
 static void nitro_serial_close(NitroSerialVsock *s)
@@ -58,36 +70,100 @@ static void nitro_serial_close(NitroSerialVsock *s)
     s->connecting = false;
 }
 
+static void nitro_serial_read(void *opaque);
+
+/* Read from the connection exactly while the chardev can take bytes. */
+static void nitro_serial_update_reading(NitroSerialVsock *s)
+{
+    bool read = s->fd >= 0 && !s->connecting && s->chr_open &&
+                s->buf_off == s->buf_len && !s->watch;
+
+    if (s->fd >= 0 && !s->connecting) {
+        qemu_set_fd_handler(s->fd, read ? nitro_serial_read : NULL, NULL, s);
+    }
+}
+
+static gboolean nitro_serial_chr_writable(void *do_not_use, GIOCondition cond,
+                                          void *opaque);
+
+/* Give the chardev what it takes of the pending bytes, without blocking. */
+static void nitro_serial_flush(NitroSerialVsock *s)
+{
+    while (s->buf_off < s->buf_len) {
+        int n = qemu_chr_fe_write(&s->chr, s->buf + s->buf_off,
+                                  s->buf_len - s->buf_off);
+
+        if (n <= 0) {
+            break;
+        }
+        s->buf_off += n;
+    }
+    if (s->buf_off < s->buf_len && !s->watch) {
+        s->watch = qemu_chr_fe_add_watch(&s->chr, G_IO_OUT | G_IO_HUP,
+                                         nitro_serial_chr_writable, s);
+        if (!s->watch) {
+            /* A chardev that cannot say when it is writable drops them */
+            trace_nitro_serial_dropped(s->port, s->buf_len - s->buf_off);
+            s->buf_off = s->buf_len;
+        }
+    }
+    if (s->buf_off == s->buf_len) {
+        s->buf_off = s->buf_len = 0;
+    }
+    nitro_serial_update_reading(s);
+}
+
+static gboolean nitro_serial_chr_writable(void *do_not_use, GIOCondition cond,
+                                          void *opaque)
+{
+    NitroSerialVsock *s = opaque;
+
+    s->watch = 0;
+    nitro_serial_flush(s);
+    return G_SOURCE_REMOVE;
+}
+
 static void nitro_serial_read(void *opaque)
 {
     NitroSerialVsock *s = opaque;
-    uint8_t buf[4096];
-    ssize_t n;
+    ssize_t n = read(s->fd, s->buf, sizeof(s->buf));
 
-    if (!qemu_chr_fe_backend_open(&s->chr)) {
-        /* Leave the bytes in the connection until someone listens */
-        qemu_set_fd_handler(s->fd, NULL, NULL, NULL);
-        timer_mod(s->timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
-                  NITRO_CONSOLE_RETRY_MS);
-        return;
-    }
-    n = read(s->fd, buf, sizeof(buf));
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
         return;
     }
     if (n <= 0) {
         trace_nitro_serial_eof(s->port);
         nitro_serial_close(s);
+        nitro_enclave_device_drained();
         return;
     }
-    qemu_chr_fe_write_all(&s->chr, buf, n);
+    s->buf_off = 0;
+    s->buf_len = n;
+    nitro_serial_flush(s);
+}
+
+static void nitro_serial_chr_event(void *opaque, QEMUChrEvent event)
+{
+    NitroSerialVsock *s = opaque;
+
+    switch (event) {
+    case CHR_EVENT_OPENED:
+        s->chr_open = true;
+        break;
+    case CHR_EVENT_CLOSED:
+        s->chr_open = false;
+        break;
+    default:
+        return;
+    }
+    nitro_serial_update_reading(s);
 }
 
 static void nitro_serial_connected(NitroSerialVsock *s)
 {
     s->connecting = false;
     trace_nitro_serial_connected(s->port);
-    qemu_set_fd_handler(s->fd, nitro_serial_read, NULL, s);
+    nitro_serial_update_reading(s);
 }
 
 static void nitro_serial_retry(NitroSerialVsock *s, int err)
@@ -147,17 +223,7 @@ static void nitro_serial_connect(NitroSerialVsock *s)
 
 static void nitro_serial_timer(void *opaque)
 {
-    NitroSerialVsock *s = opaque;
-
-    if (s->fd < 0) {
-        nitro_serial_connect(s);
-    } else if (qemu_chr_fe_backend_open(&s->chr)) {
-        qemu_set_fd_handler(s->fd, nitro_serial_read, NULL, s);
-    } else {
-        /* Waiting for the chardev to open */
-        timer_mod(s->timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
-                  NITRO_CONSOLE_RETRY_MS);
-    }
+    nitro_serial_connect(opaque);
 }
 
 static void nitro_serial_enclave_started(NitroVsockDevice *dev, uint64_t cid)
@@ -207,12 +273,21 @@ static void nitro_serial_realize(DeviceState *dev, Error **errp)
         return;
     }
     s->timer = timer_new_ms(QEMU_CLOCK_REALTIME, nitro_serial_timer, s);
+    s->chr_open = qemu_chr_fe_backend_open(&s->chr);
+    qemu_chr_fe_set_handlers(&s->chr, NULL, NULL, nitro_serial_chr_event,
+                             NULL, s, NULL, true);
 }
 
 static void nitro_serial_unrealize(DeviceState *dev)
 {
     NitroSerialVsock *s = NITRO_SERIAL_VSOCK(dev);
 
+    qemu_chr_fe_set_handlers(&s->chr, NULL, NULL, NULL, NULL, NULL, NULL,
+                             true);
+    if (s->watch) {
+        g_source_remove(s->watch);
+        s->watch = 0;
+    }
     nitro_serial_close(s);
     timer_free(s->timer);
 }

@@ -152,6 +152,41 @@ class NitroVsock(NitroTest):
         sock.close()
         self.assertEqual(got, want)
 
+    def test_console_client_that_stops_reading(self):
+        # A chatty enclave (4 MiB of console, more than every socket
+        # buffer on the way) and a console client that reads nothing for
+        # 10 s: QMP still answers at once, and then every byte arrives
+        self.sim_env['NITRO_SIM_CONSOLE_BYTES'] = str(4 << 20)
+        path = os.path.join(self.sim_dir, 'console.sock')
+        self.launch('-chardev', f'socket,id=con,path={path},server=on,'
+                    'wait=off', '-serial', 'chardev:con')
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(path)
+        cid = self.started_event()['cid']
+        self.wait_for(lambda: self.heartbeats('ok'))
+        answers = []
+        stall_end = time.monotonic() + 10
+        while time.monotonic() < stall_end:
+            t = time.monotonic()
+            self.assertEqual(self.vm.cmd('query-status')['status'],
+                             'running')
+            answers.append(time.monotonic() - t)
+        answers.sort()
+        # The median, and no answer that waited for the client
+        self.assertLess(answers[len(answers) // 2], 0.1, answers[-5:])
+        self.assertLess(answers[-1], 2, answers[-5:])
+        sock.settimeout(60)
+        got = b''
+        while b'console fill done' not in got:
+            chunk = sock.recv(1 << 16)
+            self.assertTrue(chunk, 'the console ended early')
+            got += chunk
+        sock.close()
+        # No byte lost or doubled
+        want = self.console_file(cid)
+        self.assertEqual(got, want[:len(got)])
+        self.assertGreater(len(got), 4 << 20)
+
     def test_console_eof(self):
         self.sim_env['NITRO_SIM_LIFETIME_MS'] = '300'
         self.launch('-no-shutdown', '-serial', 'none', '-chardev',
