@@ -170,12 +170,13 @@ typedef struct SimRegistry {
     SimRegEntry *e;
     int lockfd;
     const SimConfig *cfg;
+    char err[PATH_MAX + 128];   /* why open or close failed, naming the file */
 } SimRegistry;
 
-/* lock and read (dropping entries of dead processes); false: errno set */
+/* lock and read (dropping entries of dead processes); false: errno, r->err */
 bool sim_reg_open(SimRegistry *r, const SimConfig *cfg);
-/* write back (if @write) and unlock */
-void sim_reg_close(SimRegistry *r, bool write);
+/* write back (if @write) and unlock; false: the write failed, errno, r->err */
+bool sim_reg_close(SimRegistry *r, bool write);
 SimRegEntry *sim_reg_find(SimRegistry *r, pid_t pid, uint64_t slot);
 SimRegEntry *sim_reg_add(SimRegistry *r);
 void sim_reg_remove(SimRegistry *r, SimRegEntry *e);
@@ -292,8 +293,8 @@ void sim_before_close(int fd, bool *is_enclave, dev_t *dev, ino_t *ino);
 void sim_after_close(dev_t dev, ino_t ino);
 /* release resources of an enclave whose fd is gone (lock held) */
 void sim_enclave_release(SimEnclave *e, bool restore);
-/* mirror @e into the registry (or drop it from there) */
-void sim_enclave_sync(SimEnclave *e, bool remove);
+/* mirror @e into the registry (or drop it): 0, or -errno, reason printed */
+int sim_enclave_sync(SimEnclave *e, bool remove);
 /* at exit(): the kernel is about to close every enclave fd */
 void sim_process_exit(void);
 

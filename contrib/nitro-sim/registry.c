@@ -5,9 +5,11 @@
  * that uses the directory (slot, pid, state, CID, memory, vCPUs), so
  * that vCPUs and CIDs are unique across processes as on one parent
  * instance, and so that the CLI can list them.  Every access holds an
- * flock on $NITRO_SIM_DIR/registry.lock; entries of processes that died
- * without cleaning up are dropped (and their stop logged) on the next
- * access.
+ * flock on $NITRO_SIM_DIR/registry.lock, from the read to the write of
+ * what it changed; entries of processes that died without cleaning up
+ * are dropped (and their stop logged) on the next access.  A write that
+ * fails (a full or broken file system) fails the access with a reason
+ * that names the file.
  *
  * Copyright (c) 2025 Nitro Enclaves for QEMU authors
  *
@@ -17,11 +19,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 
 #include "nitro-sim.h"
 
@@ -63,31 +67,34 @@ static bool alive(const SimRegEntry *e)
     return !e->starttime || sim_proc_starttime(e->pid) == e->starttime;
 }
 
-bool sim_reg_open(SimRegistry *r, const SimConfig *cfg)
+static bool __attribute__((format(printf, 2, 3)))
+reg_error(SimRegistry *r, const char *fmt, ...)
+{
+    int err = errno;
+    size_t n;
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(r->err, sizeof(r->err), fmt, ap);
+    va_end(ap);
+    n = strlen(r->err);
+    snprintf(r->err + n, sizeof(r->err) - n, ": %s", strerror(err));
+    errno = err;
+    return false;
+}
+
+/* lock held: read the registry, dropping dead owners */
+static bool reg_read(SimRegistry *r, bool *pruned)
 {
     char path[PATH_MAX + 16];
     char line[1024];
     FILE *f;
-    bool pruned = false;
+    bool ok;
 
-    memset(r, 0, sizeof(*r));
-    r->cfg = cfg;
-    r->next_slot = 1;
-    snprintf(path, sizeof(path), "%s/registry.lock", cfg->dir);
-    r->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (r->lockfd < 0) {
-        return false;
-    }
-    while (flock(r->lockfd, LOCK_EX) < 0) {
-        if (errno != EINTR) {
-            close(r->lockfd);
-            return false;
-        }
-    }
-    snprintf(path, sizeof(path), "%s/registry", cfg->dir);
+    snprintf(path, sizeof(path), "%s/registry", r->cfg->dir);
     f = fopen(path, "re");
     if (!f) {
-        return true;
+        return errno == ENOENT || reg_error(r, "cannot read %s", path);
     }
     while (fgets(line, sizeof(line), f)) {
         SimRegEntry e;
@@ -123,55 +130,114 @@ bool sim_reg_open(SimRegistry *r, const SimConfig *cfg)
                 sim_json_u64(&j, "slot_uid", e.slot);
                 sim_json_i64(&j, "owner_pid", e.pid);
                 sim_json_str(&j, "reason", "process-exit");
-                sim_json_emit(&j, cfg);
+                sim_json_emit(&j, r->cfg);
             }
-            pruned = true;
+            *pruned = true;
             continue;
         }
         *sim_reg_add(r) = e;
     }
+    ok = !ferror(f) || reg_error(r, "cannot read %s", path);
     fclose(f);
-    if (pruned) {
-        /* write the pruned list back, keep the lock */
-        sim_reg_close(r, true);
-        return sim_reg_open(r, cfg);
+    return ok;
+}
+
+/* lock held: write the registry as a whole, or say why it failed */
+static bool reg_write(SimRegistry *r)
+{
+    char path[PATH_MAX + 16], tmp[PATH_MAX + 48];
+    FILE *f;
+    int i, fd;
+
+    snprintf(path, sizeof(path), "%s/registry", r->cfg->dir);
+    snprintf(tmp, sizeof(tmp), "%s/registry.tmp.%d", r->cfg->dir,
+             (int)getpid());
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        return reg_error(r, "cannot write %s", tmp);
+    }
+    /* readable by every user of the directory, whatever the umask */
+    fchmod(fd, 0644);
+    f = fdopen(fd, "w");
+    if (!f) {
+        reg_error(r, "cannot write %s", tmp);
+        close(fd);
+        unlink(tmp);
+        return false;
+    }
+    fprintf(f, "next_slot %llu\n", (unsigned long long)r->next_slot);
+    for (i = 0; i < r->n; i++) {
+        SimRegEntry *e = &r->e[i];
+
+        fprintf(f, "enclave %llu %d %llu %s %u %llu %d %s\n",
+                (unsigned long long)e->slot, (int)e->pid, e->starttime,
+                e->state, e->cid, (unsigned long long)e->mem, e->debug,
+                e->vcpus[0] ? e->vcpus : "-");
+    }
+    if (fflush(f) != 0 || ferror(f)) {
+        reg_error(r, "cannot write %s", tmp);
+        fclose(f);
+        unlink(tmp);
+        return false;
+    }
+    if (fclose(f) != 0) {
+        reg_error(r, "cannot write %s", tmp);
+        unlink(tmp);
+        return false;
+    }
+    if (rename(tmp, path) < 0) {
+        reg_error(r, "cannot replace %s", path);
+        unlink(tmp);
+        return false;
     }
     return true;
 }
 
-void sim_reg_close(SimRegistry *r, bool write)
+bool sim_reg_open(SimRegistry *r, const SimConfig *cfg)
 {
-    char path[PATH_MAX + 16], tmp[PATH_MAX + 48];
-    FILE *f;
-    int i;
+    char path[PATH_MAX + 16];
+    bool pruned = false;
 
-    if (write) {
-        snprintf(path, sizeof(path), "%s/registry", r->cfg->dir);
-        snprintf(tmp, sizeof(tmp), "%s/registry.tmp.%d", r->cfg->dir,
-                 (int)getpid());
-        f = fopen(tmp, "we");
-        if (f) {
-            fprintf(f, "next_slot %llu\n", (unsigned long long)r->next_slot);
-            for (i = 0; i < r->n; i++) {
-                SimRegEntry *e = &r->e[i];
-
-                fprintf(f, "enclave %llu %d %llu %s %u %llu %d %s\n",
-                        (unsigned long long)e->slot, (int)e->pid,
-                        e->starttime, e->state, e->cid,
-                        (unsigned long long)e->mem, e->debug,
-                        e->vcpus[0] ? e->vcpus : "-");
-            }
-            if (fclose(f) == 0) {
-                rename(tmp, path);
-            } else {
-                unlink(tmp);
-            }
+    memset(r, 0, sizeof(*r));
+    r->cfg = cfg;
+    r->next_slot = 1;
+    snprintf(path, sizeof(path), "%s/registry.lock", cfg->dir);
+    r->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (r->lockfd < 0) {
+        return reg_error(r, "cannot open %s", path);
+    }
+    while (flock(r->lockfd, LOCK_EX) < 0) {
+        if (errno != EINTR) {
+            reg_error(r, "cannot lock %s", path);
+            sim_reg_close(r, false);
+            return false;
         }
     }
+    if (!reg_read(r, &pruned)) {
+        sim_reg_close(r, false);
+        return false;
+    }
+    if (pruned && !reg_write(r)) {
+        /* the next write tries again; the entries are dropped here */
+        r->err[0] = 0;
+    }
+    return true;
+}
+
+bool sim_reg_close(SimRegistry *r, bool write)
+{
+    bool ok = !write || r->lockfd < 0 || reg_write(r);
+    int err = errno;
+
     free(r->e);
     r->e = NULL;
     r->n = 0;
-    close(r->lockfd);
+    if (r->lockfd >= 0) {
+        close(r->lockfd);
+        r->lockfd = -1;
+    }
+    errno = err;
+    return ok;
 }
 
 SimRegEntry *sim_reg_find(SimRegistry *r, pid_t pid, uint64_t slot)

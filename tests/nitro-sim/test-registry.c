@@ -1,0 +1,325 @@
+/*
+ * nitro-sim tests: the registry that the processes of a simulation
+ * directory share
+ *
+ * Launchers at the same instant never get the same CPU; a full file
+ * system fails the operation with a reason.
+ * Runs with the simulator preloaded; needs 2 MiB huge pages.
+ *
+ * Copyright (c) 2026 Nitro Enclaves for QEMU authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <stdint.h>
+#include "standard-headers/linux/nitro_enclaves.h"
+
+#include "tap.h"
+#include "eif-writer.h"
+#include "launcher.h"
+
+#define LAUNCHERS 8
+#define ROUNDS 50
+
+static const char *const env_vars[] = {
+    "NITRO_SIM_HEARTBEAT", "NITRO_SIM_CPUS", "NITRO_SIM_HOST_CPUS", NULL,
+};
+
+static uint8_t *eif;
+static size_t eif_len;
+
+/* a new simulation directory; the enclaves run without heartbeat */
+static const char *fresh(const char *tag)
+{
+    int i;
+
+    for (i = 0; env_vars[i]; i++) {
+        unsetenv(env_vars[i]);
+    }
+    setenv("NITRO_SIM_HEARTBEAT", "none", 1);
+    return nl_new_sim_dir(tag);
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/* the CLI: exit status, stdout and stderr (malloc'd) */
+typedef struct Cli {
+    int status;
+    char *out, *err;
+} Cli;
+
+static void cli_run(Cli *c, const char *a1, const char *a2)
+{
+    int o[2], e[2], st;
+    pid_t pid;
+
+    if (pipe(o) < 0 || pipe(e) < 0) {
+        abort();
+    }
+    pid = fork();
+    if (pid == 0) {
+        dup2(o[1], 1);
+        dup2(e[1], 2);
+        execl(getenv("NITRO_SIM_CLI"), "nitro-sim", a1, a2, (char *)NULL);
+        _exit(127);
+    }
+    close(o[1]);
+    close(e[1]);
+    c->out = nl_read_all(o[0], 30000, NULL, NULL);
+    c->err = nl_read_all(e[0], 30000, NULL, NULL);
+    close(o[0]);
+    close(e[0]);
+    waitpid(pid, &st, 0);
+    c->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void cli_free(Cli *c)
+{
+    free(c->out);
+    free(c->err);
+}
+
+/* ---- no CPU handed out twice ---- */
+
+static void __attribute__((noreturn))
+vcpu_child(int go, int hold, int res, uint32_t idx)
+{
+    uint32_t rec[4] = { idx, 0, 0, 0 };
+    uint64_t slot;
+    int dev, efd, k;
+    char c;
+
+    if (read(go, &c, 1) < 0) {
+        _exit(1);
+    }
+    dev = open("/dev/nitro_enclaves", O_RDWR | O_CLOEXEC);
+    efd = dev < 0 ? -1 : ioctl(dev, NE_CREATE_VM, &slot);
+    if (efd < 0) {
+        rec[1] = errno;
+    }
+    for (k = 0; !rec[1] && k < 2; k++) {
+        uint32_t id = 0;
+
+        if (ioctl(efd, NE_ADD_VCPU, &id) < 0) {
+            rec[1] = errno;
+        } else {
+            rec[2 + k] = id;
+        }
+    }
+    if (write(res, rec, sizeof(rec)) != sizeof(rec) ||
+        read(hold, &c, 1) < 0) {
+        _exit(1);
+    }
+    _exit(0);
+}
+
+/* one round: the CPUs of LAUNCHERS enclaves created at once; "" if fine */
+static void vcpu_round(char *why, size_t len)
+{
+    uint32_t recs[LAUNCHERS][4];
+    bool seen[64] = { false };
+    int go[2], hold[2], res[2], i, k;
+    pid_t pid[LAUNCHERS];
+    size_t got = 0;
+
+    if (pipe(go) < 0 || pipe(hold) < 0 || pipe(res) < 0) {
+        abort();
+    }
+    for (i = 0; i < LAUNCHERS; i++) {
+        pid[i] = fork();
+        if (pid[i] == 0) {
+            close(go[1]);
+            close(hold[1]);
+            close(res[0]);
+            vcpu_child(go[0], hold[0], res[1], i);
+        }
+    }
+    close(go[0]);
+    close(hold[0]);
+    close(res[1]);
+    close(go[1]);                   /* all at once */
+    while (got < sizeof(recs)) {
+        ssize_t n = read(res[0], (char *)recs + got, sizeof(recs) - got);
+
+        if (n <= 0) {
+            break;
+        }
+        got += n;
+    }
+    why[0] = 0;
+    if (got < sizeof(recs)) {
+        snprintf(why, len, "only %zu of %d launchers answered",
+                 got / sizeof(recs[0]), LAUNCHERS);
+    }
+    for (i = 0; !why[0] && i < LAUNCHERS; i++) {
+        if (recs[i][1]) {
+            snprintf(why, len, "launcher %u: %s (errno %u)", recs[i][0],
+                     strerror(recs[i][1]), recs[i][1]);
+        }
+        for (k = 2; !why[0] && k < 4; k++) {
+            if (recs[i][k] >= 64 || seen[recs[i][k]]) {
+                snprintf(why, len, "CPU %u handed out twice", recs[i][k]);
+            } else {
+                seen[recs[i][k]] = true;
+            }
+        }
+    }
+    close(hold[1]);
+    close(res[0]);
+    for (i = 0; i < LAUNCHERS; i++) {
+        waitpid(pid[i], NULL, 0);
+    }
+}
+
+static void test_concurrent_vcpus(void)
+{
+    char why[256] = "";
+    long long t0 = now_ms();
+    int round;
+
+    fresh("vcpus");
+    /* 18 cores of 2 threads (siblings N and N + 18); 8 in the pool */
+    setenv("NITRO_SIM_HOST_CPUS", "36", 1);
+    setenv("NITRO_SIM_CPUS", "1-8,19-26", 1);
+    for (round = 0; round < ROUNDS && !why[0]; round++) {
+        vcpu_round(why, sizeof(why));
+    }
+    if (!tap_ok(!why[0], "%d launchers at once, %d rounds (%lld ms): every "
+                "NE_CREATE_VM and NE_ADD_VCPU succeeds, no CPU handed out "
+                "twice", LAUNCHERS, ROUNDS, now_ms() - t0)) {
+        tap_diag("round %d: %s", round, why);
+    }
+}
+
+/* ---- a full file system ---- */
+
+static char full_dir[4096];
+
+static void fill_fs(void)
+{
+    static char buf[65536];
+    char path[4200];
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/filler", full_dir);
+    fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    while (fd >= 0 && write(fd, buf, sizeof(buf)) > 0) {
+        continue;
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+}
+
+/* in a private mount namespace, @full_dir a small tmpfs; results in @res */
+static void __attribute__((noreturn)) full_child(const char *errpath,
+                                                 int res)
+{
+    NlParams p = {
+        .eif = eif, .eif_len = eif_len, .no_heartbeat_listen = true,
+        .before_start = fill_fs,
+    };
+    int r[3] = { -1, 0, -1 };
+    NlEnclave e, e2;
+    int fd;
+    Cli c;
+
+    if (unshare(CLONE_NEWNS) < 0 ||
+        mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+        mount("tmpfs", full_dir, "tmpfs", 0, "size=1m") < 0) {
+        _exit(2);
+    }
+    fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    dup2(fd, 2);
+    if (nl_launch(&p, &e) < 0 && !strcmp(e.failed_step, "NE_START_ENCLAVE")) {
+        r[0] = e.err;
+    }
+    cli_run(&c, "list", NULL);
+    r[1] = c.status == 0 && strstr(c.out, "\"state\": \"init\"") &&
+           !strstr(c.out, "running");
+    cli_free(&c);
+    p.before_start = NULL;
+    if (nl_launch(&p, &e2) < 0 && !strcmp(e2.failed_step, "NE_CREATE_VM")) {
+        r[2] = e2.err;
+    }
+    if (write(res, r, sizeof(r)) != sizeof(r)) {
+        _exit(1);
+    }
+    _exit(0);
+}
+
+static void test_full_dir(void)
+{
+    char errpath[4200], *err;
+    int res[2], r[3] = { 0 }, st;
+    pid_t pid;
+
+    if (geteuid()) {
+        tap_ok(true, "a full file system # SKIP mounting a tmpfs needs "
+               "root");
+        return;
+    }
+    snprintf(errpath, sizeof(errpath), "%s/stderr",
+             nl_new_sim_dir("full-err"));
+    snprintf(full_dir, sizeof(full_dir), "%s", fresh("full"));
+    if (pipe(res) < 0) {
+        abort();
+    }
+    pid = fork();
+    if (pid == 0) {
+        close(res[0]);
+        full_child(errpath, res[1]);
+    }
+    close(res[1]);
+    if (read(res[0], r, sizeof(r)) != sizeof(r)) {
+        r[0] = r[2] = -1;
+    }
+    close(res[0]);
+    waitpid(pid, &st, 0);
+    err = nl_read_file(errpath, NULL);
+    if (!tap_ok(r[0] == ENOSPC && r[1] && r[2] == ENOSPC && err &&
+                strstr(err, "/registry.tmp") &&
+                strstr(err, "No space left on device"),
+                "a full simulation directory: NE_START_ENCLAVE fails with "
+                "ENOSPC naming the file, the enclave is not listed as "
+                "running, the next NE_CREATE_VM fails as well")) {
+        tap_diag("child status %d; start: %d, list ok: %d, create: %d; "
+                 "stderr: %s", st, r[0], r[1], r[2], err ? err : "");
+    }
+    free(err);
+}
+
+int main(void)
+{
+    EifSpec spec;
+    char why[256];
+
+    if (nl_hugepages(64, why, sizeof(why)) < 0) {
+        tap_skip_all(why);
+    }
+    eif_default(&spec);
+    eif = eif_build(&spec, &eif_len);
+    tap_plan(2);
+    test_concurrent_vcpus();
+    test_full_dir();
+    free(eif);
+    return tap_done();
+}
