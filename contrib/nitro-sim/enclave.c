@@ -604,7 +604,10 @@ fail:
     sim_real.close(e->wake[0]);
     sim_real.close(e->wake[1]);
     e->wake[0] = e->wake[1] = -1;
-    e->console_path[0] = 0;
+    if (e->console_path[0]) {
+        unlink(e->console_path);
+        e->console_path[0] = 0;
+    }
     return err;
 }
 

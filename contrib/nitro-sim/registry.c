@@ -7,15 +7,18 @@
  * instance, and so that the CLI can list them.  Every access holds an
  * flock on $NITRO_SIM_DIR/registry.lock, from the read to the write of
  * what it changed; entries of processes that died without cleaning up
- * are dropped (and their stop logged) on the next access.  A write that
- * fails (a full or broken file system) fails the access with a reason
- * that names the file.
+ * (killed, or zombies not reaped yet) are dropped on the next access,
+ * with their stop logged and the files their running enclave kept in
+ * the directory removed, as is a registry.tmp a killed writer left.
+ * A write that fails (a full or broken file system) fails the access
+ * with a reason that names the file.
  *
  * Copyright (c) 2025 Nitro Enclaves for QEMU authors
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -29,10 +32,15 @@
 
 #include "nitro-sim.h"
 
-unsigned long long sim_proc_starttime(pid_t pid)
+/* the files of a running enclave in the directory (enclave.c, boot.c) */
+static const char *const enclave_files[] = {
+    "console", "eif", "vhost", "vsock", "qemu.log",
+};
+
+/* state (field 3) and start time (field 22) of @pid; false if unknown */
+static bool proc_stat(pid_t pid, char *state, unsigned long long *st)
 {
     char path[64], buf[1024];
-    unsigned long long st = 0;
     const char *p;
     ssize_t n;
     int fd, field;
@@ -40,31 +48,72 @@ unsigned long long sim_proc_starttime(pid_t pid)
     snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        return 0;
+        return false;
     }
     n = read(fd, buf, sizeof(buf) - 1);
     close(fd);
     if (n <= 0) {
-        return 0;
+        return false;
     }
     buf[n] = 0;
-    /* field 22; the comm field (2) may contain spaces: skip past ')' */
+    /* the comm field (2) may contain spaces and parentheses: skip it */
     p = strrchr(buf, ')');
+    if (!p || sscanf(p + 1, " %c", state) != 1) {
+        return false;
+    }
     for (field = 2; p && field < 22; field++) {
         p = strchr(p + 1, ' ');
     }
-    if (p) {
-        sscanf(p + 1, "%llu", &st);
-    }
-    return st;
+    return p && sscanf(p + 1, "%llu", st) == 1;
 }
 
+unsigned long long sim_proc_starttime(pid_t pid)
+{
+    unsigned long long st;
+    char state;
+
+    return proc_stat(pid, &state, &st) ? st : 0;
+}
+
+/*
+ * In state Z: a zombie (killed, not reaped yet), dead, unless other
+ * threads of it still run (its first thread exited alone)
+ */
+static bool zombie(pid_t pid)
+{
+    char path[64];
+    struct dirent *de;
+    int threads = 0;
+    DIR *d;
+
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    d = opendir(path);
+    if (!d) {
+        return true;
+    }
+    while ((de = readdir(d))) {
+        threads += de->d_name[0] != '.';
+    }
+    closedir(d);
+    return threads <= 1;
+}
+
+/* a zombie is dead: it runs nothing any more, whatever its CID */
 static bool alive(const SimRegEntry *e)
 {
+    unsigned long long st;
+    char state;
+
     if (kill(e->pid, 0) < 0 && errno == ESRCH) {
         return false;
     }
-    return !e->starttime || sim_proc_starttime(e->pid) == e->starttime;
+    if (!proc_stat(e->pid, &state, &st)) {
+        return !e->starttime;
+    }
+    if (state == 'X' || (state == 'Z' && zombie(e->pid))) {
+        return false;
+    }
+    return !e->starttime || st == e->starttime;
 }
 
 static bool __attribute__((format(printf, 2, 3)))
@@ -83,7 +132,30 @@ reg_error(SimRegistry *r, const char *fmt, ...)
     return false;
 }
 
-/* lock held: read the registry, dropping dead owners */
+/* the owner of @e died: log the stop, remove its running enclave's files */
+static void recover(SimRegistry *r, const SimRegEntry *e)
+{
+    char path[PATH_MAX + 64];
+    SimJson j;
+    size_t i;
+
+    if (strcmp(e->state, "running")) {
+        return;
+    }
+    sim_json_begin(&j, "stop");
+    sim_json_u64(&j, "cid", e->cid);
+    sim_json_u64(&j, "slot_uid", e->slot);
+    sim_json_i64(&j, "owner_pid", e->pid);
+    sim_json_str(&j, "reason", "process-exit");
+    sim_json_emit(&j, r->cfg);
+    for (i = 0; i < sizeof(enclave_files) / sizeof(enclave_files[0]); i++) {
+        snprintf(path, sizeof(path), "%s/enclave-%u.%s", r->cfg->dir, e->cid,
+                 enclave_files[i]);
+        unlink(path);
+    }
+}
+
+/* lock held: read the registry, dropping (and recovering) dead owners */
 static bool reg_read(SimRegistry *r, bool *pruned)
 {
     char path[PATH_MAX + 16];
@@ -122,16 +194,7 @@ static bool reg_read(SimRegistry *r, bool *pruned)
             e.vcpus[0] = 0;
         }
         if (!alive(&e)) {
-            if (!strcmp(e.state, "running")) {
-                SimJson j;
-
-                sim_json_begin(&j, "stop");
-                sim_json_u64(&j, "cid", e.cid);
-                sim_json_u64(&j, "slot_uid", e.slot);
-                sim_json_i64(&j, "owner_pid", e.pid);
-                sim_json_str(&j, "reason", "process-exit");
-                sim_json_emit(&j, r->cfg);
-            }
+            recover(r, &e);
             *pruned = true;
             continue;
         }
@@ -145,13 +208,12 @@ static bool reg_read(SimRegistry *r, bool *pruned)
 /* lock held: write the registry as a whole, or say why it failed */
 static bool reg_write(SimRegistry *r)
 {
-    char path[PATH_MAX + 16], tmp[PATH_MAX + 48];
+    char path[PATH_MAX + 16], tmp[PATH_MAX + 16];
     FILE *f;
     int i, fd;
 
     snprintf(path, sizeof(path), "%s/registry", r->cfg->dir);
-    snprintf(tmp, sizeof(tmp), "%s/registry.tmp.%d", r->cfg->dir,
-             (int)getpid());
+    snprintf(tmp, sizeof(tmp), "%s/registry.tmp", r->cfg->dir);
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         return reg_error(r, "cannot write %s", tmp);
@@ -213,6 +275,9 @@ bool sim_reg_open(SimRegistry *r, const SimConfig *cfg)
             return false;
         }
     }
+    /* a writer killed before its rename */
+    snprintf(path, sizeof(path), "%s/registry.tmp", cfg->dir);
+    unlink(path);
     if (!reg_read(r, &pruned)) {
         sim_reg_close(r, false);
         return false;

@@ -2,8 +2,10 @@
  * nitro-sim tests: the registry that the processes of a simulation
  * directory share
  *
- * Launchers at the same instant never get the same CPU; a full file
- * system fails the operation with a reason.
+ * Launchers at the same instant never get the same CPU; an owner killed
+ * with SIGKILL (simulated or booted enclave) leaves nothing once the next
+ * reader of the registry has run, and a zombie owner holds no CID; a
+ * full file system fails the operation with a reason.
  * Runs with the simulator preloaded; needs 2 MiB huge pages.
  *
  * Copyright (c) 2026 Nitro Enclaves for QEMU authors
@@ -11,9 +13,12 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +39,8 @@
 #define ROUNDS 50
 
 static const char *const env_vars[] = {
-    "NITRO_SIM_HEARTBEAT", "NITRO_SIM_CPUS", "NITRO_SIM_HOST_CPUS", NULL,
+    "NITRO_SIM_HEARTBEAT", "NITRO_SIM_CPUS", "NITRO_SIM_HOST_CPUS",
+    "NITRO_SIM_BOOT", "NITRO_SIM_QEMU", "NITRO_SIM_VSOCK_BACKEND", NULL,
 };
 
 static uint8_t *eif;
@@ -58,6 +64,40 @@ static long long now_ms(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/* wait (up to 30 s) until @cond(@arg) holds */
+static bool wait_for(bool (*cond)(const char *), const char *arg)
+{
+    long long end = now_ms() + 30000;
+
+    while (!cond(arg)) {
+        if (now_ms() > end) {
+            return false;
+        }
+        usleep(10000);
+    }
+    return true;
+}
+
+static bool exists(const char *path)
+{
+    return access(path, F_OK) == 0;
+}
+
+static bool launch(NlEnclave *e, bool debug, uint64_t cid)
+{
+    NlParams p = {
+        .eif = eif, .eif_len = eif_len, .debug = debug, .cid = cid,
+        .no_heartbeat_listen = true,
+    };
+
+    if (nl_launch(&p, e) < 0) {
+        tap_diag("launch failed at %s: %s", e->failed_step,
+                 strerror(e->err));
+        return false;
+    }
+    return true;
 }
 
 /* the CLI: exit status, stdout and stderr (malloc'd) */
@@ -95,6 +135,34 @@ static void cli_free(Cli *c)
 {
     free(c->out);
     free(c->err);
+}
+
+/* the names in @dir, but the files every directory has if @shared */
+static char *dir_names(const char *dir, bool all)
+{
+    static const char *const shared[] = {
+        "registry", "registry.lock", "events.jsonl", NULL,
+    };
+    char *names = calloc(1, 4096);
+    struct dirent *de;
+    DIR *d = opendir(dir);
+    int i;
+
+    while (d && (de = readdir(d))) {
+        bool skip = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..");
+
+        for (i = 0; !all && shared[i]; i++) {
+            skip |= !strcmp(de->d_name, shared[i]);
+        }
+        if (!skip && strlen(names) + strlen(de->d_name) + 2 < 4096) {
+            strcat(names, " ");
+            strcat(names, de->d_name);
+        }
+    }
+    if (d) {
+        closedir(d);
+    }
+    return names;
 }
 
 /* ---- no CPU handed out twice ---- */
@@ -209,6 +277,186 @@ static void test_concurrent_vcpus(void)
     }
 }
 
+/* ---- owners that die ---- */
+
+/* a child that launches an enclave and waits to be killed */
+static pid_t launch_child(bool debug, uint64_t cid, int *ready)
+{
+    int p[2];
+    pid_t pid;
+
+    if (pipe(p) < 0) {
+        abort();
+    }
+    pid = fork();
+    if (pid == 0) {
+        NlEnclave e;
+        char ok;
+
+        close(p[0]);
+        ok = launch(&e, debug, cid) ? 'y' : 'n';
+        if (write(p[1], &ok, 1) != 1 || ok != 'y') {
+            _exit(1);
+        }
+        for (;;) {
+            pause();
+        }
+    }
+    close(p[1]);
+    *ready = p[0];
+    return pid;
+}
+
+static bool child_launched(int fd)
+{
+    struct pollfd pfd = { .fd = fd, .events = POLLIN };
+    char c = 0;
+    bool ok = poll(&pfd, 1, 30000) == 1 && read(fd, &c, 1) == 1 && c == 'y';
+
+    close(fd);
+    return ok;
+}
+
+/* the enclave files of CID 16 that exist, space separated */
+static char *files_of_16(const char *dir)
+{
+    static const char *const ext[] = {
+        "console", "eif", "vhost", "vsock", "qemu.log", NULL,
+    };
+    char *s = calloc(1, 256), path[4200];
+    int i;
+
+    for (i = 0; ext[i]; i++) {
+        snprintf(path, sizeof(path), "%s/enclave-16.%s", dir, ext[i]);
+        if (exists(path)) {
+            strcat(s, " ");
+            strcat(s, ext[i]);
+        }
+    }
+    return s;
+}
+
+/* kill -9 the owner of a running enclave, then `nitro-sim list` */
+static void kill_and_recover(const char *mode, const char *dir,
+                             const char *expect_files, const char *wait_file)
+{
+    char path[4200], *before, *left;
+    bool launched, ready;
+    int ready_fd, fd;
+    pid_t pid;
+    Cli c;
+
+    pid = launch_child(true, 0, &ready_fd);
+    launched = child_launched(ready_fd);
+    snprintf(path, sizeof(path), "%s/%s", dir, wait_file);
+    ready = launched && wait_for(exists, path);
+    before = files_of_16(dir);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    /* what a writer killed before its rename leaves */
+    snprintf(path, sizeof(path), "%s/registry.tmp", dir);
+    fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd >= 0 && write(fd, "next_slot 1\n", 12) == 12) {
+        close(fd);
+    }
+    cli_run(&c, "list", NULL);
+    left = dir_names(dir, false);
+    if (!tap_ok(ready && !strcmp(before, expect_files) && c.status == 0 &&
+                !strstr(c.out, "\"cid\"") && !left[0] &&
+                nl_log_count("\"event\":\"stop\"",
+                             "\"reason\":\"process-exit\"", NULL) == 1,
+                "%s: kill -9 of the owner, then nitro-sim list: the "
+                "enclave is gone, its files (%s) and a registry.tmp "
+                "removed, its stop logged", mode, expect_files + 1)) {
+        tap_diag("launched %d, files before the kill:%s; list: %s%s; "
+                 "left:%s", launched, before, c.out, c.err, left);
+    }
+    cli_free(&c);
+    free(before);
+    free(left);
+}
+
+static void test_kill_sim(void)
+{
+    const char *dir = fresh("kill");
+
+    kill_and_recover("NITRO_SIM_BOOT=sim", dir, " console",
+                     "enclave-16.console");
+}
+
+static void write_script(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+
+    fputs(text, f);
+    fclose(f);
+    chmod(path, 0755);
+}
+
+/*
+ * The boot mode's files come from the simulator (image, vhost-user
+ * socket, log) and the backend (gateway): stand-ins for QEMU and the
+ * backend make them without booting anything.
+ */
+static void test_kill_boot(void)
+{
+    char qemu[4200], backend[4200];
+    const char *tools, *dir;
+
+    if (strcmp(eif_host_arch(), "x86_64")) {
+        tap_ok(true, "kill -9 in NITRO_SIM_BOOT=qemu # SKIP x86_64 only");
+        return;
+    }
+    tools = nl_new_sim_dir("boot-tools");
+    snprintf(qemu, sizeof(qemu), "%s/qemu", tools);
+    snprintf(backend, sizeof(backend), "%s/backend", tools);
+    write_script(qemu, "#!/bin/sh\nexec sleep 600\n");
+    write_script(backend, "#!/bin/sh\n"
+                 "while [ $# -gt 0 ]; do\n"
+                 "    [ \"$1\" = --uds-path ] && : > \"$2\"\n"
+                 "    shift\n"
+                 "done\n"
+                 "exec sleep 600\n");
+    dir = fresh("kill-boot");
+    setenv("NITRO_SIM_BOOT", "qemu", 1);
+    setenv("NITRO_SIM_QEMU", qemu, 1);
+    setenv("NITRO_SIM_VSOCK_BACKEND", backend, 1);
+    kill_and_recover("NITRO_SIM_BOOT=qemu", dir,
+                     " console eif vhost vsock qemu.log", "enclave-16.vsock");
+}
+
+static char zombie_stat[64];
+
+static bool is_zombie(const char *path)
+{
+    char *s = nl_read_file(path, NULL);
+    char *p = s ? strrchr(s, ')') : NULL;
+    bool z = p && p[1] == ' ' && p[2] == 'Z';
+
+    free(s);
+    return z;
+}
+
+static void test_zombie(void)
+{
+    NlEnclave e;
+    bool launched, zombie, again;
+    int ready_fd;
+    pid_t pid;
+
+    fresh("zombie");
+    pid = launch_child(false, 55, &ready_fd);
+    launched = child_launched(ready_fd);
+    kill(pid, SIGKILL);
+    snprintf(zombie_stat, sizeof(zombie_stat), "/proc/%d/stat", (int)pid);
+    zombie = wait_for(is_zombie, zombie_stat);
+    again = launch(&e, false, 55) && e.cid == 55;
+    tap_ok(launched && zombie && again, "a killed owner not reaped yet "
+           "(a zombie) holds no CID: CID 55 can be launched again");
+    nl_close(&e);
+    waitpid(pid, NULL, 0);
+}
+
 /* ---- a full file system ---- */
 
 static char full_dir[4096];
@@ -317,8 +565,11 @@ int main(void)
     }
     eif_default(&spec);
     eif = eif_build(&spec, &eif_len);
-    tap_plan(2);
+    tap_plan(5);
     test_concurrent_vcpus();
+    test_kill_sim();
+    test_kill_boot();
+    test_zombie();
     test_full_dir();
     free(eif);
     return tap_done();
