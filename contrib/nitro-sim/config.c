@@ -185,29 +185,45 @@ static uint64_t fnv1a(const char *s)
     return h;
 }
 
-bool sim_config_load(SimConfig *cfg, char *err, size_t errlen)
+/* NITRO_SIM_DIR: made if missing, and a directory; errno set on error */
+static bool config_dir(SimConfig *cfg, char *err, size_t errlen)
 {
-    const char *v;
+    const char *v = getenv("NITRO_SIM_DIR");
     char real[PATH_MAX];
-    uint64_t x;
-    unsigned maxcpu = 0, need, c;
+    struct stat st;
 
-    memset(cfg, 0, sizeof(*cfg));
-    v = getenv("NITRO_SIM_DIR");
     if (v && *v) {
         snprintf(cfg->dir, sizeof(cfg->dir), "%s", v);
     } else {
         snprintf(cfg->dir, sizeof(cfg->dir), "/tmp/nitro-sim-%u",
                  (unsigned)getuid());
     }
-    if (!mkdir_p(cfg->dir) || !realpath(cfg->dir, real)) {
+    if (!mkdir_p(cfg->dir) || stat(cfg->dir, &st) < 0) {
+        snprintf(err, errlen, "NITRO_SIM_DIR %s: %s", cfg->dir,
+                 strerror(errno));
+        return false;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "NITRO_SIM_DIR %s is not a directory",
+                 cfg->dir);
+        errno = ENOTDIR;
+        return false;
+    }
+    if (!realpath(cfg->dir, real)) {
         snprintf(err, errlen, "NITRO_SIM_DIR %s: %s", cfg->dir,
                  strerror(errno));
         return false;
     }
     snprintf(cfg->dir, sizeof(cfg->dir), "%s", real);
-    snprintf(cfg->ns, sizeof(cfg->ns), "nitro-sim-%016llx",
-             (unsigned long long)fnv1a(cfg->dir));
+    return true;
+}
+
+/* every variable but NITRO_SIM_DIR */
+static bool config_values(SimConfig *cfg, char *err, size_t errlen)
+{
+    const char *v;
+    uint64_t x;
+    unsigned maxcpu = 0, need, c;
 
     v = getenv("NITRO_SIM_LOG");
     if (v && *v) {
@@ -393,6 +409,21 @@ bool sim_config_load(SimConfig *cfg, char *err, size_t errlen)
         return false;
     }
     cfg->fake_page_size = x;
+    return true;
+}
+
+bool sim_config_load(SimConfig *cfg, char *err, size_t errlen)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    if (!config_dir(cfg, err, errlen)) {
+        return false;
+    }
+    snprintf(cfg->ns, sizeof(cfg->ns), "nitro-sim-%016llx",
+             (unsigned long long)fnv1a(cfg->dir));
+    if (!config_values(cfg, err, errlen)) {
+        errno = EINVAL;
+        return false;
+    }
     return true;
 }
 

@@ -67,9 +67,11 @@ int sim_device_open(int flags, const char *via)
         return -1;
     }
     if (!sim_config_load(&d->cfg, err, sizeof(err))) {
+        int e = errno;
+
         fprintf(stderr, "nitro-sim: %s\n", err);
         free(d);
-        errno = EINVAL;
+        errno = e;
         return -1;
     }
     /* The registry and the logs live there: say so now, not as EIO later */

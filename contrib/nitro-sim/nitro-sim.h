@@ -68,7 +68,11 @@ typedef struct SimConfig {
     unsigned numa_nodes;            /* NITRO_SIM_NUMA_NODES */
 } SimConfig;
 
-/* Fill @cfg from the environment; on error print why and return false. */
+/*
+ * Fill @cfg from the environment, creating the directory if missing; on
+ * error put why in @err, set errno (ENOTDIR: the directory is a file,
+ * EINVAL: a bad value) and return false.
+ */
 bool sim_config_load(SimConfig *cfg, char *err, size_t errlen);
 bool sim_cpu_list_parse(const char *s, uint64_t *bitmap, char *err,
                         size_t errlen);

@@ -5,7 +5,8 @@
  * Launchers at the same instant never get the same CPU; an owner killed
  * with SIGKILL (simulated or booted enclave) leaves nothing once the next
  * reader of the registry has run, and a zombie owner holds no CID; a
- * full file system fails the operation with a reason.
+ * full file system fails the operation with a reason, a simulation
+ * directory that is not one says so.
  * Runs with the simulator preloaded; needs 2 MiB huge pages.
  *
  * Copyright (c) 2026 Nitro Enclaves for QEMU authors
@@ -555,6 +556,46 @@ static void test_full_dir(void)
     free(err);
 }
 
+/* ---- a simulation directory that is not one ---- */
+
+static void test_not_a_dir(void)
+{
+    char path[4200], errpath[4200], *err;
+    int saved, fd, dev, e;
+    Cli c;
+
+    snprintf(errpath, sizeof(errpath), "%s/stderr", fresh("notdir"));
+    snprintf(path, sizeof(path), "%s/file", getenv("NITRO_SIM_DIR"));
+    fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    close(fd);
+    setenv("NITRO_SIM_DIR", path, 1);
+    fflush(stderr);
+    saved = dup(2);
+    fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    dup2(fd, 2);
+    close(fd);
+    dev = open("/dev/nitro_enclaves", O_RDWR | O_CLOEXEC);
+    e = errno;
+    dup2(saved, 2);
+    close(saved);
+    err = nl_read_file(errpath, NULL);
+    if (!tap_ok(dev < 0 && e == ENOTDIR && err &&
+                strstr(err, "is not a directory") &&
+                !strstr(err, "Permission denied"),
+                "NITRO_SIM_DIR a regular file: the open fails with ENOTDIR, "
+                "saying it is not a directory")) {
+        tap_diag("open: %d %s; stderr: %s", dev, strerror(e), err);
+    }
+    if (dev >= 0) {
+        close(dev);
+    }
+    free(err);
+    cli_run(&c, "list", NULL);
+    tap_ok(c.status == 1 && !c.out[0] && strstr(c.err, "is not a directory"),
+           "... and nitro-sim list says so");
+    cli_free(&c);
+}
+
 int main(void)
 {
     EifSpec spec;
@@ -565,12 +606,13 @@ int main(void)
     }
     eif_default(&spec);
     eif = eif_build(&spec, &eif_len);
-    tap_plan(5);
+    tap_plan(7);
     test_concurrent_vcpus();
     test_kill_sim();
     test_kill_boot();
     test_zombie();
     test_full_dir();
+    test_not_a_dir();
     free(eif);
     return tap_done();
 }
