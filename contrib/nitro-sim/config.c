@@ -185,8 +185,8 @@ static uint64_t fnv1a(const char *s)
     return h;
 }
 
-/* NITRO_SIM_DIR: made if missing, and a directory; errno set on error */
-static bool config_dir(SimConfig *cfg, char *err, size_t errlen)
+/* NITRO_SIM_DIR: made if @create, and a directory; errno set on error */
+static bool config_dir(SimConfig *cfg, bool create, char *err, size_t errlen)
 {
     const char *v = getenv("NITRO_SIM_DIR");
     char real[PATH_MAX];
@@ -198,7 +198,12 @@ static bool config_dir(SimConfig *cfg, char *err, size_t errlen)
         snprintf(cfg->dir, sizeof(cfg->dir), "/tmp/nitro-sim-%u",
                  (unsigned)getuid());
     }
-    if (!mkdir_p(cfg->dir) || stat(cfg->dir, &st) < 0) {
+    cfg->readonly = !create;
+    if ((create && !mkdir_p(cfg->dir)) || stat(cfg->dir, &st) < 0) {
+        if (!create && errno == ENOENT) {
+            /* nothing ever ran there: nothing to find */
+            return true;
+        }
         snprintf(err, errlen, "NITRO_SIM_DIR %s: %s", cfg->dir,
                  strerror(errno));
         return false;
@@ -412,10 +417,10 @@ static bool config_values(SimConfig *cfg, char *err, size_t errlen)
     return true;
 }
 
-bool sim_config_load(SimConfig *cfg, char *err, size_t errlen)
+bool sim_config_load(SimConfig *cfg, bool create, char *err, size_t errlen)
 {
     memset(cfg, 0, sizeof(*cfg));
-    if (!config_dir(cfg, err, errlen)) {
+    if (!config_dir(cfg, create, err, errlen)) {
         return false;
     }
     snprintf(cfg->ns, sizeof(cfg->ns), "nitro-sim-%016llx",

@@ -66,7 +66,7 @@ int sim_device_open(int flags, const char *via)
         errno = ENOMEM;
         return -1;
     }
-    if (!sim_config_load(&d->cfg, err, sizeof(err))) {
+    if (!sim_config_load(&d->cfg, true, err, sizeof(err))) {
         int e = errno;
 
         fprintf(stderr, "nitro-sim: %s\n", err);

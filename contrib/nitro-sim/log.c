@@ -240,7 +240,9 @@ void sim_json_emit(SimJson *j, const SimConfig *cfg)
 
     put(j, "}\n", 2);
     if (j->buf && cfg && cfg->log[0]) {
-        fd = open(cfg->log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        /* the CLI (read-only) appends to an existing log only */
+        fd = open(cfg->log, O_WRONLY | O_APPEND | O_CLOEXEC |
+                  (cfg->readonly ? 0 : O_CREAT), 0644);
         if (fd >= 0) {
             ssize_t r = write(fd, j->buf, j->len);
             (void)r;

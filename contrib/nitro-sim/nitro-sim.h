@@ -66,14 +66,16 @@ typedef struct SimConfig {
     uint32_t vsock_cid;             /* NITRO_SIM_VSOCK_CID, 0: parent */
     int topology;                   /* NITRO_SIM_TOPOLOGY */
     unsigned numa_nodes;            /* NITRO_SIM_NUMA_NODES */
+    bool readonly;                  /* create no file or directory (CLI) */
 } SimConfig;
 
 /*
- * Fill @cfg from the environment, creating the directory if missing; on
- * error put why in @err, set errno (ENOTDIR: the directory is a file,
- * EINVAL: a bad value) and return false.
+ * Fill @cfg from the environment, creating the directory if @create (else
+ * @cfg is read-only: nothing is created in it); on error put why in @err,
+ * set errno (ENOTDIR: the directory is a file, EINVAL: a bad value) and
+ * return false.
  */
-bool sim_config_load(SimConfig *cfg, char *err, size_t errlen);
+bool sim_config_load(SimConfig *cfg, bool create, char *err, size_t errlen);
 bool sim_cpu_list_parse(const char *s, uint64_t *bitmap, char *err,
                         size_t errlen);
 static inline bool sim_cpu_in(const uint64_t *bm, unsigned cpu)
@@ -172,12 +174,15 @@ typedef struct SimRegistry {
     uint64_t next_slot;
     int n;
     SimRegEntry *e;
-    int lockfd;
+    int lockfd;                 /* -1: read-only and nothing ever ran */
     const SimConfig *cfg;
     char err[PATH_MAX + 128];   /* why open or close failed, naming the file */
 } SimRegistry;
 
-/* lock and read (dropping entries of dead processes); false: errno, r->err */
+/*
+ * lock and read (dropping entries of dead processes, removing their
+ * files); false: errno and r->err set
+ */
 bool sim_reg_open(SimRegistry *r, const SimConfig *cfg);
 /* write back (if @write) and unlock; false: the write failed, errno, r->err */
 bool sim_reg_close(SimRegistry *r, bool write);

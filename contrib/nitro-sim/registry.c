@@ -264,8 +264,13 @@ bool sim_reg_open(SimRegistry *r, const SimConfig *cfg)
     r->cfg = cfg;
     r->next_slot = 1;
     snprintf(path, sizeof(path), "%s/registry.lock", cfg->dir);
-    r->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    /* read-only: a lock file another user created works as well */
+    r->lockfd = open(path, O_RDONLY | O_CLOEXEC |
+                     (cfg->readonly ? 0 : O_CREAT), 0644);
     if (r->lockfd < 0) {
+        if (cfg->readonly && errno == ENOENT) {
+            return true;        /* no enclave was ever created here */
+        }
         return reg_error(r, "cannot open %s", path);
     }
     while (flock(r->lockfd, LOCK_EX) < 0) {

@@ -6,7 +6,8 @@
  * with SIGKILL (simulated or booted enclave) leaves nothing once the next
  * reader of the registry has run, and a zombie owner holds no CID; a
  * full file system fails the operation with a reason, a simulation
- * directory that is not one says so.
+ * directory that is not one says so; the CLI creates nothing, answers
+ * --help, names the enclave it cannot find and the file it cannot read.
  * Runs with the simulator preloaded; needs 2 MiB huge pages.
  *
  * Copyright (c) 2026 Nitro Enclaves for QEMU authors
@@ -17,6 +18,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -38,6 +40,7 @@
 
 #define LAUNCHERS 8
 #define ROUNDS 50
+#define NOBODY 65534
 
 static const char *const env_vars[] = {
     "NITRO_SIM_HEARTBEAT", "NITRO_SIM_CPUS", "NITRO_SIM_HOST_CPUS",
@@ -101,13 +104,13 @@ static bool launch(NlEnclave *e, bool debug, uint64_t cid)
     return true;
 }
 
-/* the CLI: exit status, stdout and stderr (malloc'd) */
+/* the CLI, as @uid if not 0: exit status, stdout and stderr (malloc'd) */
 typedef struct Cli {
     int status;
     char *out, *err;
 } Cli;
 
-static void cli_run(Cli *c, const char *a1, const char *a2)
+static void cli_run(Cli *c, uid_t uid, const char *a1, const char *a2)
 {
     int o[2], e[2], st;
     pid_t pid;
@@ -119,6 +122,10 @@ static void cli_run(Cli *c, const char *a1, const char *a2)
     if (pid == 0) {
         dup2(o[1], 1);
         dup2(e[1], 2);
+        if (uid && (setgroups(0, NULL) < 0 || setgid(uid) < 0 ||
+                    setuid(uid) < 0)) {
+            _exit(126);
+        }
         execl(getenv("NITRO_SIM_CLI"), "nitro-sim", a1, a2, (char *)NULL);
         _exit(127);
     }
@@ -360,7 +367,7 @@ static void kill_and_recover(const char *mode, const char *dir,
     if (fd >= 0 && write(fd, "next_slot 1\n", 12) == 12) {
         close(fd);
     }
-    cli_run(&c, "list", NULL);
+    cli_run(&c, 0, "list", NULL);
     left = dir_names(dir, false);
     if (!tap_ok(ready && !strcmp(before, expect_files) && c.status == 0 &&
                 !strstr(c.out, "\"cid\"") && !left[0] &&
@@ -501,7 +508,7 @@ static void __attribute__((noreturn)) full_child(const char *errpath,
     if (nl_launch(&p, &e) < 0 && !strcmp(e.failed_step, "NE_START_ENCLAVE")) {
         r[0] = e.err;
     }
-    cli_run(&c, "list", NULL);
+    cli_run(&c, 0, "list", NULL);
     r[1] = c.status == 0 && strstr(c.out, "\"state\": \"init\"") &&
            !strstr(c.out, "running");
     cli_free(&c);
@@ -590,9 +597,166 @@ static void test_not_a_dir(void)
         close(dev);
     }
     free(err);
-    cli_run(&c, "list", NULL);
+    cli_run(&c, 0, "list", NULL);
     tap_ok(c.status == 1 && !c.out[0] && strstr(c.err, "is not a directory"),
            "... and nitro-sim list says so");
+    cli_free(&c);
+}
+
+/* ---- the CLI ---- */
+
+static void test_cli_help(void)
+{
+    Cli c;
+
+    cli_run(&c, 0, "--help", NULL);
+    tap_ok(c.status == 0 && strstr(c.out, "usage: nitro-sim list") &&
+           !c.err[0], "nitro-sim --help: the usage on stdout, status 0");
+    cli_free(&c);
+}
+
+/* list, console 99 and stop 99 in $NITRO_SIM_DIR; true if as expected */
+static bool read_only_commands(char *why, size_t len)
+{
+    static const char *const cmds[][2] = {
+        { "list", NULL }, { "console", "99" }, { "stop", "99" },
+    };
+    bool ok = true;
+    int i;
+
+    why[0] = 0;
+    for (i = 0; i < 3; i++) {
+        Cli c;
+        bool good;
+
+        cli_run(&c, 0, cmds[i][0], cmds[i][1]);
+        good = cmds[i][1] ? c.status == 1 &&
+                            strstr(c.err, "no running enclave with CID 99") :
+               c.status == 0 && !strcmp(c.out, "[]\n");
+        if (!good) {
+            snprintf(why, len, "%s: status %d, %s%s", cmds[i][0], c.status,
+                     c.out, c.err);
+        }
+        ok &= good;
+        cli_free(&c);
+    }
+    return ok;
+}
+
+static void test_cli_read_only(void)
+{
+    char none[4200], why[512], *names;
+    const char *dir = fresh("readonly");
+    bool ok;
+
+    snprintf(none, sizeof(none), "%s/none", dir);
+    setenv("NITRO_SIM_DIR", none, 1);
+    ok = read_only_commands(why, sizeof(why));
+    if (!tap_ok(ok && !exists(none), "nitro-sim list, console and stop "
+                "in a missing directory: nothing there, and nothing "
+                "created")) {
+        tap_diag("%s; created: %d", why, exists(none));
+    }
+    setenv("NITRO_SIM_DIR", dir, 1);
+    ok = read_only_commands(why, sizeof(why));
+    names = dir_names(dir, true);
+    if (!tap_ok(ok && !names[0], "... in an empty directory: no file "
+                "created (no lock, no log)")) {
+        tap_diag("%s; created:%s", why, names);
+    }
+    free(names);
+}
+
+static void test_cli_console(void)
+{
+    NlEnclave a, b;
+    Cli c;
+
+    fresh("console");
+    if (!launch(&a, true, 0) || !launch(&b, false, 0)) {
+        tap_ok(false, "nitro-sim console: launches");
+        tap_ok(false, "(not run)");
+        nl_close(&a);
+        return;
+    }
+    cli_run(&c, 0, "console", "99");
+    tap_ok(c.status == 1 && !c.out[0] &&
+           strstr(c.err, "no running enclave with CID 99 in ") &&
+           !strstr(c.err, "refused"),
+           "nitro-sim console 99: no running enclave with CID 99");
+    cli_free(&c);
+    cli_run(&c, 0, "console", "17");
+    tap_ok(c.status == 1 && strstr(c.err, "not started in debug mode"),
+           "nitro-sim console of an enclave without debug mode says so");
+    cli_free(&c);
+    nl_close(&b);
+    nl_close(&a);
+}
+
+/* what an earlier `nitro-sim list` as root left: a root-owned lock file */
+static void test_foreign_lock(void)
+{
+    char path[4200];
+    const char *dir;
+    int fd, st;
+    pid_t pid;
+
+    if (geteuid()) {
+        tap_ok(true, "a lock file of another user # SKIP needs root");
+        return;
+    }
+    dir = fresh("foreign-lock");
+    snprintf(path, sizeof(path), "%s/registry.lock", dir);
+    fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    close(fd);
+    if (chown(dir, NOBODY, NOBODY) < 0) {
+        abort();
+    }
+    pid = fork();
+    if (pid == 0) {
+        uint64_t slot;
+        int dev;
+
+        if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 ||
+            setuid(NOBODY) < 0) {
+            _exit(2);
+        }
+        dev = open("/dev/nitro_enclaves", O_RDWR | O_CLOEXEC);
+        _exit(dev >= 0 && ioctl(dev, NE_CREATE_VM, &slot) >= 0 ? 0 : 1);
+    }
+    waitpid(pid, &st, 0);
+    tap_ok(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+           "a launcher of another user than the owner of registry.lock "
+           "(root) creates its enclave");
+}
+
+static void test_unreadable_registry(void)
+{
+    char path[4200];
+    const char *dir = fresh("unreadable");
+    uid_t uid = geteuid() ? 0 : NOBODY;
+    int fd;
+    Cli c;
+
+    snprintf(path, sizeof(path), "%s/registry.lock", dir);
+    fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    close(fd);
+    snprintf(path, sizeof(path), "%s/registry", dir);
+    fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    close(fd);
+    if (uid) {
+        if (chown(dir, uid, uid) < 0) {
+            abort();
+        }
+    } else {
+        chmod(path, 0);
+    }
+    cli_run(&c, uid, "list", NULL);
+    if (!tap_ok(c.status == 1 && !c.out[0] && strstr(c.err, path) &&
+                strstr(c.err, "Permission denied"),
+                "an unreadable registry: nitro-sim list fails naming it")) {
+        tap_diag("status %d: %s%s", c.status, c.out, c.err);
+    }
     cli_free(&c);
 }
 
@@ -606,13 +770,18 @@ int main(void)
     }
     eif_default(&spec);
     eif = eif_build(&spec, &eif_len);
-    tap_plan(7);
+    tap_plan(14);
     test_concurrent_vcpus();
     test_kill_sim();
     test_kill_boot();
     test_zombie();
     test_full_dir();
     test_not_a_dir();
+    test_cli_help();
+    test_cli_read_only();
+    test_cli_console();
+    test_foreign_lock();
+    test_unreadable_registry();
     free(eif);
     return tap_done();
 }
