@@ -31,9 +31,6 @@
 
 #include "nitro-sim.h"
 
-pthread_mutex_t sim_lock = PTHREAD_MUTEX_INITIALIZER;
-SimEnclave *sim_enclaves;
-
 typedef struct SimDevice {
     struct SimDevice *next;
     dev_t dev;
@@ -120,62 +117,6 @@ static const char *cmd_name(unsigned long req)
     }
 }
 
-/* print why the registry failed (naming the file): -errno */
-static int reg_fail(SimRegistry *r)
-{
-    int err = errno ? errno : EIO;
-
-    fprintf(stderr, "nitro-sim: %s\n", r->err);
-    return -err;
-}
-
-/* lock held: make the registry's line of @e what @e is now (or drop it) */
-static void reg_put(SimRegistry *r, SimEnclave *e, bool remove)
-{
-    SimRegEntry *re = sim_reg_find(r, e->owner, e->slot);
-    char *p;
-    int i;
-
-    if (remove) {
-        if (re) {
-            sim_reg_remove(r, re);
-        }
-        return;
-    }
-    if (!re) {
-        re = sim_reg_add(r);
-        re->slot = e->slot;
-        re->pid = e->owner;
-        re->starttime = sim_proc_starttime(e->owner);
-    }
-    snprintf(re->state, sizeof(re->state), "%s",
-             e->state == SIM_ST_INIT ? "init" :
-             e->state == SIM_ST_RUNNING ? "running" : "stopped");
-    re->cid = e->cid;
-    re->mem = e->mem_size;
-    re->debug = !!(e->flags & NE_ENCLAVE_DEBUG_MODE);
-    p = re->vcpus;
-    *p = 0;
-    for (i = 0; i < e->nvcpus && p < re->vcpus + sizeof(re->vcpus) - 12;
-         i++) {
-        p += sprintf(p, "%s%u", i ? "," : "", e->vcpus[i]);
-    }
-}
-
-int sim_enclave_sync(SimEnclave *e, bool remove)
-{
-    SimRegistry r;
-
-    if (!sim_reg_open(&r, &e->cfg)) {
-        return reg_fail(&r);
-    }
-    reg_put(&r, e, remove);
-    if (!sim_reg_close(&r, true)) {
-        return reg_fail(&r);
-    }
-    return 0;
-}
-
 /* ---- cores of the pool ---- */
 
 static bool owns(SimEnclave *e, unsigned cpu)
@@ -256,7 +197,7 @@ static int create_vm(SimDevice *d, uint64_t *slot_out, SimJson *j)
     int p[2], err;
 
     if (!sim_reg_open(&r, &d->cfg)) {
-        return reg_fail(&r);
+        return sim_reg_fail(&r);
     }
     err = !free_core(&d->cfg, &r, NULL) ? -NE_ERR_NO_CPUS_AVAIL_IN_POOL :
           !slot_out ? -EFAULT : 0;
@@ -284,9 +225,9 @@ static int create_vm(SimDevice *d, uint64_t *slot_out, SimJson *j)
     e->console_listen = e->ctl_listen = -1;
     e->wake[0] = e->wake[1] = -1;
     e->slot = r.next_slot++;
-    reg_put(&r, e, false);
+    sim_reg_put(&r, e, false);
     if (!sim_reg_close(&r, true)) {
-        err = reg_fail(&r);
+        err = sim_reg_fail(&r);
         sim_real.close(p[0]);
         sim_real.close(p[1]);
         free(e);
@@ -327,7 +268,7 @@ static int add_vcpu(SimEnclave *e, uint32_t *arg, SimJson *j)
         return -NE_ERR_INVALID_VCPU;
     }
     if (!sim_reg_open(&r, cfg)) {
-        return reg_fail(&r);
+        return sim_reg_fail(&r);
     }
     if (id) {
         if (owns(e, id)) {
@@ -368,10 +309,10 @@ static int add_vcpu(SimEnclave *e, uint32_t *arg, SimJson *j)
         return err;
     }
     e->vcpus[e->nvcpus++] = id;
-    reg_put(&r, e, false);
+    sim_reg_put(&r, e, false);
     if (!sim_reg_close(&r, true)) {
         e->nvcpus--;
-        return reg_fail(&r);
+        return sim_reg_fail(&r);
     }
     *arg = id;
     sim_json_u64(j, "vcpu", id);
@@ -597,7 +538,7 @@ static int start(SimEnclave *e, struct ne_enclave_start_info *si,
     }
 
     if (!sim_reg_open(&r, cfg)) {
-        return reg_fail(&r);
+        return sim_reg_fail(&r);
     }
     cid = si->enclave_cid;
     if (cid && sim_reg_cid_used(&r, cid)) {
@@ -613,12 +554,12 @@ static int start(SimEnclave *e, struct ne_enclave_start_info *si,
     e->cid = cid;
     e->flags = si->flags;
     e->state = SIM_ST_RUNNING;
-    reg_put(&r, e, false);
+    sim_reg_put(&r, e, false);
     if (!sim_reg_close(&r, true)) {
         e->state = SIM_ST_INIT;
         e->cid = 0;
         e->flags = 0;
-        return reg_fail(&r);
+        return sim_reg_fail(&r);
     }
 
     err = sim_enclave_launch(e);

@@ -192,6 +192,8 @@ void sim_reg_remove(SimRegistry *r, SimRegEntry *e);
 bool sim_reg_cpu_used(SimRegistry *r, unsigned cpu);
 bool sim_reg_cid_used(SimRegistry *r, uint32_t cid);
 unsigned long long sim_proc_starttime(pid_t pid);
+/* print why the registry failed (r->err, naming the file): -errno */
+int sim_reg_fail(SimRegistry *r);
 
 /* ---- memory.c: donated regions as the kernel sees them ---- */
 
@@ -260,10 +262,16 @@ typedef struct SimEnclave {
     char boot_base[PATH_MAX + 32];  /* $dir/enclave-<cid>, files prefix */
 } SimEnclave;
 
+/* registry.c: the enclaves of this process, the lock of their state */
 extern pthread_mutex_t sim_lock;
 extern SimEnclave *sim_enclaves;
+/* lock held: make the registry's line of @e what @e is now (or drop it) */
+void sim_reg_put(SimRegistry *r, SimEnclave *e, bool remove);
+/* mirror @e into the registry (or drop it): 0, or -errno, reason printed */
+int sim_enclave_sync(SimEnclave *e, bool remove);
 
-/* intercept.c helpers */
+/* ---- real.c: the real libc functions (the bottom layer) ---- */
+
 typedef struct SimReal {
     int (*open)(const char *, int, ...);
     int (*openat)(int, const char *, int, ...);
@@ -285,6 +293,8 @@ typedef struct SimReal {
 
 extern SimReal sim_real;
 void sim_real_init(void);
+/* the next definition of @name (normally libc's); aborts if none */
+void *sim_real_next(const char *name);
 
 /* intercept.c: the _FORTIFY_SOURCE variants of open */
 int __open_2(const char *path, int flags);
@@ -302,8 +312,6 @@ void sim_before_close(int fd, bool *is_enclave, dev_t *dev, ino_t *ino);
 void sim_after_close(dev_t dev, ino_t ino);
 /* release resources of an enclave whose fd is gone (lock held) */
 void sim_enclave_release(SimEnclave *e, bool restore);
-/* mirror @e into the registry (or drop it): 0, or -errno, reason printed */
-int sim_enclave_sync(SimEnclave *e, bool remove);
 /* at exit(): the kernel is about to close every enclave fd */
 void sim_process_exit(void);
 

@@ -13,6 +13,11 @@
  * A write that fails (a full or broken file system) fails the access
  * with a reason that names the file.
  *
+ * In the library, the enclaves of this process (sim_enclaves) and the
+ * mutex that guards their state (sim_lock) are here too, with the
+ * mirroring of an enclave into its registry line (sim_enclave_sync):
+ * the driver and the enclave thread above both use them.
+ *
  * Copyright (c) 2025 Nitro Enclaves for QEMU authors
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -30,7 +35,14 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 
+#include <stdint.h>
+#include "standard-headers/linux/nitro_enclaves.h"
+
 #include "nitro-sim.h"
+
+/* the enclaves of this process, and the lock of everything about them */
+pthread_mutex_t sim_lock = PTHREAD_MUTEX_INITIALIZER;
+SimEnclave *sim_enclaves;
 
 /* the files of a running enclave in the directory (enclave.c, boot.c) */
 static const char *const enclave_files[] = {
@@ -374,4 +386,60 @@ bool sim_reg_cid_used(SimRegistry *r, uint32_t cid)
         }
     }
     return false;
+}
+
+int sim_reg_fail(SimRegistry *r)
+{
+    int err = errno ? errno : EIO;
+
+    fprintf(stderr, "nitro-sim: %s\n", r->err);
+    return -err;
+}
+
+/* ---- the enclaves of this process in the registry ---- */
+
+void sim_reg_put(SimRegistry *r, SimEnclave *e, bool remove)
+{
+    SimRegEntry *re = sim_reg_find(r, e->owner, e->slot);
+    char *p;
+    int i;
+
+    if (remove) {
+        if (re) {
+            sim_reg_remove(r, re);
+        }
+        return;
+    }
+    if (!re) {
+        re = sim_reg_add(r);
+        re->slot = e->slot;
+        re->pid = e->owner;
+        re->starttime = sim_proc_starttime(e->owner);
+    }
+    snprintf(re->state, sizeof(re->state), "%s",
+             e->state == SIM_ST_INIT ? "init" :
+             e->state == SIM_ST_RUNNING ? "running" : "stopped");
+    re->cid = e->cid;
+    re->mem = e->mem_size;
+    re->debug = !!(e->flags & NE_ENCLAVE_DEBUG_MODE);
+    p = re->vcpus;
+    *p = 0;
+    for (i = 0; i < e->nvcpus && p < re->vcpus + sizeof(re->vcpus) - 12;
+         i++) {
+        p += sprintf(p, "%s%u", i ? "," : "", e->vcpus[i]);
+    }
+}
+
+int sim_enclave_sync(SimEnclave *e, bool remove)
+{
+    SimRegistry r;
+
+    if (!sim_reg_open(&r, &e->cfg)) {
+        return sim_reg_fail(&r);
+    }
+    sim_reg_put(&r, e, remove);
+    if (!sim_reg_close(&r, true)) {
+        return sim_reg_fail(&r);
+    }
+    return 0;
 }
