@@ -9,7 +9,10 @@
  * Results are JSON on stdout; errors are a line on stderr, exit status 1.
  *
  * It works on $NITRO_SIM_DIR like the LD_PRELOAD library (it does not
- * need the library itself).
+ * need the library itself), but creates nothing there: no directory, no
+ * lock file, no log (run by another user, root under libvirt, it would
+ * leave files the launchers cannot open).  It only removes what the
+ * launchers that died left, as every reader of the registry does.
  *
  * Copyright (c) 2025 Nitro Enclaves for QEMU authors
  *
@@ -29,16 +32,18 @@
 
 #include "nitro-sim.h"
 
-static int usage(void)
+/* asked for (--help): stdout, success; a wrong command line: stderr, 2 */
+static int usage(bool asked)
 {
-    fprintf(stderr,
+    fprintf(asked ? stdout : stderr,
             "usage: nitro-sim list\n"
             "       nitro-sim stop CID\n"
             "       nitro-sim console CID\n"
             "       nitro-sim pcr EIF-FILE\n"
+            "       nitro-sim --help\n"
             "The simulation directory is $NITRO_SIM_DIR "
             "(default /tmp/nitro-sim-$UID).\n");
-    return 2;
+    return asked ? 0 : 2;
 }
 
 static int cmd_list(const SimConfig *cfg)
@@ -47,7 +52,7 @@ static int cmd_list(const SimConfig *cfg)
     int i;
 
     if (!sim_reg_open(&r, cfg)) {
-        perror("nitro-sim: registry");
+        fprintf(stderr, "nitro-sim: %s\n", r.err);
         return 1;
     }
     printf("[");
@@ -66,16 +71,27 @@ static int cmd_list(const SimConfig *cfg)
     return 0;
 }
 
-static bool find_running(const SimConfig *cfg, uint32_t cid)
+/* the running enclave with @cid: 1 found (*debug set), 0 none, -1 error */
+static int find_running(const SimConfig *cfg, uint32_t cid, bool *debug)
 {
     SimRegistry r;
-    bool found;
+    int i, found = 0;
 
     if (!sim_reg_open(&r, cfg)) {
-        return false;
+        fprintf(stderr, "nitro-sim: %s\n", r.err);
+        return -1;
     }
-    found = sim_reg_cid_used(&r, cid);
+    for (i = 0; i < r.n; i++) {
+        if (!strcmp(r.e[i].state, "running") && r.e[i].cid == cid) {
+            *debug = r.e[i].debug;
+            found = 1;
+        }
+    }
     sim_reg_close(&r, false);
+    if (!found) {
+        fprintf(stderr, "nitro-sim: no running enclave with CID %u in %s\n",
+                cid, cfg->dir);
+    }
     return found;
 }
 
@@ -86,11 +102,10 @@ static int cmd_stop(const SimConfig *cfg, uint32_t cid)
     struct pollfd pfd;
     char buf[64] = "";
     ssize_t n;
+    bool debug;
     int fd;
 
-    if (!find_running(cfg, cid)) {
-        fprintf(stderr, "nitro-sim: no running enclave with CID %u in %s\n",
-                cid, cfg->dir);
+    if (find_running(cfg, cid, &debug) <= 0) {
         return 1;
     }
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -124,8 +139,18 @@ static int cmd_console(const SimConfig *cfg, uint32_t cid)
                                   (struct sockaddr *)&ss);
     char buf[4096];
     ssize_t n;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    bool debug;
+    int fd;
 
+    if (find_running(cfg, cid, &debug) <= 0) {
+        return 1;
+    }
+    if (!debug) {
+        fprintf(stderr, "nitro-sim: enclave %u has no console: it was not "
+                "started in debug mode\n", cid);
+        return 1;
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0 || connect(fd, (struct sockaddr *)&ss, sl) < 0) {
         fprintf(stderr, "nitro-sim: no console for CID %u: %s\n", cid,
                 strerror(errno));
@@ -204,13 +229,17 @@ int main(int argc, char **argv)
     char err[256];
     uint32_t cid;
 
+    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+                      !strcmp(argv[1], "help"))) {
+        return usage(true);
+    }
     if (argc < 2) {
-        return usage();
+        return usage(false);
     }
     if (!strcmp(argv[1], "pcr") && argc == 3) {
         return cmd_pcr(argv[2]);
     }
-    if (!sim_config_load(&cfg, err, sizeof(err))) {
+    if (!sim_config_load(&cfg, false, err, sizeof(err))) {
         fprintf(stderr, "nitro-sim: %s\n", err);
         return 1;
     }
@@ -225,5 +254,5 @@ int main(int argc, char **argv)
             return cmd_console(&cfg, cid);
         }
     }
-    return usage();
+    return usage(false);
 }

@@ -1,7 +1,8 @@
 /*
  * nitro-sim: configuration from the environment (NITRO_SIM_*)
  *
- * Every variable is documented in README.md.  The configuration is read
+ * Every variable is documented in README.md; most are one line of the
+ * table vars[] below.  The configuration is read
  * again at each open of /dev/nitro_enclaves and each AF_VSOCK socket, and
  * an enclave keeps the snapshot of the device it was created on.
  *
@@ -11,6 +12,7 @@
  */
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -185,57 +187,178 @@ static uint64_t fnv1a(const char *s)
     return h;
 }
 
-bool sim_config_load(SimConfig *cfg, char *err, size_t errlen)
+/* NITRO_SIM_DIR: made if @create, and a directory; errno set on error */
+static bool config_dir(SimConfig *cfg, bool create, char *err, size_t errlen)
 {
-    const char *v;
+    const char *v = getenv("NITRO_SIM_DIR");
     char real[PATH_MAX];
-    uint64_t x;
-    unsigned maxcpu = 0, need, c;
+    struct stat st;
 
-    memset(cfg, 0, sizeof(*cfg));
-    v = getenv("NITRO_SIM_DIR");
     if (v && *v) {
         snprintf(cfg->dir, sizeof(cfg->dir), "%s", v);
     } else {
         snprintf(cfg->dir, sizeof(cfg->dir), "/tmp/nitro-sim-%u",
                  (unsigned)getuid());
     }
-    if (!mkdir_p(cfg->dir) || !realpath(cfg->dir, real)) {
+    cfg->readonly = !create;
+    if ((create && !mkdir_p(cfg->dir)) || stat(cfg->dir, &st) < 0) {
+        if (!create && errno == ENOENT) {
+            /* nothing ever ran there: nothing to find */
+            return true;
+        }
+        snprintf(err, errlen, "NITRO_SIM_DIR %s: %s", cfg->dir,
+                 strerror(errno));
+        return false;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "NITRO_SIM_DIR %s is not a directory",
+                 cfg->dir);
+        errno = ENOTDIR;
+        return false;
+    }
+    if (!realpath(cfg->dir, real)) {
         snprintf(err, errlen, "NITRO_SIM_DIR %s: %s", cfg->dir,
                  strerror(errno));
         return false;
     }
     snprintf(cfg->dir, sizeof(cfg->dir), "%s", real);
-    snprintf(cfg->ns, sizeof(cfg->ns), "nitro-sim-%016llx",
-             (unsigned long long)fnv1a(cfg->dir));
+    return true;
+}
 
-    v = getenv("NITRO_SIM_LOG");
-    if (v && *v) {
-        snprintf(cfg->log, sizeof(cfg->log), "%s", v);
-    } else {
-        snprintf(cfg->log, sizeof(cfg->log), "%s/events.jsonl", cfg->dir);
-    }
+/*
+ * The variables that are a number, one of a few names or a path: one
+ * line each.  The others (NITRO_SIM_DIR, NITRO_SIM_LOG and the CPU
+ * layout, whose defaults depend on each other) follow the table.
+ */
+typedef enum { VAR_NUM, VAR_ENUM, VAR_PATH } SimVarKind;
 
-    v = getenv("NITRO_SIM_TOPOLOGY");
-    if (!v || !*v || !strcmp(v, "ec2")) {
-        cfg->topology = SIM_TOPO_EC2;
-    } else if (!strcmp(v, "consecutive")) {
-        cfg->topology = SIM_TOPO_CONSECUTIVE;
+typedef struct SimVar {
+    const char *name;
+    SimVarKind kind;
+    size_t offset, size;            /* the field of SimConfig */
+    uint64_t def, min, max, unit;   /* VAR_NUM: the field is value * unit */
+    const char *const *names;       /* VAR_ENUM: value = index */
+                                    /* (the first is the default) */
+    int (*def_enum)(void);          /* VAR_ENUM: the default if not the first */
+} SimVar;
+
+#define SIZE(f) (sizeof(((SimConfig *)0)->f))
+#define NUM(var, f, d, lo, hi, u) \
+    { .name = "NITRO_SIM_" var, .kind = VAR_NUM, \
+      .offset = offsetof(SimConfig, f), .size = SIZE(f), \
+      .def = d, .min = lo, .max = hi, .unit = u }
+#define ENUM(var, f, list, d) \
+    { .name = "NITRO_SIM_" var, .kind = VAR_ENUM, \
+      .offset = offsetof(SimConfig, f), .size = SIZE(f), \
+      .names = list, .def_enum = d }
+#define PATH(var, f) \
+    { .name = "NITRO_SIM_" var, .kind = VAR_PATH, \
+      .offset = offsetof(SimConfig, f), .size = SIZE(f) }
+
+/* in the order of the SIM_* constants */
+static const char *const topologies[] = { "ec2", "consecutive", NULL };
+static const char *const contigs[] = { "call", "page", NULL };
+static const char *const heartbeats[] = { "ok", "bad", "none", NULL };
+static const char *const archs[] = { "x86_64", "aarch64", NULL };
+static const char *const boots[] = { "sim", "qemu", NULL };
+
+static const SimVar vars[] = {
+    ENUM("TOPOLOGY", topology, topologies, NULL),
+    NUM("THREADS_PER_CORE", threads_per_core, 2, 1, 64, 1),
+    NUM("MAX_REGIONS", max_regions, 256, 0, 1 << 20, 1),
+    ENUM("CONTIG", contig, contigs, NULL),
+    NUM("MIN_MEM_MIB", min_mem, 64, 0, 1ULL << 30, SIM_MIB),
+    NUM("BOOT_DELAY_MS", boot_delay_ms, 0, 0, 3600000, 1),
+    NUM("HEARTBEAT_TIMEOUT_MS", heartbeat_timeout_ms, 30000, 0, 3600000, 1),
+    NUM("LIFETIME_MS", lifetime_ms, 0, 0, UINT64_MAX / 2, 1),
+    NUM("CONSOLE_BYTES", console_bytes, 0, 0, 1ULL << 30, 1),
+    NUM("CONSOLE_TAIL_MS", console_tail_ms, 0, 0, 60000, 1),
+    ENUM("HEARTBEAT", heartbeat, heartbeats, NULL),
+    ENUM("ARCH", arch, archs, sim_host_arch),
+    ENUM("BOOT", boot, boots, NULL),
+    PATH("QEMU", qemu),
+    PATH("VSOCK_BACKEND", backend),
+    NUM("VSOCK_CID", vsock_cid, 0, 0, UINT32_MAX - 1, 1),
+    NUM("FAKE_PAGE_SIZE", fake_page_size, 0, 0, 1ULL << 40, 1),
+};
+
+static void store(SimConfig *cfg, const SimVar *var, uint64_t x)
+{
+    char *field = (char *)cfg + var->offset;
+
+    if (var->size == sizeof(uint64_t)) {
+        *(uint64_t *)field = x;
     } else {
-        snprintf(err, errlen, "NITRO_SIM_TOPOLOGY: ec2 or consecutive, "
-                 "not '%s'", v);
-        return false;
+        *(uint32_t *)field = x;     /* unsigned, uint32_t or int */
     }
-    if (!env_u64("NITRO_SIM_THREADS_PER_CORE", 2, 64, &x, err, errlen)) {
-        return false;
+}
+
+/* "a, b or c" */
+static void enum_names(const char *const *names, char *buf, size_t len)
+{
+    size_t n = 0;
+    int i;
+
+    buf[0] = 0;
+    for (i = 0; names[i] && n < len; i++) {
+        n += snprintf(buf + n, len - n, "%s%s", i == 0 ? "" :
+                      names[i + 1] ? ", " : " or ", names[i]);
     }
-    if (x == 0) {
-        snprintf(err, errlen, "NITRO_SIM_THREADS_PER_CORE must be >= 1");
+}
+
+static bool load_var(SimConfig *cfg, const SimVar *var, char *err,
+                     size_t errlen)
+{
+    const char *v = getenv(var->name);
+    char *field = (char *)cfg + var->offset;
+    char list[128];
+    uint64_t x;
+    int i;
+
+    switch (var->kind) {
+    case VAR_PATH:
+        snprintf(field, var->size, "%s", v ? v : "");
+        return true;
+    case VAR_ENUM:
+        if (!v || !*v) {
+            store(cfg, var, var->def_enum ? var->def_enum() : 0);
+            return true;
+        }
+        for (i = 0; var->names[i]; i++) {
+            if (!strcmp(v, var->names[i])) {
+                store(cfg, var, i);
+                return true;
+            }
+        }
+        enum_names(var->names, list, sizeof(list));
+        snprintf(err, errlen, "%s: %s, not '%s'", var->name, list, v);
         return false;
+    case VAR_NUM:
+        if (!env_u64(var->name, var->def, var->max, &x, err, errlen)) {
+            return false;
+        }
+        if (x < var->min) {
+            snprintf(err, errlen, "%s must be >= %llu", var->name,
+                     (unsigned long long)var->min);
+            return false;
+        }
+        store(cfg, var, x * var->unit);
+        return true;
     }
-    cfg->threads_per_core = x;
-    /* unset: every core but core 0 on its node, set below */
-    v = getenv("NITRO_SIM_CPUS");
+    return false;
+}
+
+/*
+ * The CPU layout: the pool (NITRO_SIM_CPUS, default: every core but
+ * core 0 on core 1's node), the parent's CPUs (NITRO_SIM_HOST_CPUS) and
+ * NUMA nodes (NITRO_SIM_NUMA_NODES), the pool's node (NITRO_SIM_NUMA_NODE)
+ */
+static bool config_cpus(SimConfig *cfg, char *err, size_t errlen)
+{
+    const char *v = getenv("NITRO_SIM_CPUS");
+    unsigned maxcpu = 0, need, c, cores;
+    uint64_t x;
+
     if (!sim_cpu_list_parse(v ? v : "", cfg->pool, err, errlen)) {
         return false;
     }
@@ -246,12 +369,8 @@ bool sim_config_load(SimConfig *cfg, char *err, size_t errlen)
     }
     need = (maxcpu + cfg->threads_per_core - 1) / cfg->threads_per_core *
            cfg->threads_per_core;
-    maxcpu = need;
-    if (maxcpu < 8) {
-        maxcpu = 8;
-    }
-    if (!env_u64("NITRO_SIM_HOST_CPUS", maxcpu, SIM_MAX_CPUS, &x, err,
-                 errlen)) {
+    if (!env_u64("NITRO_SIM_HOST_CPUS", need < 8 ? 8 : need, SIM_MAX_CPUS,
+                 &x, err, errlen)) {
         return false;
     }
     cfg->host_cpus = x;
@@ -262,17 +381,17 @@ bool sim_config_load(SimConfig *cfg, char *err, size_t errlen)
                  cfg->threads_per_core);
         return false;
     }
+    cores = cfg->host_cpus / cfg->threads_per_core;
     if (!env_u64("NITRO_SIM_NUMA_NODES", 1, 64, &x, err, errlen)) {
         return false;
     }
-    if (x == 0 || x > cfg->host_cpus / cfg->threads_per_core) {
-        snprintf(err, errlen, "NITRO_SIM_NUMA_NODES: 1 to %u nodes",
-                 cfg->host_cpus / cfg->threads_per_core);
+    if (x == 0 || x > cores) {
+        snprintf(err, errlen, "NITRO_SIM_NUMA_NODES: 1 to %u nodes", cores);
         return false;
     }
     cfg->numa_nodes = x;
     cfg->numa_node = -1;
-    for (c = 1; !v && c < cfg->host_cpus / cfg->threads_per_core; c++) {
+    for (c = 1; !v && c < cores; c++) {
         if (sim_cpu_node(cfg, sim_core_cpu(cfg, c, 0)) ==
             sim_cpu_node(cfg, sim_core_cpu(cfg, 1, 0))) {
             for (x = 0; x < cfg->threads_per_core; x++) {
@@ -298,92 +417,9 @@ bool sim_config_load(SimConfig *cfg, char *err, size_t errlen)
         }
         cfg->numa_node = sim_cpu_node(cfg, c);
     }
-    if (!env_u64("NITRO_SIM_MAX_REGIONS", 256, 1 << 20, &x, err, errlen)) {
-        return false;
-    }
-    cfg->max_regions = x;
-    v = getenv("NITRO_SIM_CONTIG");
-    if (!v || !*v || !strcmp(v, "call")) {
-        cfg->contig = SIM_CONTIG_CALL;
-    } else if (!strcmp(v, "page")) {
-        cfg->contig = SIM_CONTIG_PAGE;
-    } else {
-        snprintf(err, errlen, "NITRO_SIM_CONTIG: 'call' or 'page', "
-                 "not '%s'", v);
-        return false;
-    }
-    if (!env_u64("NITRO_SIM_MIN_MEM_MIB", 64, 1ULL << 30, &x, err, errlen)) {
-        return false;
-    }
-    cfg->min_mem = x * SIM_MIB;
-    if (!env_u64("NITRO_SIM_BOOT_DELAY_MS", 0, 3600000, &x, err, errlen)) {
-        return false;
-    }
-    cfg->boot_delay_ms = x;
-    if (!env_u64("NITRO_SIM_HEARTBEAT_TIMEOUT_MS", 30000, 3600000, &x, err,
-                 errlen)) {
-        return false;
-    }
-    cfg->heartbeat_timeout_ms = x;
-    if (!env_u64("NITRO_SIM_LIFETIME_MS", 0, UINT64_MAX / 2, &x, err,
-                 errlen)) {
-        return false;
-    }
-    cfg->lifetime_ms = x;
-    if (!env_u64("NITRO_SIM_CONSOLE_BYTES", 0, 1ULL << 30, &x, err,
-                 errlen)) {
-        return false;
-    }
-    cfg->console_bytes = x;
-    if (!env_u64("NITRO_SIM_CONSOLE_TAIL_MS", 0, 60000, &x, err, errlen)) {
-        return false;
-    }
-    cfg->console_tail_ms = x;
-    v = getenv("NITRO_SIM_HEARTBEAT");
-    if (!v || !*v || !strcmp(v, "ok")) {
-        cfg->heartbeat = SIM_HB_OK;
-    } else if (!strcmp(v, "bad")) {
-        cfg->heartbeat = SIM_HB_BAD;
-    } else if (!strcmp(v, "none")) {
-        cfg->heartbeat = SIM_HB_NONE;
-    } else {
-        snprintf(err, errlen, "NITRO_SIM_HEARTBEAT: ok, bad or none, "
-                 "not '%s'", v);
-        return false;
-    }
-    v = getenv("NITRO_SIM_ARCH");
-    if (!v || !*v) {
-        cfg->arch = sim_host_arch();
-    } else if (!strcmp(v, "x86_64")) {
-        cfg->arch = SIM_ARCH_X86_64;
-    } else if (!strcmp(v, "aarch64")) {
-        cfg->arch = SIM_ARCH_AARCH64;
-    } else {
-        snprintf(err, errlen, "NITRO_SIM_ARCH: x86_64 or aarch64, not '%s'",
-                 v);
-        return false;
-    }
-    v = getenv("NITRO_SIM_BOOT");
-    if (!v || !*v || !strcmp(v, "sim")) {
-        cfg->boot = SIM_BOOT_SIM;
-    } else if (!strcmp(v, "qemu")) {
-        cfg->boot = SIM_BOOT_QEMU;
-    } else {
-        snprintf(err, errlen, "NITRO_SIM_BOOT: sim or qemu, not '%s'", v);
-        return false;
-    }
-    v = getenv("NITRO_SIM_QEMU");
-    snprintf(cfg->qemu, sizeof(cfg->qemu), "%s", v ? v : "");
-    v = getenv("NITRO_SIM_VSOCK_BACKEND");
-    snprintf(cfg->backend, sizeof(cfg->backend), "%s", v ? v : "");
-    if (!env_u64("NITRO_SIM_VSOCK_CID", 0, UINT32_MAX - 1, &x, err,
-                 errlen)) {
-        return false;
-    }
-    cfg->vsock_cid = x;
     v = getenv("NITRO_SIM_NUMA_NODE");
     if (!v || !*v) {
-        /* the pool's node, from the CPUs above */
+        /* the pool's node */
         cfg->numa_node = cfg->numa_node < 0 ? 0 : cfg->numa_node;
     } else if (!strcmp(v, "any")) {
         cfg->numa_node = -1;
@@ -393,11 +429,40 @@ bool sim_config_load(SimConfig *cfg, char *err, size_t errlen)
         }
         cfg->numa_node = x;
     }
-    if (!env_u64("NITRO_SIM_FAKE_PAGE_SIZE", 0, 1ULL << 40, &x, err,
-                 errlen)) {
+    return true;
+}
+
+/* every variable but NITRO_SIM_DIR */
+static bool config_values(SimConfig *cfg, char *err, size_t errlen)
+{
+    const char *v = getenv("NITRO_SIM_LOG");
+    size_t i;
+
+    if (v && *v) {
+        snprintf(cfg->log, sizeof(cfg->log), "%s", v);
+    } else {
+        snprintf(cfg->log, sizeof(cfg->log), "%s/events.jsonl", cfg->dir);
+    }
+    for (i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+        if (!load_var(cfg, &vars[i], err, errlen)) {
+            return false;
+        }
+    }
+    return config_cpus(cfg, err, errlen);
+}
+
+bool sim_config_load(SimConfig *cfg, bool create, char *err, size_t errlen)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    if (!config_dir(cfg, create, err, errlen)) {
         return false;
     }
-    cfg->fake_page_size = x;
+    snprintf(cfg->ns, sizeof(cfg->ns), "nitro-sim-%016llx",
+             (unsigned long long)fnv1a(cfg->dir));
+    if (!config_values(cfg, err, errlen)) {
+        errno = EINVAL;
+        return false;
+    }
     return true;
 }
 

@@ -31,9 +31,6 @@
 
 #include "nitro-sim.h"
 
-pthread_mutex_t sim_lock = PTHREAD_MUTEX_INITIALIZER;
-SimEnclave *sim_enclaves;
-
 typedef struct SimDevice {
     struct SimDevice *next;
     dev_t dev;
@@ -66,10 +63,12 @@ int sim_device_open(int flags, const char *via)
         errno = ENOMEM;
         return -1;
     }
-    if (!sim_config_load(&d->cfg, err, sizeof(err))) {
+    if (!sim_config_load(&d->cfg, true, err, sizeof(err))) {
+        int e = errno;
+
         fprintf(stderr, "nitro-sim: %s\n", err);
         free(d);
-        errno = EINVAL;
+        errno = e;
         return -1;
     }
     /* The registry and the logs live there: say so now, not as EIO later */
@@ -116,47 +115,6 @@ static const char *cmd_name(unsigned long req)
     case NE_START_ENCLAVE: return "NE_START_ENCLAVE";
     default: return NULL;
     }
-}
-
-void sim_enclave_sync(SimEnclave *e, bool remove)
-{
-    SimRegistry r;
-    SimRegEntry *re;
-    char *p;
-    int i;
-
-    if (!sim_reg_open(&r, &e->cfg)) {
-        return;
-    }
-    re = sim_reg_find(&r, e->owner, e->slot);
-    if (!re) {
-        if (remove) {
-            sim_reg_close(&r, false);
-            return;
-        }
-        re = sim_reg_add(&r);
-        re->slot = e->slot;
-        re->pid = e->owner;
-        re->starttime = sim_proc_starttime(e->owner);
-    }
-    if (remove) {
-        sim_reg_remove(&r, re);
-        sim_reg_close(&r, true);
-        return;
-    }
-    snprintf(re->state, sizeof(re->state), "%s",
-             e->state == SIM_ST_INIT ? "init" :
-             e->state == SIM_ST_RUNNING ? "running" : "stopped");
-    re->cid = e->cid;
-    re->mem = e->mem_size;
-    re->debug = !!(e->flags & NE_ENCLAVE_DEBUG_MODE);
-    p = re->vcpus;
-    *p = 0;
-    for (i = 0; i < e->nvcpus && p < re->vcpus + sizeof(re->vcpus) - 12;
-         i++) {
-        p += sprintf(p, "%s%u", i ? "," : "", e->vcpus[i]);
-    }
-    sim_reg_close(&r, true);
 }
 
 /* ---- cores of the pool ---- */
@@ -230,33 +188,30 @@ static unsigned free_core(const SimConfig *cfg, SimRegistry *r, SimEnclave *e)
 
 /* ---- NE_CREATE_VM ---- */
 
+/* the free core check, the slot and the registry line under one lock */
 static int create_vm(SimDevice *d, uint64_t *slot_out, SimJson *j)
 {
     SimEnclave *e;
     SimRegistry r;
     struct stat st;
-    int p[2];
+    int p[2], err;
 
     if (!sim_reg_open(&r, &d->cfg)) {
-        return -EIO;
+        return sim_reg_fail(&r);
     }
-    p[0] = free_core(&d->cfg, &r, NULL);
-    sim_reg_close(&r, false);
-    if (!p[0]) {
-        return -NE_ERR_NO_CPUS_AVAIL_IN_POOL;
+    err = !free_core(&d->cfg, &r, NULL) ? -NE_ERR_NO_CPUS_AVAIL_IN_POOL :
+          !slot_out ? -EFAULT : 0;
+    e = err ? NULL : calloc(1, sizeof(*e));
+    if (!err && !e) {
+        err = -ENOMEM;
     }
-    if (!slot_out) {
-        return -EFAULT;
+    if (!err && pipe2(p, O_CLOEXEC) < 0) {
+        err = -errno;
     }
-    e = calloc(1, sizeof(*e));
-    if (!e) {
-        return -ENOMEM;
-    }
-    if (pipe2(p, O_CLOEXEC) < 0) {
-        int err = errno;
-
+    if (err) {
         free(e);
-        return -err;
+        sim_reg_close(&r, false);
+        return err;
     }
     fcntl(p[1], F_SETFL, O_NONBLOCK);
     fstat(p[0], &st);
@@ -269,14 +224,16 @@ static int create_vm(SimDevice *d, uint64_t *slot_out, SimJson *j)
     e->state = SIM_ST_INIT;
     e->console_listen = e->ctl_listen = -1;
     e->wake[0] = e->wake[1] = -1;
-    pthread_cond_init(&e->cond, NULL);
-    if (sim_reg_open(&r, &e->cfg)) {
-        e->slot = r.next_slot++;
-        sim_reg_close(&r, true);
-    } else {
-        e->slot = ((uint64_t)getpid() << 20) | (uint64_t)(uintptr_t)e % 4096;
+    e->slot = r.next_slot++;
+    sim_reg_put(&r, e, false);
+    if (!sim_reg_close(&r, true)) {
+        err = sim_reg_fail(&r);
+        sim_real.close(p[0]);
+        sim_real.close(p[1]);
+        free(e);
+        return err;
     }
-    sim_enclave_sync(e, false);
+    pthread_cond_init(&e->cond, NULL);
     e->next = sim_enclaves;
     sim_enclaves = e;
     any_enclave = 1;
@@ -286,6 +243,10 @@ static int create_vm(SimDevice *d, uint64_t *slot_out, SimJson *j)
     return p[0];
 }
 
+/*
+ * Which CPU and its registry line under one lock: another process picks
+ * after this one has recorded its pick, never between.
+ */
 static int add_vcpu(SimEnclave *e, uint32_t *arg, SimJson *j)
 {
     const SimConfig *cfg = &e->cfg;
@@ -307,7 +268,7 @@ static int add_vcpu(SimEnclave *e, uint32_t *arg, SimJson *j)
         return -NE_ERR_INVALID_VCPU;
     }
     if (!sim_reg_open(&r, cfg)) {
-        return -EIO;
+        return sim_reg_fail(&r);
     }
     if (id) {
         if (owns(e, id)) {
@@ -343,14 +304,18 @@ static int add_vcpu(SimEnclave *e, uint32_t *arg, SimJson *j)
             err = -NE_ERR_NO_CPUS_AVAIL_IN_POOL;
         }
     }
-    sim_reg_close(&r, false);
     if (err) {
+        sim_reg_close(&r, false);
         return err;
     }
     e->vcpus[e->nvcpus++] = id;
+    sim_reg_put(&r, e, false);
+    if (!sim_reg_close(&r, true)) {
+        e->nvcpus--;
+        return sim_reg_fail(&r);
+    }
     *arg = id;
     sim_json_u64(j, "vcpu", id);
-    sim_enclave_sync(e, false);
     return 0;
 }
 
@@ -398,7 +363,7 @@ static int set_region(SimEnclave *e, struct ne_user_memory_region *mr,
     uint64_t addr, size, page;
     SimMapInfo mi;
     SimJson rj;
-    int i, n;
+    int i, n, err;
 
     if (!mr) {
         return -EFAULT;
@@ -477,8 +442,13 @@ static int set_region(SimEnclave *e, struct ne_user_memory_region *mr,
     e->nregions++;
     e->nranges = n;
     e->mem_size += size;
-    sim_enclave_sync(e, false);
-    return 0;
+    err = sim_enclave_sync(e, false);
+    if (err) {
+        e->nregions--;
+        e->nranges -= ranges_of_call(e, size, page);
+        e->mem_size -= size;
+    }
+    return err;
 }
 
 /* ---- NE_START_ENCLAVE ---- */
@@ -568,7 +538,7 @@ static int start(SimEnclave *e, struct ne_enclave_start_info *si,
     }
 
     if (!sim_reg_open(&r, cfg)) {
-        return -EIO;
+        return sim_reg_fail(&r);
     }
     cid = si->enclave_cid;
     if (cid && sim_reg_cid_used(&r, cid)) {
@@ -580,19 +550,17 @@ static int start(SimEnclave *e, struct ne_enclave_start_info *si,
             continue;
         }
     }
+    /* claim the CID before the lock is dropped */
     e->cid = cid;
     e->flags = si->flags;
     e->state = SIM_ST_RUNNING;
-    {
-        SimRegEntry *re = sim_reg_find(&r, e->owner, e->slot);
-
-        if (re) {
-            /* claim the CID before the lock is dropped */
-            snprintf(re->state, sizeof(re->state), "running");
-            re->cid = cid;
-        }
+    sim_reg_put(&r, e, false);
+    if (!sim_reg_close(&r, true)) {
+        e->state = SIM_ST_INIT;
+        e->cid = 0;
+        e->flags = 0;
+        return sim_reg_fail(&r);
     }
-    sim_reg_close(&r, true);
 
     err = sim_enclave_launch(e);
     if (err) {
@@ -606,7 +574,6 @@ static int start(SimEnclave *e, struct ne_enclave_start_info *si,
         mprotect((void *)(uintptr_t)e->regions[i].addr, e->regions[i].size,
                  PROT_NONE);
     }
-    sim_enclave_sync(e, false);
     si->enclave_cid = cid;
     sim_json_u64(j, "cid", cid);
 

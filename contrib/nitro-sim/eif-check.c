@@ -120,7 +120,8 @@ static uint64_t be(const uint8_t *p, int n)
     return v;
 }
 
-static void __attribute__((format(printf, 2, 3)))
+/* the verdict is an error, and why: false */
+static bool __attribute__((format(printf, 2, 3)))
 fail(SimEif *r, const char *fmt, ...)
 {
     va_list ap;
@@ -129,6 +130,7 @@ fail(SimEif *r, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(r->message, sizeof(r->message), fmt, ap);
     va_end(ap);
+    return false;
 }
 
 static void finish_pcr(gnutls_hash_hd_t h, uint8_t *pcr)
@@ -146,19 +148,185 @@ void sim_eif_free(SimEif *r)
     r->cmdline = NULL;
 }
 
+/* the EIF header and where its sections lie */
+typedef struct Layout {
+    uint8_t hdr[EIF_HDR_SIZE];
+    uint64_t off[EIF_MAX_SECTIONS], size[EIF_MAX_SECTIONS];
+    unsigned order[EIF_MAX_SECTIONS];   /* file order */
+    unsigned types[EIF_MAX_SECTIONS];
+} Layout;
+
+/* the header: magic, version, sections inside memory, their file order */
+static bool read_header(const Img *img, SimEif *r, Layout *l)
+{
+    unsigned i, j;
+
+    img_read(img, 0, l->hdr, sizeof(l->hdr));
+    if (memcmp(l->hdr, ".eif", 4)) {
+        return fail(r, "bad magic %02x%02x%02x%02x (expected \".eif\")",
+                    l->hdr[0], l->hdr[1], l->hdr[2], l->hdr[3]);
+    }
+    r->version = be(l->hdr + 4, 2);
+    r->arch = (be(l->hdr + 6, 2) & 1) ? SIM_ARCH_AARCH64 : SIM_ARCH_X86_64;
+    r->nsections = be(l->hdr + 26, 2);
+    if (r->version < 2 || r->version > 4) {
+        return fail(r, "unsupported EIF version %u", r->version);
+    }
+    if (r->nsections == 0 || r->nsections > EIF_MAX_SECTIONS) {
+        return fail(r, "bad section count %u", r->nsections);
+    }
+    for (i = 0; i < r->nsections; i++) {
+        l->off[i] = be(l->hdr + 28 + 8 * i, 8);
+        l->size[i] = be(l->hdr + 28 + 256 + 8 * i, 8);
+        if (l->off[i] < EIF_HDR_SIZE || l->off[i] > img->total ||
+            l->size[i] > img->total ||
+            img->total - l->off[i] < EIF_SEC_HDR_SIZE + l->size[i]) {
+            return fail(r, "section %u (offset %llu, size %llu) lies "
+                        "outside enclave memory", i,
+                        (unsigned long long)l->off[i],
+                        (unsigned long long)l->size[i]);
+        }
+        l->order[i] = i;
+    }
+    for (i = 1; i < r->nsections; i++) {
+        for (j = i; j > 0 && l->off[l->order[j - 1]] > l->off[l->order[j]];
+             j--) {
+            unsigned t = l->order[j];
+
+            l->order[j] = l->order[j - 1];
+            l->order[j - 1] = t;
+        }
+    }
+    return true;
+}
+
+/* the section headers, in file order, and which sections there are */
+static bool check_sections(const Img *img, SimEif *r, Layout *l)
+{
+    unsigned nkernel = 0, ncmdline = 0, nmeta = 0, nsig = 0, i;
+    uint64_t end = EIF_HDR_SIZE;
+
+    for (i = 0; i < r->nsections; i++) {
+        unsigned s = l->order[i];
+        uint8_t sh[EIF_SEC_HDR_SIZE];
+
+        if (l->off[s] < end) {
+            return fail(r, "section %u overlaps the previous one", s);
+        }
+        end = l->off[s] + EIF_SEC_HDR_SIZE + l->size[s];
+        img_read(img, l->off[s], sh, sizeof(sh));
+        l->types[s] = be(sh, 2);
+        if (be(sh + 4, 8) != l->size[s]) {
+            return fail(r, "section %u: size %llu in its header, %llu in "
+                        "the EIF header", s, (unsigned long long)be(sh + 4, 8),
+                        (unsigned long long)l->size[s]);
+        }
+        if (be(sh + 2, 2) != 0) {
+            return fail(r, "section %u: flags 0x%x (expected 0)", s,
+                        (unsigned)be(sh + 2, 2));
+        }
+        switch (l->types[s]) {
+        case SEC_KERNEL:
+            nkernel++;
+            r->kernel_size = l->size[s];
+            break;
+        case SEC_CMDLINE:
+            ncmdline++;
+            break;
+        case SEC_RAMDISK:
+            if (!nkernel) {
+                return fail(r, "ramdisk section %u before the kernel", s);
+            }
+            r->nramdisks++;
+            break;
+        case SEC_SIGNATURE:
+            nsig++;
+            break;
+        case SEC_METADATA:
+            nmeta++;
+            break;
+        default:
+            return fail(r, "section %u: invalid type %u", s, l->types[s]);
+        }
+    }
+    r->size = end;
+    if (nkernel != 1 || ncmdline != 1) {
+        return fail(r, "%u kernel and %u cmdline sections (expected one "
+                    "each)", nkernel, ncmdline);
+    }
+    if (!r->nramdisks) {
+        return fail(r, "no ramdisk section: not bootable");
+    }
+    if (nsig > 1 || nmeta > 1) {
+        return fail(r, "more than one signature or metadata section");
+    }
+    if (r->version >= 4 && !nmeta) {
+        return fail(r, "EIF version %u without metadata section",
+                    r->version);
+    }
+    return true;
+}
+
+/* one pass: the CRC over everything, PCR0/1/2 over what they measure */
+static uint32_t measure(const Img *img, SimEif *r, const Layout *l)
+{
+    bool seen_ramdisk = false;
+    Digest d;
+    unsigned i;
+    int k;
+
+    memset(&d, 0, sizeof(d));
+    for (k = 0; k < 3; k++) {
+        gnutls_hash_init(&d.h[k], GNUTLS_DIG_SHA384);
+    }
+    d.crc = crc32_z(0, l->hdr, EIF_CRC_OFFSET);
+    for (i = 0; i < r->nsections; i++) {
+        unsigned s = l->order[i];
+        uint64_t data = l->off[s] + EIF_SEC_HDR_SIZE;
+
+        d.crc_on = true;
+        memset(d.use, 0, sizeof(d.use));
+        walk(img, l->off[s], EIF_SEC_HDR_SIZE, digest_cb, &d);
+        switch (l->types[s]) {
+        case SEC_KERNEL:
+            d.use[0] = d.use[1] = true;
+            break;
+        case SEC_CMDLINE:
+            d.use[0] = d.use[1] = true;
+            r->cmdline = malloc(l->size[s] + 1);
+            if (r->cmdline) {
+                img_read(img, data, r->cmdline, l->size[s]);
+                r->cmdline[l->size[s]] = 0;
+            }
+            break;
+        case SEC_RAMDISK:
+            /* the first ramdisk in file order goes to PCR1, others PCR2 */
+            d.use[0] = true;
+            d.use[1] = !seen_ramdisk;
+            d.use[2] = seen_ramdisk;
+            seen_ramdisk = true;
+            break;
+        default:
+            break;
+        }
+        walk(img, data, l->size[s], digest_cb, &d);
+    }
+    for (k = 0; k < 3; k++) {
+        finish_pcr(d.h[k], r->pcr[k]);
+        for (i = 0; i < 48; i++) {
+            snprintf(r->pcr_hex[k] + 2 * i, 3, "%02x", r->pcr[k][i]);
+        }
+    }
+    return d.crc;
+}
+
 void sim_eif_check(const SimSeg *segs, int nsegs, uint64_t offset, int arch,
                    SimEif *r)
 {
     Img img = { segs, nsegs, offset, 0 };
-    uint8_t hdr[EIF_HDR_SIZE];
-    uint64_t off[EIF_MAX_SECTIONS], size[EIF_MAX_SECTIONS];
-    unsigned order[EIF_MAX_SECTIONS];
-    unsigned types[EIF_MAX_SECTIONS];
-    unsigned nkernel = 0, ncmdline = 0, nmeta = 0, nsig = 0;
-    uint64_t total = 0, end = EIF_HDR_SIZE;
-    Digest d;
-    bool seen_ramdisk = false;
-    unsigned i, j, flags;
+    uint64_t total = 0;
+    uint32_t crc, want;
+    Layout l;
     int k;
 
     memset(r, 0, sizeof(*r));
@@ -174,164 +342,19 @@ void sim_eif_check(const SimSeg *segs, int nsegs, uint64_t offset, int arch,
         return;
     }
     img.total = total - offset;
-    img_read(&img, 0, hdr, sizeof(hdr));
-    if (memcmp(hdr, ".eif", 4)) {
-        fail(r, "bad magic %02x%02x%02x%02x (expected \".eif\")",
-             hdr[0], hdr[1], hdr[2], hdr[3]);
+    if (!read_header(&img, r, &l) || !check_sections(&img, r, &l)) {
         return;
     }
-    r->version = be(hdr + 4, 2);
-    flags = be(hdr + 6, 2);
-    r->arch = (flags & 1) ? SIM_ARCH_AARCH64 : SIM_ARCH_X86_64;
-    r->nsections = be(hdr + 26, 2);
-    if (r->version < 2 || r->version > 4) {
-        fail(r, "unsupported EIF version %u", r->version);
-        return;
-    }
-    if (r->nsections == 0 || r->nsections > EIF_MAX_SECTIONS) {
-        fail(r, "bad section count %u", r->nsections);
-        return;
-    }
-    for (i = 0; i < r->nsections; i++) {
-        off[i] = be(hdr + 28 + 8 * i, 8);
-        size[i] = be(hdr + 28 + 256 + 8 * i, 8);
-        if (off[i] < EIF_HDR_SIZE || off[i] > img.total ||
-            size[i] > img.total ||
-            img.total - off[i] < EIF_SEC_HDR_SIZE + size[i]) {
-            fail(r, "section %u (offset %llu, size %llu) lies outside "
-                 "enclave memory", i, (unsigned long long)off[i],
-                 (unsigned long long)size[i]);
-            return;
-        }
-        order[i] = i;
-    }
-    /* file order; sections must not overlap */
-    for (i = 1; i < r->nsections; i++) {
-        for (j = i; j > 0 && off[order[j - 1]] > off[order[j]]; j--) {
-            unsigned t = order[j];
-            order[j] = order[j - 1];
-            order[j - 1] = t;
-        }
-    }
-    for (i = 0; i < r->nsections; i++) {
-        unsigned s = order[i];
-        uint8_t sh[EIF_SEC_HDR_SIZE];
-
-        if (off[s] < end) {
-            fail(r, "section %u overlaps the previous one", s);
-            return;
-        }
-        end = off[s] + EIF_SEC_HDR_SIZE + size[s];
-        img_read(&img, off[s], sh, sizeof(sh));
-        types[s] = be(sh, 2);
-        if (be(sh + 4, 8) != size[s]) {
-            fail(r, "section %u: size %llu in its header, %llu in the EIF "
-                 "header", s, (unsigned long long)be(sh + 4, 8),
-                 (unsigned long long)size[s]);
-            return;
-        }
-        if (be(sh + 2, 2) != 0) {
-            fail(r, "section %u: flags 0x%x (expected 0)", s,
-                 (unsigned)be(sh + 2, 2));
-            return;
-        }
-        switch (types[s]) {
-        case SEC_KERNEL:
-            nkernel++;
-            r->kernel_size = size[s];
-            break;
-        case SEC_CMDLINE:
-            ncmdline++;
-            break;
-        case SEC_RAMDISK:
-            if (!nkernel) {
-                fail(r, "ramdisk section %u before the kernel", s);
-                return;
-            }
-            r->nramdisks++;
-            break;
-        case SEC_SIGNATURE:
-            nsig++;
-            break;
-        case SEC_METADATA:
-            nmeta++;
-            break;
-        default:
-            fail(r, "section %u: invalid type %u", s, types[s]);
-            return;
-        }
-    }
-    r->size = end;
-    if (nkernel != 1 || ncmdline != 1) {
-        fail(r, "%u kernel and %u cmdline sections (expected one each)",
-             nkernel, ncmdline);
-        return;
-    }
-    if (!r->nramdisks) {
-        fail(r, "no ramdisk section: not bootable");
-        return;
-    }
-    if (nsig > 1 || nmeta > 1) {
-        fail(r, "more than one signature or metadata section");
-        return;
-    }
-    if (r->version >= 4 && !nmeta) {
-        fail(r, "EIF version %u without metadata section", r->version);
-        return;
-    }
-
-    /* one pass: CRC over everything, PCR0/1/2 over what they measure */
-    memset(&d, 0, sizeof(d));
-    for (k = 0; k < 3; k++) {
-        gnutls_hash_init(&d.h[k], GNUTLS_DIG_SHA384);
-    }
-    d.crc = crc32_z(0, hdr, EIF_CRC_OFFSET);
-    for (i = 0; i < r->nsections; i++) {
-        unsigned s = order[i];
-        uint64_t data = off[s] + EIF_SEC_HDR_SIZE;
-
-        d.crc_on = true;
-        memset(d.use, 0, sizeof(d.use));
-        walk(&img, off[s], EIF_SEC_HDR_SIZE, digest_cb, &d);
-        switch (types[s]) {
-        case SEC_KERNEL:
-            d.use[0] = d.use[1] = true;
-            break;
-        case SEC_CMDLINE:
-            d.use[0] = d.use[1] = true;
-            r->cmdline = malloc(size[s] + 1);
-            if (r->cmdline) {
-                img_read(&img, data, r->cmdline, size[s]);
-                r->cmdline[size[s]] = 0;
-            }
-            break;
-        case SEC_RAMDISK:
-            /* the first ramdisk in file order goes to PCR1, others PCR2 */
-            d.use[0] = true;
-            d.use[1] = !seen_ramdisk;
-            d.use[2] = seen_ramdisk;
-            seen_ramdisk = true;
-            break;
-        default:
-            break;
-        }
-        walk(&img, data, size[s], digest_cb, &d);
-    }
-    for (k = 0; k < 3; k++) {
-        finish_pcr(d.h[k], r->pcr[k]);
-        for (i = 0; i < 48; i++) {
-            snprintf(r->pcr_hex[k] + 2 * i, 3, "%02x", r->pcr[k][i]);
-        }
-    }
-    r->crc_ok = (uint32_t)d.crc == (uint32_t)be(hdr + EIF_CRC_OFFSET, 4);
+    crc = measure(&img, r, &l);
+    want = be(l.hdr + EIF_CRC_OFFSET, 4);
+    r->crc_ok = crc == want;
     if (!r->crc_ok) {
         fail(r, "CRC mismatch: computed %08x, header says %08x",
-             (unsigned)d.crc, (unsigned)be(hdr + EIF_CRC_OFFSET, 4));
+             (unsigned)crc, (unsigned)want);
         return;
     }
     if (arch >= 0 && r->arch != arch) {
         fail(r, "EIF is for %s, the simulated host is %s",
              sim_arch_name(r->arch), sim_arch_name(arch));
-        return;
     }
 }

@@ -74,7 +74,12 @@ static void drop_client(SimEnclave *e, int i, const char *why)
     e->clients[i] = e->clients[--e->nclients];
 }
 
-static bool send_all(int fd, const char *p, size_t n)
+/* A console client has this long to make room, else it is dropped */
+#define SIM_CONSOLE_STALL_MS 1000
+/* ... except for NITRO_SIM_CONSOLE_BYTES, whose test client stalls */
+#define SIM_CONSOLE_FILL_STALL_MS 60000
+
+static bool send_all_within(int fd, const char *p, size_t n, int stall_ms)
 {
     while (n) {
         ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
@@ -85,7 +90,7 @@ static bool send_all(int fd, const char *p, size_t n)
         if (w < 0 && errno == EAGAIN) {
             struct pollfd pfd = { .fd = fd, .events = POLLOUT };
 
-            if (poll(&pfd, 1, 1000) <= 0) {
+            if (poll(&pfd, 1, stall_ms) <= 0) {
                 return false;
             }
             continue;
@@ -99,8 +104,17 @@ static bool send_all(int fd, const char *p, size_t n)
     return true;
 }
 
-/* bytes of the serial console: kept, written to the file, streamed */
-static void con_raw(SimEnclave *e, const char *line, size_t n)
+static bool send_all(int fd, const char *p, size_t n)
+{
+    return send_all_within(fd, p, n, SIM_CONSOLE_STALL_MS);
+}
+
+/*
+ * bytes of the serial console: kept, written to the file, streamed to
+ * the clients, which get @stall_ms to make room
+ */
+static void con_raw_within(SimEnclave *e, const char *line, size_t n,
+                           int stall_ms)
 {
     int i, fd;
 
@@ -129,10 +143,15 @@ static void con_raw(SimEnclave *e, const char *line, size_t n)
         }
     }
     for (i = e->nclients - 1; i >= 0; i--) {
-        if (!send_all(e->clients[i], line, n)) {
+        if (!send_all_within(e->clients[i], line, n, stall_ms)) {
             drop_client(e, i, "error");
         }
     }
+}
+
+static void con_raw(SimEnclave *e, const char *line, size_t n)
+{
+    con_raw_within(e, line, n, SIM_CONSOLE_STALL_MS);
 }
 
 /* one line of the serial console */
@@ -157,9 +176,10 @@ con(SimEnclave *e, const char *fmt, ...)
 }
 
 /*
- * NITRO_SIM_CONSOLE_BYTES: a chatty enclave, numbered lines of about
- * @bytes in all, then "console fill done"; a console client that does
- * not read holds the enclave up, as a full vsock connection would.
+ * NITRO_SIM_CONSOLE_BYTES: a chatty enclave, numbered lines of 1 KiB,
+ * about @bytes in all, then "console fill done"; a console client that
+ * does not read holds the enclave up (for a minute at most), as a full
+ * vsock connection would.
  */
 static void console_fill(SimEnclave *e, uint64_t bytes)
 {
@@ -175,7 +195,7 @@ static void console_fill(SimEnclave *e, uint64_t bytes)
 
         memset(buf + n, '.', sizeof(buf) - n - 1);
         buf[sizeof(buf) - 1] = '\n';
-        con_raw(e, buf, sizeof(buf));
+        con_raw_within(e, buf, sizeof(buf), SIM_CONSOLE_FILL_STALL_MS);
         done += sizeof(buf);
     }
     con(e, "nitro-sim: console fill done");
@@ -374,26 +394,22 @@ static const char *ctl_command(SimEnclave *e, int *ctl_client)
     return NULL;
 }
 
-static void *enclave_main(void *opaque)
-{
-    SimEnclave *e = opaque;
-    const SimConfig *cfg = &e->cfg;
-    bool boot = cfg->boot == SIM_BOOT_QEMU;
-    uint64_t deadline = now_ms() + cfg->boot_delay_ms;
-    int phase = PH_BOOT, hb = -1, ctl_client = -1, i;
-    const char *reason = NULL;
-    struct pollfd *pfd = NULL;
-    char vl[64] = "";
+/* the state of the enclave thread's loop */
+typedef struct SimRun {
+    int phase;                  /* PH_* */
+    uint64_t deadline;          /* of the phase, 0: none */
+    int hb;                     /* the heartbeat connection */
+    int ctl_client;             /* `nitro-sim stop` waiting for "stopped" */
+} SimRun;
 
-    pthread_mutex_lock(&sim_lock);
+/* lock held: what the simulated kernel prints first */
+static void banner(SimEnclave *e)
+{
+    char vl[64] = "";
+    int i;
+
     for (i = 0; i < e->nvcpus && strlen(vl) < sizeof(vl) - 12; i++) {
         sprintf(vl + strlen(vl), "%s%u", i ? "," : "", e->vcpus[i]);
-    }
-    if (boot) {
-        /* the real init does the heartbeat; the console is the real ttyS0 */
-        phase = PH_RUN;
-        deadline = cfg->lifetime_ms ? now_ms() + cfg->lifetime_ms : 0;
-        goto run;
     }
     con(e, "nitro-sim: simulated Nitro Enclave, no kernel is executed");
     con(e, "Linux version nitro-sim (%s)", sim_arch_name(e->eif.arch));
@@ -408,154 +424,220 @@ static void *enclave_main(void *opaque)
     for (i = 0; i < 3; i++) {
         con(e, "nitro-sim: PCR%d %s", i, e->eif.pcr_hex[i]);
     }
-run:
-    pthread_mutex_unlock(&sim_lock);
+}
 
-    while (!reason) {
-        int n = 0, timeout = -1, base;
-        uint64_t now;
+/* the fds the loop polls; fixed slots first, then the console clients */
+enum {
+    PF_WAKE, PF_ENCLAVE_FD, PF_CONSOLE, PF_CTL, PF_HEARTBEAT, PF_SERIAL,
+    PF_QEMU, PF_BACKEND, PF_CLIENTS
+};
 
-        pthread_mutex_lock(&sim_lock);
-        pfd = realloc(pfd, (8 + e->nclients) * sizeof(*pfd));
-        pfd[n++] = (struct pollfd) { .fd = e->wake[0], .events = POLLIN };
-        pfd[n++] = (struct pollfd) { .fd = e->wr_fd, .events = 0 };
-        pfd[n++] = (struct pollfd) { .fd = e->console_listen,
+/* lock held: fill *@pfd (grown as needed); the number of fds */
+static int poll_set(SimEnclave *e, const SimRun *run, struct pollfd **pfd)
+{
+    bool boot = e->cfg.boot == SIM_BOOT_QEMU;
+    struct pollfd *p = realloc(*pfd, (PF_CLIENTS + e->nclients) *
+                                     sizeof(*p));
+    int i;
+
+    if (!p) {
+        return -1;
+    }
+    *pfd = p;
+    p[PF_WAKE] = (struct pollfd) { .fd = e->wake[0], .events = POLLIN };
+    p[PF_ENCLAVE_FD] = (struct pollfd) { .fd = e->wr_fd, .events = 0 };
+    p[PF_CONSOLE] = (struct pollfd) { .fd = e->console_listen,
+                                      .events = POLLIN };
+    p[PF_CTL] = (struct pollfd) { .fd = e->ctl_listen, .events = POLLIN };
+    p[PF_HEARTBEAT] = (struct pollfd) { .fd = run->hb, .events = POLLIN };
+    p[PF_SERIAL] = (struct pollfd) { .fd = boot ? e->serial_fd : -1,
                                      .events = POLLIN };
-        pfd[n++] = (struct pollfd) { .fd = e->ctl_listen, .events = POLLIN };
-        pfd[n++] = (struct pollfd) { .fd = hb, .events = POLLIN };
-        pfd[n++] = (struct pollfd) { .fd = boot ? e->serial_fd : -1,
-                                     .events = POLLIN };
-        pfd[n++] = (struct pollfd) { .fd = boot ? e->qemu_pidfd : -1,
-                                     .events = POLLIN };
-        pfd[n++] = (struct pollfd) { .fd = boot ? e->backend_pidfd : -1,
-                                     .events = POLLIN };
-        base = n;
-        for (i = 0; i < e->nclients; i++) {
-            pfd[n++] = (struct pollfd) { .fd = e->clients[i],
-                                         .events = POLLIN };
-        }
-        pthread_mutex_unlock(&sim_lock);
+    p[PF_QEMU] = (struct pollfd) { .fd = boot ? e->qemu_pidfd : -1,
+                                   .events = POLLIN };
+    p[PF_BACKEND] = (struct pollfd) { .fd = boot ? e->backend_pidfd : -1,
+                                      .events = POLLIN };
+    for (i = 0; i < e->nclients; i++) {
+        p[PF_CLIENTS + i] = (struct pollfd) { .fd = e->clients[i],
+                                              .events = POLLIN };
+    }
+    return PF_CLIENTS + e->nclients;
+}
 
-        now = now_ms();
-        if (deadline) {
-            timeout = deadline > now ? (int)(deadline - now) : 0;
-        }
-        if (poll(pfd, n, timeout) < 0 && errno != EINTR) {
-            reason = "internal-error";
-            break;
-        }
-        pthread_mutex_lock(&sim_lock);
-        if (e->stop_req) {
-            reason = e->stop_req;
-        } else if (pfd[1].revents & (POLLERR | POLLHUP)) {
-            reason = "fd-closed";
-        } else if (pfd[3].revents & POLLIN) {
-            reason = ctl_command(e, &ctl_client);
-        }
-        if (!reason && (pfd[2].revents & POLLIN)) {
-            accept_console(e);
-        }
-        if (!reason && (pfd[5].revents & (POLLIN | POLLHUP | POLLERR))) {
-            reason = sim_boot_serial(e, con_raw);
-        }
-        if (!reason && ((pfd[6].revents | pfd[7].revents) & POLLIN)) {
-            reason = sim_boot_exited(e);
-        }
-        for (i = n - 1; !reason && i >= base; i--) {
-            char junk[256];
+/* lock held: what poll() reported, but the heartbeat; a stop reason */
+static const char *poll_events(SimEnclave *e, SimRun *run,
+                               const struct pollfd *pfd, int n)
+{
+    const char *reason = NULL;
+    int i, k;
 
-            if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR)) {
-                ssize_t r = recv(pfd[i].fd, junk, sizeof(junk), MSG_DONTWAIT);
-                int k;
+    if (e->stop_req) {
+        reason = e->stop_req;
+    } else if (pfd[PF_ENCLAVE_FD].revents & (POLLERR | POLLHUP)) {
+        reason = "fd-closed";
+    } else if (pfd[PF_CTL].revents & POLLIN) {
+        reason = ctl_command(e, &run->ctl_client);
+    }
+    if (!reason && (pfd[PF_CONSOLE].revents & POLLIN)) {
+        accept_console(e);
+    }
+    if (!reason && (pfd[PF_SERIAL].revents & (POLLIN | POLLHUP | POLLERR))) {
+        reason = sim_boot_serial(e, con_raw);
+    }
+    if (!reason && ((pfd[PF_QEMU].revents | pfd[PF_BACKEND].revents) &
+                    POLLIN)) {
+        reason = sim_boot_exited(e);
+    }
+    /* console clients: only their hangup matters */
+    for (i = n - 1; !reason && i >= PF_CLIENTS; i--) {
+        char junk[256];
 
-                if (r == 0 || (r < 0 && errno != EAGAIN)) {
-                    for (k = 0; k < e->nclients; k++) {
-                        if (e->clients[k] == pfd[i].fd) {
-                            drop_client(e, k, "client");
-                            break;
-                        }
+        if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR)) {
+            ssize_t r = recv(pfd[i].fd, junk, sizeof(junk), MSG_DONTWAIT);
+
+            if (r == 0 || (r < 0 && errno != EAGAIN)) {
+                for (k = 0; k < e->nclients; k++) {
+                    if (e->clients[k] == pfd[i].fd) {
+                        drop_client(e, k, "client");
+                        break;
                     }
                 }
             }
         }
+    }
+    return reason;
+}
+
+static void panic(SimEnclave *e, const char *why)
+{
+    con(e, "nitro-sim: heartbeat fail (%s)", why);
+    con(e, "Kernel panic - not syncing: Attempted to kill init!"
+        " exitcode=0x00000100");
+    log_heartbeat(e, "fail", why);
+}
+
+/* lock held: the boot delay is over, the init connects to (3, 9000) */
+static const char *heartbeat_send(SimEnclave *e, SimRun *run, uint64_t now)
+{
+    const SimConfig *cfg = &e->cfg;
+    uint8_t b = cfg->heartbeat == SIM_HB_OK ? SIM_HEARTBEAT_BYTE : 0x00;
+    char d[128];
+
+    if (cfg->heartbeat == SIM_HB_NONE) {
+        con(e, "nitro-sim: init: no heartbeat (NITRO_SIM_HEARTBEAT=none)");
+        log_heartbeat(e, "none", NULL);
+        run->phase = PH_RUN;
+        run->deadline = cfg->lifetime_ms ? now + cfg->lifetime_ms : 0;
+        return NULL;
+    }
+    con(e, "nitro-sim: init: heartbeat to CID %u port %u", SIM_PARENT_CID,
+        SIM_HEARTBEAT_PORT);
+    run->hb = sim_vsock_connect_as(cfg, e->cid, SIM_PARENT_CID,
+                                   SIM_HEARTBEAT_PORT);
+    if (run->hb < 0 || send(run->hb, &b, 1, MSG_NOSIGNAL) != 1) {
+        snprintf(d, sizeof(d), "connect: %s",
+                 strerror(run->hb < 0 ? -run->hb : errno));
+        panic(e, d);
+        return "heartbeat-failed";
+    }
+    run->phase = PH_HEARTBEAT;
+    run->deadline = now + cfg->heartbeat_timeout_ms;
+    return NULL;
+}
+
+/* lock held: the parent answered (@readable) or the time is up */
+static const char *heartbeat_reply(SimEnclave *e, SimRun *run,
+                                   bool readable, uint64_t now)
+{
+    const SimConfig *cfg = &e->cfg;
+    const char *reason = NULL;
+    uint8_t b = 0;
+    ssize_t r = readable ? recv(run->hb, &b, 1, MSG_DONTWAIT) : -2;
+    char d[128];
+
+    if (r == 1 && b == SIM_HEARTBEAT_BYTE && cfg->heartbeat == SIM_HB_OK) {
+        /* logged first: whoever reads the console sees it done */
+        log_heartbeat(e, "ok", NULL);
+        con(e, "nitro-sim: heartbeat ok");
+        con(e, "nitro-sim: running");
+        console_fill(e, cfg->console_bytes);
+        run->phase = PH_RUN;
+        run->deadline = cfg->lifetime_ms ? now + cfg->lifetime_ms : 0;
+    } else {
+        if (r == 1) {
+            snprintf(d, sizeof(d), "%s; reply 0x%02x",
+                     cfg->heartbeat == SIM_HB_BAD ?
+                     "sent 0x00 (NITRO_SIM_HEARTBEAT=bad)" : "sent 0xb7", b);
+        } else {
+            snprintf(d, sizeof(d), "%s",
+                     r == 0 ? "parent closed the connection" :
+                     r == -2 ? "no reply in time" : strerror(errno));
+        }
+        panic(e, d);
+        reason = "heartbeat-failed";
+    }
+    sim_real.close(run->hb);
+    run->hb = -1;
+    return reason;
+}
+
+static void *enclave_main(void *opaque)
+{
+    SimEnclave *e = opaque;
+    const SimConfig *cfg = &e->cfg;
+    SimRun run = { .phase = PH_BOOT, .hb = -1, .ctl_client = -1 };
+    const char *reason = NULL;
+    struct pollfd *pfd = NULL;
+
+    pthread_mutex_lock(&sim_lock);
+    if (cfg->boot == SIM_BOOT_QEMU) {
+        /* the real init does the heartbeat; the console is the real ttyS0 */
+        run.phase = PH_RUN;
+        run.deadline = cfg->lifetime_ms ? now_ms() + cfg->lifetime_ms : 0;
+    } else {
+        run.deadline = now_ms() + cfg->boot_delay_ms;
+        banner(e);
+    }
+    pthread_mutex_unlock(&sim_lock);
+
+    while (!reason) {
+        int n, timeout = -1;
+        bool hb_ready;
+        uint64_t now;
+
+        pthread_mutex_lock(&sim_lock);
+        n = poll_set(e, &run, &pfd);
+        pthread_mutex_unlock(&sim_lock);
+
         now = now_ms();
-        if (!reason && phase == PH_BOOT && now >= deadline) {
-            if (cfg->heartbeat == SIM_HB_NONE) {
-                con(e, "nitro-sim: init: no heartbeat "
-                    "(NITRO_SIM_HEARTBEAT=none)");
-                log_heartbeat(e, "none", NULL);
-                phase = PH_RUN;
-                deadline = cfg->lifetime_ms ? now + cfg->lifetime_ms : 0;
-            } else {
-                uint8_t b = cfg->heartbeat == SIM_HB_OK ?
-                            SIM_HEARTBEAT_BYTE : 0x00;
-                char d[128];
-
-                con(e, "nitro-sim: init: heartbeat to CID %u port %u",
-                    SIM_PARENT_CID, SIM_HEARTBEAT_PORT);
-                hb = sim_vsock_connect_as(cfg, e->cid, SIM_PARENT_CID,
-                                          SIM_HEARTBEAT_PORT);
-                if (hb < 0 || send(hb, &b, 1, MSG_NOSIGNAL) != 1) {
-                    snprintf(d, sizeof(d), "connect: %s",
-                             strerror(hb < 0 ? -hb : errno));
-                    con(e, "nitro-sim: heartbeat fail (%s)", d);
-                    con(e, "Kernel panic - not syncing: Attempted to kill init!"
-                        " exitcode=0x00000100");
-                    log_heartbeat(e, "fail", d);
-                    reason = "heartbeat-failed";
-                } else {
-                    phase = PH_HEARTBEAT;
-                    deadline = now + cfg->heartbeat_timeout_ms;
-                }
-            }
-        } else if (!reason && phase == PH_HEARTBEAT &&
-                   ((pfd[4].revents & (POLLIN | POLLHUP | POLLERR)) ||
-                    now >= deadline)) {
-            uint8_t b = 0;
-            ssize_t r = (pfd[4].revents & (POLLIN | POLLHUP | POLLERR)) ?
-                        recv(hb, &b, 1, MSG_DONTWAIT) : -2;
-            char d[128];
-
-            if (r == 1 && b == SIM_HEARTBEAT_BYTE &&
-                cfg->heartbeat == SIM_HB_OK) {
-                /* logged first: whoever reads the console sees it done */
-                log_heartbeat(e, "ok", NULL);
-                con(e, "nitro-sim: heartbeat ok");
-                con(e, "nitro-sim: running");
-                console_fill(e, cfg->console_bytes);
-                phase = PH_RUN;
-                deadline = cfg->lifetime_ms ? now + cfg->lifetime_ms : 0;
-            } else {
-                if (r == 1) {
-                    snprintf(d, sizeof(d), "%s; reply 0x%02x",
-                             cfg->heartbeat == SIM_HB_BAD ?
-                             "sent 0x00 (NITRO_SIM_HEARTBEAT=bad)" :
-                             "sent 0xb7", b);
-                } else {
-                    snprintf(d, sizeof(d), "%s",
-                             r == 0 ? "parent closed the connection" :
-                             r == -2 ? "no reply in time" : strerror(errno));
-                }
-                con(e, "nitro-sim: heartbeat fail (%s)", d);
-                con(e, "Kernel panic - not syncing: Attempted to kill init!"
-                    " exitcode=0x00000100");
-                log_heartbeat(e, "fail", d);
-                reason = "heartbeat-failed";
-            }
-            sim_real.close(hb);
-            hb = -1;
-        } else if (!reason && phase == PH_RUN && deadline && now >= deadline) {
+        if (run.deadline) {
+            timeout = run.deadline > now ? (int)(run.deadline - now) : 0;
+        }
+        if (n < 0 || (poll(pfd, n, timeout) < 0 && errno != EINTR)) {
+            reason = "internal-error";
+            break;
+        }
+        pthread_mutex_lock(&sim_lock);
+        reason = poll_events(e, &run, pfd, n);
+        hb_ready = pfd[PF_HEARTBEAT].revents & (POLLIN | POLLHUP | POLLERR);
+        now = now_ms();
+        if (!reason && run.phase == PH_BOOT && now >= run.deadline) {
+            reason = heartbeat_send(e, &run, now);
+        } else if (!reason && run.phase == PH_HEARTBEAT &&
+                   (hb_ready || now >= run.deadline)) {
+            reason = heartbeat_reply(e, &run, hb_ready, now);
+        } else if (!reason && run.phase == PH_RUN && run.deadline &&
+                   now >= run.deadline) {
             reason = "lifetime";
         }
         if (reason) {
-            if (hb >= 0) {
-                sim_real.close(hb);
-                hb = -1;
+            if (run.hb >= 0) {
+                sim_real.close(run.hb);
+                run.hb = -1;
             }
             do_stop(e, reason);
-            if (ctl_client >= 0) {
-                send_all(ctl_client, "stopped\n", 8);
-                sim_real.close(ctl_client);
+            if (run.ctl_client >= 0) {
+                send_all(run.ctl_client, "stopped\n", 8);
+                sim_real.close(run.ctl_client);
             }
         }
         pthread_mutex_unlock(&sim_lock);
@@ -631,7 +713,10 @@ fail:
     sim_real.close(e->wake[0]);
     sim_real.close(e->wake[1]);
     e->wake[0] = e->wake[1] = -1;
-    e->console_path[0] = 0;
+    if (e->console_path[0]) {
+        unlink(e->console_path);
+        e->console_path[0] = 0;
+    }
     return err;
 }
 

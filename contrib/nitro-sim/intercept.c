@@ -7,7 +7,7 @@
  * ioctl on the simulated fds, close (to notice the last close of an
  * enclave fd at once), and the socket calls of
  * AF_VSOCK sockets.  Everything else goes to the next definition
- * (dlsym(RTLD_NEXT)), normally libc's.
+ * (dlsym(RTLD_NEXT)), normally libc's, through the table of real.c.
  *
  * Copyright (c) 2025 Nitro Enclaves for QEMU authors
  *
@@ -22,12 +22,10 @@
 #define _GNU_SOURCE
 #endif
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
@@ -37,45 +35,6 @@
 #include "nitro-sim.h"
 
 #define EXPORT __attribute__((visibility("default")))
-
-SimReal sim_real;
-static pthread_once_t real_once = PTHREAD_ONCE_INIT;
-
-static void *next(const char *name)
-{
-    void *p = dlsym(RTLD_NEXT, name);
-
-    if (!p) {
-        fprintf(stderr, "nitro-sim: no next definition of %s\n", name);
-        abort();
-    }
-    return p;
-}
-
-static void resolve(void)
-{
-    sim_real.open = next("open");
-    sim_real.openat = next("openat");
-    sim_real.ioctl = next("ioctl");
-    sim_real.close = next("close");
-    sim_real.socket = next("socket");
-    sim_real.bind = next("bind");
-    sim_real.listen = next("listen");
-    sim_real.accept = next("accept");
-    sim_real.accept4 = next("accept4");
-    sim_real.connect = next("connect");
-    sim_real.getsockname = next("getsockname");
-    sim_real.getpeername = next("getpeername");
-    sim_real.getsockopt = next("getsockopt");
-    sim_real.setsockopt = next("setsockopt");
-    sim_real.fopen = next("fopen");
-    sim_real.fopen64 = next("fopen64");
-}
-
-void sim_real_init(void)
-{
-    pthread_once(&real_once, resolve);
-}
 
 static __attribute__((constructor)) void sim_init(void)
 {
@@ -269,7 +228,7 @@ EXPORT int access(const char *path, int mode)
         return 0;
     }
     if (!real_access) {
-        real_access = next("access");
+        real_access = sim_real_next("access");
     }
     return real_access(path, mode);
 }
@@ -282,7 +241,7 @@ EXPORT int faccessat(int dirfd, const char *path, int mode, int flags)
         return 0;
     }
     if (!real_faccessat) {
-        real_faccessat = next("faccessat");
+        real_faccessat = sim_real_next("faccessat");
     }
     return real_faccessat(dirfd, path, mode, flags);
 }

@@ -58,22 +58,65 @@ putf(SimJson *j, const char *fmt, ...)
     put(j, tmp, n < (int)sizeof(tmp) ? n : (int)sizeof(tmp) - 1);
 }
 
+/* the length of the valid UTF-8 sequence at @s (2..4), 0 if invalid */
+static size_t utf8_len(const unsigned char *s)
+{
+    uint32_t cp;
+    size_t n, i;
+
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        n = 2;
+        cp = s[0] & 0x1f;
+    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        n = 3;
+        cp = s[0] & 0x0f;
+    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        n = 4;
+        cp = s[0] & 0x07;
+    } else {
+        return 0;
+    }
+    for (i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) {
+            return 0;           /* also the terminating NUL */
+        }
+        cp = cp << 6 | (s[i] & 0x3f);
+    }
+    /* overlong forms, UTF-16 surrogates, beyond U+10FFFF */
+    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+        return 0;
+    }
+    return n;
+}
+
+/*
+ * A JSON string of @s: valid UTF-8 as is, each byte that is not part of
+ * valid UTF-8 (an EIF's command line may hold any byte) as \u00XX, its
+ * Latin-1 reading, so that the log stays UTF-8 and JSON.
+ */
 void sim_json_escape(SimJson *j, const char *s)
 {
+    const unsigned char *p = (const unsigned char *)s;
+
     put(j, "\"", 1);
-    for (; *s; s++) {
-        unsigned char c = *s;
+    while (*p) {
+        unsigned char c = *p;
+        size_t n = c >= 0x80 ? utf8_len(p) : 1;
 
         if (c == '"' || c == '\\') {
             char e[2] = { '\\', c };
             put(j, e, 2);
         } else if (c == '\n') {
             put(j, "\\n", 2);
-        } else if (c < 0x20 || c == 0x7f) {
+        } else if (c < 0x20 || c == 0x7f || !n) {
             putf(j, "\\u%04x", c);
         } else {
-            put(j, (const char *)&c, 1);
+            put(j, (const char *)p, n);
+            p += n;
+            continue;
         }
+        p++;
     }
     put(j, "\"", 1);
 }
@@ -197,7 +240,9 @@ void sim_json_emit(SimJson *j, const SimConfig *cfg)
 
     put(j, "}\n", 2);
     if (j->buf && cfg && cfg->log[0]) {
-        fd = open(cfg->log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        /* the CLI (read-only) appends to an existing log only */
+        fd = open(cfg->log, O_WRONLY | O_APPEND | O_CLOEXEC |
+                  (cfg->readonly ? 0 : O_CREAT), 0644);
         if (fd >= 0) {
             ssize_t r = write(fd, j->buf, j->len);
             (void)r;

@@ -67,10 +67,16 @@ typedef struct SimConfig {
     uint32_t vsock_cid;             /* NITRO_SIM_VSOCK_CID, 0: parent */
     int topology;                   /* NITRO_SIM_TOPOLOGY */
     unsigned numa_nodes;            /* NITRO_SIM_NUMA_NODES */
+    bool readonly;                  /* create no file or directory (CLI) */
 } SimConfig;
 
-/* Fill @cfg from the environment; on error print why and return false. */
-bool sim_config_load(SimConfig *cfg, char *err, size_t errlen);
+/*
+ * Fill @cfg from the environment, creating the directory if @create (else
+ * @cfg is read-only: nothing is created in it); on error put why in @err,
+ * set errno (ENOTDIR: the directory is a file, EINVAL: a bad value) and
+ * return false.
+ */
+bool sim_config_load(SimConfig *cfg, bool create, char *err, size_t errlen);
 bool sim_cpu_list_parse(const char *s, uint64_t *bitmap, char *err,
                         size_t errlen);
 static inline bool sim_cpu_in(const uint64_t *bm, unsigned cpu)
@@ -169,20 +175,26 @@ typedef struct SimRegistry {
     uint64_t next_slot;
     int n;
     SimRegEntry *e;
-    int lockfd;
+    int lockfd;                 /* -1: read-only and nothing ever ran */
     const SimConfig *cfg;
+    char err[PATH_MAX + 128];   /* why open or close failed, naming the file */
 } SimRegistry;
 
-/* lock and read (dropping entries of dead processes); false: errno set */
+/*
+ * lock and read (dropping entries of dead processes, removing their
+ * files); false: errno and r->err set
+ */
 bool sim_reg_open(SimRegistry *r, const SimConfig *cfg);
-/* write back (if @write) and unlock */
-void sim_reg_close(SimRegistry *r, bool write);
+/* write back (if @write) and unlock; false: the write failed, errno, r->err */
+bool sim_reg_close(SimRegistry *r, bool write);
 SimRegEntry *sim_reg_find(SimRegistry *r, pid_t pid, uint64_t slot);
 SimRegEntry *sim_reg_add(SimRegistry *r);
 void sim_reg_remove(SimRegistry *r, SimRegEntry *e);
 bool sim_reg_cpu_used(SimRegistry *r, unsigned cpu);
 bool sim_reg_cid_used(SimRegistry *r, uint32_t cid);
 unsigned long long sim_proc_starttime(pid_t pid);
+/* print why the registry failed (r->err, naming the file): -errno */
+int sim_reg_fail(SimRegistry *r);
 
 /* ---- memory.c: donated regions as the kernel sees them ---- */
 
@@ -251,10 +263,16 @@ typedef struct SimEnclave {
     char boot_base[PATH_MAX + 32];  /* $dir/enclave-<cid>, files prefix */
 } SimEnclave;
 
+/* registry.c: the enclaves of this process, the lock of their state */
 extern pthread_mutex_t sim_lock;
 extern SimEnclave *sim_enclaves;
+/* lock held: make the registry's line of @e what @e is now (or drop it) */
+void sim_reg_put(SimRegistry *r, SimEnclave *e, bool remove);
+/* mirror @e into the registry (or drop it): 0, or -errno, reason printed */
+int sim_enclave_sync(SimEnclave *e, bool remove);
 
-/* intercept.c helpers */
+/* ---- real.c: the real libc functions (the bottom layer) ---- */
+
 typedef struct SimReal {
     int (*open)(const char *, int, ...);
     int (*openat)(int, const char *, int, ...);
@@ -276,6 +294,8 @@ typedef struct SimReal {
 
 extern SimReal sim_real;
 void sim_real_init(void);
+/* the next definition of @name (normally libc's); aborts if none */
+void *sim_real_next(const char *name);
 
 /* intercept.c: the _FORTIFY_SOURCE variants of open */
 int __open_2(const char *path, int flags);
@@ -293,8 +313,6 @@ void sim_before_close(int fd, bool *is_enclave, dev_t *dev, ino_t *ino);
 void sim_after_close(dev_t dev, ino_t ino);
 /* release resources of an enclave whose fd is gone (lock held) */
 void sim_enclave_release(SimEnclave *e, bool restore);
-/* mirror @e into the registry (or drop it from there) */
-void sim_enclave_sync(SimEnclave *e, bool remove);
 /* at exit(): the kernel is about to close every enclave fd */
 void sim_process_exit(void);
 

@@ -128,7 +128,7 @@ int sim_sysfs_open(const char *path, int flags)
         errno = EACCES;
         return -1;
     }
-    if (!sim_config_load(&cfg, err, sizeof(err))) {
+    if (!sim_config_load(&cfg, true, err, sizeof(err))) {
         fprintf(stderr, "nitro-sim: %s\n", err);
         errno = EINVAL;
         return -1;

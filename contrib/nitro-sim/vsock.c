@@ -62,7 +62,7 @@ static const SimConfig *config_now(void)
     CfgCache *cc;
     char err[256];
 
-    if (!sim_config_load(&c, err, sizeof(err))) {
+    if (!sim_config_load(&c, true, err, sizeof(err))) {
         fprintf(stderr, "nitro-sim: %s\n", err);
         return NULL;
     }

@@ -150,6 +150,9 @@ int nl_launch(const NlParams *p, NlEnclave *e)
         }
     }
     /* 9. start */
+    if (p->before_start) {
+        p->before_start();
+    }
     si.flags = p->debug ? NE_ENCLAVE_DEBUG_MODE : 0;
     si.enclave_cid = p->cid;
     if (ioctl(e->efd, NE_START_ENCLAVE, &si) < 0) {

@@ -31,6 +31,7 @@ typedef struct NlParams {
     bool debug;
     uint64_t cid;
     bool no_heartbeat_listen;
+    void (*before_start)(void);     /* called just before NE_START_ENCLAVE */
 } NlParams;
 
 typedef struct NlEnclave {

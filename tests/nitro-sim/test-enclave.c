@@ -672,6 +672,52 @@ static void test_process_exit(void)
     free(out);
 }
 
+/* an EIF's command line may hold any byte: the log stays UTF-8 and JSON */
+static void test_log_utf8(void)
+{
+    static const char py[] =
+        "import json, sys\n"
+        "for line in open(sys.argv[1], encoding='utf-8'):\n"
+        "    event = json.loads(line)\n"
+        "    if event['event'] == 'eif':\n"
+        "        print(ascii(event['cmdline']))\n";
+    EifSpec s = spec;
+    NlParams p = { 0 };
+    NlEnclave e;
+    char script[4200], cmd[8600], out[512] = "";
+    uint8_t *img;
+    size_t len, n = 0;
+    bool launched;
+    FILE *f;
+
+    fresh("utf8");
+    setenv("NITRO_SIM_HEARTBEAT", "none", 1);
+    s.cmdline = "console=ttyS0 caf\xc3\xa9 \xff\xfe bad\xc3( \xed\xa0\x80 end";
+    img = eif_build(&s, &len);
+    p.eif = img;
+    p.eif_len = len;
+    p.no_heartbeat_listen = true;
+    launched = nl_launch(&p, &e) == 0;
+    snprintf(script, sizeof(script), "%s/check.py", getenv("NITRO_SIM_DIR"));
+    f = fopen(script, "w");
+    fputs(py, f);
+    fclose(f);
+    snprintf(cmd, sizeof(cmd), "python3 '%s' '%s' 2>&1", script,
+             nl_log_path());
+    f = popen(cmd, "r");
+    n = fread(out, 1, sizeof(out) - 1, f);
+    out[n] = 0;
+    pclose(f);
+    if (!tap_ok(launched && !strcmp(out, "'console=ttyS0 caf\\xe9 \\xff\\xfe "
+                                    "bad\\xc3( \\xed\\xa0\\x80 end'\n"),
+                "a command line with bytes that are not UTF-8: "
+                "events.jsonl is UTF-8 and JSON, the bytes escaped")) {
+        tap_diag("%s", out);
+    }
+    nl_close(&e);
+    free(img);
+}
+
 int main(void)
 {
     char why[256];
@@ -681,7 +727,7 @@ int main(void)
     }
     eif_default(&spec);
     eif = eif_build(&spec, &eif_len);
-    tap_plan(39);
+    tap_plan(40);
     test_full_launch();
     test_heartbeat_fail();
     test_fd_close();
@@ -694,6 +740,7 @@ int main(void)
     test_cids();
     test_two_launchers();
     test_process_exit();
+    test_log_utf8();
     free(eif);
     return tap_done();
 }
