@@ -215,7 +215,7 @@ def main():
         backend = subprocess.Popen([BACKEND, '--socket-path', vhost,
                                     '--guest-cid', str(GUEST_CID),
                                     '--uds-path', host.base])
-        wait_for('the backend socket', lambda: os.path.exists(vhost), 10)
+        wait_for('the backend socket', lambda: os.path.exists(vhost), 120)
         # -icount: see contrib/nitro-sim/boot.c (a loaded host otherwise
         # breaks the kernel's TSC calibration)
         qemu = subprocess.Popen([QEMU, '-M', 'nitro-enclave,vsock=c0,acpi=on',
@@ -306,20 +306,20 @@ def run(host, console, backend, qemu):
     r = {}
     halfway = threading.Event()
     t = threading.Thread(target=transfer,
-                         args=(host.connect(5000, timeout=30), 256 * MIB, 7,
+                         args=(host.connect(5000), 256 * MIB, 7,
                                r, (16 * MIB, halfway)))
     t.start()
     if not halfway.wait(120):
         fail('the transfer before the power-off did not start')
-    host.command('poweroff', timeout=30)
-    t.join(60)
+    host.command('poweroff')
+    t.join(300)
     if t.is_alive():
         fail('the host connection hangs after the guest powered off')
     if r['got'] >= 256 * MIB:
         fail('the transfer was not interrupted')
     try:
-        qemu.wait(60)
-        backend.wait(30)
+        qemu.wait(300)
+        backend.wait(120)
     except subprocess.TimeoutExpired:
         fail('QEMU or the backend did not exit after the power-off')
     if qemu.returncode != 0 or backend.returncode != 0:

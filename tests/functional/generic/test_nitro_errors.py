@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import tempfile
 
-from qemu_test.nitro import NitroTest, MiB
+from qemu_test.nitro import DEADLINE, NitroTest, MiB
 
 
 class NitroErrors(NitroTest):
@@ -254,7 +254,7 @@ class NitroErrors(NitroTest):
                self.qemu_bin, '-display', 'none', '-accel', 'nitro',
                '-M', 'nitro', '-m', '128M', '-kernel', image]
         res = subprocess.run(cmd, stdin=subprocess.DEVNULL,
-                             capture_output=True, text=True, timeout=60)
+                             capture_output=True, text=True, timeout=DEADLINE)
         self.assert_fails(res, f'cannot write the simulation directory '
                           f'{tmp} (NITRO_SIM_DIR): Permission denied')
 

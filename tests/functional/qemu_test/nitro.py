@@ -20,6 +20,10 @@ from .testcase import QemuSystemTest
 
 MiB = 1024 * 1024
 
+# How long a condition may take to come true on a loaded host: a deadline,
+# which only a failing test reaches, never a time that a test waits
+DEADLINE = 120
+
 
 def reserve_hugepages(count, size_kb=2048):
     """Make sure @count huge pages of @size_kb are free; return a reason
@@ -104,7 +108,8 @@ class NitroTest(QemuSystemTest):
         cmd += list(args)
         self.log.info('running %s', ' '.join(cmd))
         res = subprocess.run(cmd, stdin=subprocess.DEVNULL,
-                             capture_output=True, text=True, timeout=60)
+                             capture_output=True, text=True,
+                             timeout=DEADLINE)
         self.log.info('exit %d, stderr: %s', res.returncode, res.stderr)
         return res
 
@@ -159,7 +164,7 @@ class NitroTest(QemuSystemTest):
     def ioctls(self, cmd):
         return [e for e in self.events('ioctl') if e['cmd'] == cmd]
 
-    def wait_for(self, what, timeout=10):
+    def wait_for(self, what, timeout=DEADLINE):
         """What @what returns once it is true; fail after @timeout s."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -169,7 +174,7 @@ class NitroTest(QemuSystemTest):
             time.sleep(0.02)
         self.fail(f'timed out waiting for {what.__doc__}')
 
-    def qom_pcr(self, vm, n, timeout=30):
+    def qom_pcr(self, vm, n, timeout=DEADLINE):
         """PCR @n of the machine in @vm, once measured."""
         deadline = time.monotonic() + timeout
         while True:
@@ -178,6 +183,12 @@ class NitroTest(QemuSystemTest):
                'still measuring' not in res['error']['desc']:
                 return res
             time.sleep(0.02)
+
+    def log_so_far(self, vm):
+        """What @vm has printed so far, while it runs"""
+        # pylint: disable=protected-access
+        with open(vm._qemu_log_path, 'r', errors='replace') as f:
+            return f.read()
 
     def assert_fails(self, res, message):
         self.assertEqual(res.returncode, 1, res.stderr)
