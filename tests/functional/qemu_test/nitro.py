@@ -184,6 +184,32 @@ class NitroTest(QemuSystemTest):
                 return res
             time.sleep(0.02)
 
+    def fake_sysfs(self, pages):
+        """A made-up host for QEMU, whose sysfs it reads under
+        $NITRO_SYSFS_ROOT: huge pages of each size of @pages ({size in
+        bytes: (reserved, free)}), all on NUMA node 0, which has the CPU
+        pool (CPUs 1 and 3 of 0-3).  Its root."""
+        root = os.path.join(self.workdir, 'sysfs')
+        files = {'module/nitro_enclaves/parameters/ne_cpus': '1,3',
+                 'devices/system/node/online': '0',
+                 'devices/system/node/node0/cpulist': '0-3'}
+        for size, (total, free) in pages.items():
+            name = f'hugepages-{size // 1024}kB'
+            host = f'kernel/mm/hugepages/{name}'
+            node = f'devices/system/node/node0/hugepages/{name}'
+            files.update({f'{host}/nr_hugepages': total,
+                          f'{host}/free_hugepages': free,
+                          f'{host}/resv_hugepages': 0,
+                          f'{node}/nr_hugepages': total,
+                          f'{node}/free_hugepages': free})
+        for path, value in files.items():
+            path = os.path.join(root, path)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, 'w') as f:
+                f.write(f'{value}\n')
+        self.sim_env['NITRO_SYSFS_ROOT'] = root
+        return root
+
     def log_so_far(self, vm):
         """What @vm has printed so far, while it runs"""
         # pylint: disable=protected-access
