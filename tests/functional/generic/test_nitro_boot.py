@@ -130,8 +130,10 @@ class NitroBoot(NitroTest):
         return cid
 
     def children(self, cid):
-        """processes of the emulated machine and its backend"""
-        mark = f'enclave-{cid}.'
+        """processes of the emulated machine and its backend of this
+        test's simulation (their command lines name its files): another
+        run's enclave of the same CID is not this test's"""
+        mark = os.path.join(self.sim_dir, f'enclave-{cid}.')
         found = []
         for pid in os.listdir('/proc'):
             try:
