@@ -2,7 +2,8 @@
 #
 # contrib/vhost-user-vsock against QEMU's own -M nitro-enclave, with a real
 # Debian kernel and our init (tests/nitro/enclave/), over AF_UNIX paths:
-# the heartbeat, host -> guest and guest -> host connections, 64
+# the heartbeat, host -> guest and guest -> host connections (and their
+# reset where nobody listens, both ways), 64
 # connections at once each way, 256 MiB each way checked by SHA-256 on
 # the host and byte for byte in the guest, and the guest powering off in
 # the middle of a transfer (the host connections end, QEMU and the
@@ -15,6 +16,7 @@
 #
 # SPDX-License-Identifier: GPL-2.0-or-later
 
+import errno
 import hashlib
 import json
 import os
@@ -270,6 +272,16 @@ def run(host, console, backend, qemu):
     if reply != 'ok':
         fail(f'guest -> host: {reply}')
     ok('guest -> host connection')
+
+    # Nothing at the host's port 4998: the backend resets the request, and
+    # the guest's connect() fails with that, not with ETIMEDOUT once its
+    # own connect timeout (2 s) has passed without an answer
+    reply = host.command('connect 3 4998')
+    if reply not in (f'errno {errno.ECONNRESET}',
+                     f'errno {errno.ECONNREFUSED}'):
+        fail(f'guest -> closed host port: {reply} (ECONNRESET is '
+             f'{errno.ECONNRESET}, ETIMEDOUT {errno.ETIMEDOUT})')
+    ok('guest -> host connection to a closed port is reset')
 
     results = [{} for _ in range(64)]
     threads = [threading.Thread(target=transfer,
