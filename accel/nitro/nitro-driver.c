@@ -14,6 +14,7 @@
 #include "qemu/units.h"
 #include <sys/ioctl.h>
 #include "standard-headers/linux/nitro_enclaves.h"
+#include "system/nitro-host.h"
 #include "nitro-driver.h"
 #include "trace.h"
 
@@ -176,19 +177,15 @@ bool nitro_driver_image_offset(int enclave_fd, uint64_t *offset,
 /* the smallest huge page size of the host larger than @page_size, or 0 */
 static uint64_t nitro_larger_page_size(uint64_t page_size)
 {
-    g_autoptr(GDir) dir = g_dir_open("/sys/kernel/mm/hugepages", 0, NULL);
-    const char *name;
-    uint64_t best = 0;
+    g_autoptr(GArray) sizes = nitro_host_page_sizes();
+    guint i;
 
-    while (dir && (name = g_dir_read_name(dir))) {
-        uint64_t kib;
-
-        if (sscanf(name, "hugepages-%" SCNu64 "kB", &kib) == 1 &&
-            kib * KiB > page_size && (!best || kib * KiB < best)) {
-            best = kib * KiB;
+    for (i = 0; i < sizes->len; i++) {
+        if (g_array_index(sizes, uint64_t, i) > page_size) {
+            return g_array_index(sizes, uint64_t, i);
         }
     }
-    return best;
+    return 0;
 }
 
 bool nitro_driver_add_memory(int enclave_fd, void *host, uint64_t size,

@@ -13,8 +13,6 @@
 #define NITRO_DEVICE "/dev/nitro_enclaves"
 #define NITRO_CPU_POOL "/sys/module/nitro_enclaves/parameters/ne_cpus"
 
-#define NITRO_MAX_HOST_CPUS 8192
-
 /* nitro-pool.c: the pool's content, "empty" or "unreadable" */
 char *nitro_cpu_pool(void);
 

@@ -18,104 +18,24 @@
 #include "qemu/cutils.h"
 #include "qemu/units.h"
 #include "system/nitro-accel.h"
+#include "system/nitro-host.h"
 #include "ram-plan.h"
 #include "trace.h"
 
-#define HUGEPAGES_SYSFS "/sys/kernel/mm/hugepages"
-
-static bool nitro_read_count(const char *dir, const char *name,
-                             uint64_t *value, Error **errp)
+/* The host's huge page sizes that the driver can take, largest first */
+static GArray *nitro_usable_page_sizes(void)
 {
-    g_autofree char *path = g_strdup_printf("%s/%s", dir, name);
-    g_autofree char *text = NULL;
-    g_autoptr(GError) gerr = NULL;
-
-    if (!g_file_get_contents(path, &text, NULL, &gerr)) {
-        error_setg(errp, "cannot read %s: %s", path, gerr->message);
-        return false;
-    }
-    if (qemu_strtou64(g_strstrip(text), NULL, 10, value) < 0) {
-        error_setg(errp, "%s: unexpected content '%s'", path, text);
-        return false;
-    }
-    return true;
-}
-
-/* Pages of one size: how many are reserved and free, where to add more */
-typedef struct NitroPages {
-    uint64_t page_size;
-    uint64_t total;
-    uint64_t free;
-    char *dir;
-} NitroPages;
-
-static void nitro_pages_free(NitroPages *p)
-{
-    g_clear_pointer(&p->dir, g_free);
-}
-
-G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(NitroPages, nitro_pages_free)
-
-/*
- * The pages of @page_size usable on @node (-1: any): free and not
- * reserved for a mapping, and on that node.
- */
-static bool nitro_count_pages(uint64_t page_size, int node, NitroPages *p,
-                              Error **errp)
-{
-    g_autofree char *dir = g_strdup_printf("%s/hugepages-%" PRIu64 "kB",
-                                           HUGEPAGES_SYSFS, page_size / KiB);
-    uint64_t free, resv;
-
-    p->page_size = page_size;
-    if (!nitro_read_count(dir, "nr_hugepages", &p->total, errp) ||
-        !nitro_read_count(dir, "free_hugepages", &free, errp) ||
-        !nitro_read_count(dir, "resv_hugepages", &resv, errp)) {
-        return false;
-    }
-    p->free = free > resv ? free - resv : 0;
-    p->dir = g_steal_pointer(&dir);
-    if (node >= 0) {
-        g_free(p->dir);
-        p->dir = g_strdup_printf(NITRO_NODE_SYSFS "/node%d/hugepages/"
-                                 "hugepages-%" PRIu64 "kB", node,
-                                 page_size / KiB);
-        if (!nitro_read_count(p->dir, "nr_hugepages", &p->total, errp) ||
-            !nitro_read_count(p->dir, "free_hugepages", &free, errp)) {
-            return false;
-        }
-        p->free = MIN(p->free, free);
-    }
-    trace_nitro_hugepages(node, page_size, p->free, p->total);
-    return true;
-}
-
-static gint nitro_size_desc(gconstpointer a, gconstpointer b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-    return x < y ? 1 : x > y ? -1 : 0;
-}
-
-/* The huge page sizes of the host the driver can take, largest first */
-static GArray *nitro_host_page_sizes(void)
-{
-    g_autoptr(GDir) dir = g_dir_open(HUGEPAGES_SYSFS, 0, NULL);
+    g_autoptr(GArray) host = nitro_host_page_sizes();
     GArray *sizes = g_array_new(false, false, sizeof(uint64_t));
-    const char *name;
+    guint i;
 
-    while (dir && (name = g_dir_read_name(dir))) {
-        uint64_t kib, size;
+    for (i = host->len; i-- > 0;) {
+        uint64_t size = g_array_index(host, uint64_t, i);
 
-        if (sscanf(name, "hugepages-%" SCNu64 "kB", &kib) != 1) {
-            continue;
-        }
-        size = kib * KiB;
         if (size >= NITRO_MEM_ALIGN && !(size % NITRO_MEM_ALIGN)) {
             g_array_append_val(sizes, size);
         }
     }
-    g_array_sort(sizes, nitro_size_desc);
     return sizes;
 }
 
@@ -143,21 +63,19 @@ static bool nitro_plan_one_size(uint64_t size, uint64_t page_size, int node,
 {
     ERRP_GUARD();
     g_autofree char *psize = size_to_str(page_size);
-    g_auto(NitroPages) p = { 0 };
+    g_autofree char *sysfs = nitro_sysfs_path("kernel/mm/hugepages");
+    g_auto(NitroHostPages) p = { 0 };
     uint64_t need = size / page_size;
     char where[64];
 
-    if (!g_file_test(HUGEPAGES_SYSFS, G_FILE_TEST_IS_DIR) ||
-        !nitro_count_pages(page_size, -1, &p, NULL)) {
+    if (!nitro_host_pages(page_size, -1, &p, NULL)) {
         error_setg(errp, "this host has no %s huge pages", psize);
         error_append_hint(errp, "Choose a huge page size the host supports "
                           "(see %s) with -machine nitro,hugepage-size=..., "
-                          "or leave it out to use what is free.\n",
-                          HUGEPAGES_SYSFS);
+                          "or leave it out to use what is free.\n", sysfs);
         return false;
     }
-    nitro_pages_free(&p);
-    if (!nitro_count_pages(page_size, node, &p, errp)) {
+    if (!nitro_host_pages(page_size, node, &p, errp)) {
         return false;
     }
     if (p.free < need) {
@@ -182,28 +100,30 @@ static bool nitro_plan_auto(uint64_t size, int node, NitroRamPlan *plan,
                             Error **errp)
 {
     ERRP_GUARD();
-    g_autoptr(GArray) sizes = nitro_host_page_sizes();
+    g_autoptr(GArray) sizes = nitro_usable_page_sizes();
     g_autoptr(GString) table = g_string_new("");
     g_autofree char *ssize = size_to_str(size);
-    g_auto(NitroPages) smallest = { 0 };
+    g_auto(NitroHostPages) smallest = { 0 };
     uint64_t left = size, missing;
     char where[64];
     guint i;
 
     if (!sizes->len) {
+        g_autofree char *sysfs = nitro_sysfs_path("kernel/mm/hugepages");
+
         error_setg(errp, "this host has no huge pages of 2 MiB or a "
                    "multiple of it");
         error_append_hint(errp, "The driver takes only huge pages (see %s)."
-                          "\n", HUGEPAGES_SYSFS);
+                          "\n", sysfs);
         return false;
     }
     for (i = 0; i < sizes->len; i++) {
         uint64_t page_size = g_array_index(sizes, uint64_t, i);
-        g_auto(NitroPages) p = { 0 };
+        g_auto(NitroHostPages) p = { 0 };
         g_autofree char *psize = size_to_str(page_size);
         uint64_t take;
 
-        if (!nitro_count_pages(page_size, node, &p, errp)) {
+        if (!nitro_host_pages(page_size, node, &p, errp)) {
             return false;
         }
         take = MIN(p.free, left / page_size);

@@ -39,8 +39,6 @@ extern bool nitro_allowed;
 /* Memory regions are donated in multiples of this */
 #define NITRO_MEM_ALIGN         (2 * MiB)
 
-#define NITRO_NODE_SYSFS        "/sys/devices/system/node"
-
 /**
  * nitro_pool_node:
  *

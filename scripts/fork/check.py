@@ -2,7 +2,10 @@
 """Run every test of the fork: the meson suite 'nitro'.
 
 Builds only what the selected tests need (meson introspection), runs them
-with `meson test`, and ends with the line "N passed, N failed, N skipped".
+with `meson test`, and ends with the line "N passed, N failed, N skipped":
+meson tests that passed or failed, and the skipped ones with the subtests
+that the others skipped (TAP "ok N name # SKIP reason"), each skip
+printed with its reason.
 Exit status 1 when a test failed or when no test ran.
 
 Usage: check.py [--suite SUITE] [meson test arguments...]
@@ -10,6 +13,7 @@ Usage: check.py [--suite SUITE] [meson test arguments...]
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -46,6 +50,22 @@ def needed_outputs(tests):
     return sorted(os.path.relpath(o, OBJ) for o in outputs)
 
 
+# A TAP result line with a SKIP directive: "ok 3 name # SKIP reason"
+TAP_SKIP = re.compile(r'^ok\s+\d*\s*(?:-\s*)?(.*?)\s*#\s*skip\S*\s*(.*)$',
+                      re.IGNORECASE)
+
+
+def skipped_subtests(stdout):
+    """(subtest, reason) of each TAP result of @stdout that was skipped"""
+    found = []
+    for line in stdout.splitlines():
+        m = TAP_SKIP.match(line.strip())
+        if m:
+            found.append((m.group(1) or 'a subtest',
+                          m.group(2) or 'no reason given'))
+    return found
+
+
 def main():
     args = sys.argv[1:]
     suite = 'nitro'
@@ -57,7 +77,7 @@ def main():
     tests = [t for t in introspect('tests') if in_suite(t, suite)]
     if not tests:
         print(f'check: no test in suite {suite}', file=sys.stderr)
-        print('0 passed, 0 failed')
+        print('0 passed, 0 failed, 0 skipped')
         return 1
     subprocess.run([BUILD] + needed_outputs(tests), check=True)
 
@@ -71,19 +91,24 @@ def main():
     if os.path.exists(log):
         with open(log) as f:
             for line in f:
-                result = json.loads(line)['result']
+                test = json.loads(line)
+                result = test['result']
                 if result in ('OK', 'EXPECTEDFAIL'):
                     counts['passed'] += 1
                 elif result == 'SKIP':
                     counts['skipped'] += 1
                     # the reason, for CI's output
-                    test = json.loads(line)
                     why = [ln for ln in (test.get('stdout') or '').splitlines()
                            if 'SKIP' in ln]
                     print(f"SKIP {test['name']}: "
                           f"{why[-1] if why else 'no reason given'}")
+                    continue
                 else:
                     counts['failed'] += 1
+                # the subtests that a test which ran skipped, with why
+                for sub, why in skipped_subtests(test.get('stdout') or ''):
+                    counts['skipped'] += 1
+                    print(f"SKIP {test['name']}: {sub}: {why}")
     print(f"{counts['passed']} passed, {counts['failed']} failed, "
           f"{counts['skipped']} skipped")
     if counts['failed'] or not counts['passed']:

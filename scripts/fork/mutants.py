@@ -6,7 +6,10 @@ a string that must appear exactly once in it, and what replaces it.  For
 each, the script changes the file in the build tree (build/tree, which
 `make` re-creates from the overlay: the checkout is never touched),
 rebuilds incrementally, runs only the tests that can see that code, and
-puts the file back.  A mutant is killed when one of its tests fails.
+puts the file back.  The selected mutants' tests first run on the
+unmutated tree: a mutant is killed when one of its tests that passed
+there fails.  A test that fails unmutated is named and the run stops
+without a score; one skipped unmutated is named (it kills nothing).
 
 Usage: mutants.py [--list] [NAME...]   (default: every mutant)
 Ends with "N killed, N survived" and the survivors' names; exit status 1
@@ -15,6 +18,7 @@ longer in the file, so the list needs updating).  Not part of `make
 check`: it builds and tests once per mutant (`make mutants`).
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -163,6 +167,10 @@ MUTANTS = [
     Mutant('small-memory-allowed', 'hw/nitro/image.c',
            'if (img->allow_small_memory || ms->ram_size >= min) {',
            'if (true) {', [ERRORS]),
+    Mutant('ram-smallest-pages-first', 'hw/nitro/ram-plan.c',
+           'uint64_t size = g_array_index(host, uint64_t, i);',
+           'uint64_t size = g_array_index(host, uint64_t, host->len - 1 - i);',
+           [MEMORY]),
     Mutant('ram-not-bound', 'hw/nitro/machine-ram.c',
            '    if (node < 0) {\n        return true;\n    }\n'
            '    if (node >= NITRO_MAX_NODES) {',
@@ -199,6 +207,17 @@ MUTANTS = [
     Mutant('vsock-credit-ignored', 'contrib/vhost-user-vsock/vhost-user-vsock.c',
            'return c->peer_buf_alloc - (c->rx_cnt - c->peer_fwd_cnt);',
            'return c->peer_buf_alloc;', [VHOST_VSOCK]),
+    Mutant('vsock-no-rst-to-guest',
+           'contrib/vhost-user-vsock/vhost-user-vsock.c',
+           '        send_rst_for(v, h);\n        return;\n    }\n'
+           '    c = conn_new(',
+           '        (void)h;\n        return;\n    }\n'
+           '    c = conn_new(', [VHOST_VSOCK, BOOT]),
+    Mutant('vsock-dials-host-cid',
+           'contrib/vhost-user-vsock/vhost-user-vsock.c',
+           'int fd = vuv_host_connect(&v->cfg, dst_cid, dst_port, src_port,',
+           'int fd = vuv_host_connect(&v->cfg, v->host_cid, dst_port, '
+           'src_port,', [BOOT]),
 ]
 
 
@@ -216,8 +235,42 @@ def outputs_of(names):
     return check.needed_outputs(tests)
 
 
-def check_mutant(m):
-    """'killed', 'survived', or 'stale: why'"""
+PASS = ('OK', 'EXPECTEDFAIL')
+
+
+def run_tests(names):
+    """{test name: meson's result (OK, SKIP, FAIL, TIMEOUT...)} of the
+    meson tests @names on the tree as it is"""
+    logbase = 'mutants'
+    log = os.path.join(OBJ, 'meson-logs', logbase + '.json')
+    if os.path.exists(log):
+        os.unlink(log)
+    run([MESON, 'test', '-C', OBJ, '--no-rebuild', '--quiet',
+         '--logbase', logbase] + sorted(names),
+        env=dict(os.environ, NITRO_CONSOLE_RUNS='20'))
+    results = {name: 'NOT RUN' for name in names}
+    if os.path.exists(log):
+        with open(log) as f:
+            for line in f:
+                test = json.loads(line)
+                # "project:suites / name"
+                results[test['name'].split(' / ', 1)[-1]] = test['result']
+    return results
+
+
+def baseline(chosen):
+    """The tests of the mutants @chosen that pass on the unmutated tree
+    (only they can kill a mutant), and {test: result} of the others"""
+    names = {t for m in chosen for t in m.tests}
+    run(['ninja', '-C', OBJ] + outputs_of(sorted(names)))
+    results = run_tests(names)
+    return ({t for t, r in results.items() if r in PASS},
+            {t: r for t, r in results.items() if r not in PASS})
+
+
+def check_mutant(m, passing):
+    """'killed by ...', 'survived', or 'stale: why'; only the tests of
+    @passing (those that pass unmutated) can kill"""
     path = os.path.join(TREE, m.file)
     with open(path) as f:
         text = f.read()
@@ -230,9 +283,10 @@ def check_mutant(m):
             f.write(text.replace(m.old, m.new))
         if run(['ninja', '-C', OBJ] + outputs_of(m.tests)).returncode:
             return 'stale: does not build'
-        res = run([MESON, 'test', '-C', OBJ, '--no-rebuild', '--quiet'] +
-                  m.tests, env=dict(os.environ, NITRO_CONSOLE_RUNS='20'))
-        return 'killed' if res.returncode else 'survived'
+        results = run_tests(m.tests)
+        killers = [t for t in m.tests
+                   if t in passing and results[t] not in PASS + ('SKIP',)]
+        return f'killed by {", ".join(killers)}' if killers else 'survived'
     finally:
         # A new mtime, so that the next build compiles the original again
         os.replace(backup, path)
@@ -245,18 +299,33 @@ def main():
         for m in MUTANTS:
             print(f'{m.name:28} {m.file}')
         return 0
-    chosen = [m for m in MUTANTS if not args or m.name in args]
-    if not chosen:
-        print('mutants: no such mutant', file=sys.stderr)
+    unknown = set(args) - {m.name for m in MUTANTS}
+    if unknown:
+        print(f'mutants: no such mutant: {", ".join(sorted(unknown))}',
+              file=sys.stderr)
         return 2
+    chosen = [m for m in MUTANTS if not args or m.name in args]
     # An up-to-date tree and build to start from
     subprocess.run([os.path.join(TOP, 'scripts', 'fork', 'build.sh')],
                    check=True)
     t0 = time.monotonic()
+    # The tests must pass unmutated: a failure there would "kill" any
+    # mutant, so no score can be claimed
+    passing, others = baseline(chosen)
+    failing = sorted(t for t, r in others.items() if r != 'SKIP')
+    for t in sorted(others):
+        print(f'unmutated: {t}: {others[t]}' +
+              (' (can kill no mutant)' if others[t] == 'SKIP' else ''))
+    if failing:
+        print('mutants: no score: ' + ', '.join(failing) + ' fail(s) on '
+              'the unmutated tree (build/obj/meson-logs/mutants.txt)')
+        return 1
+    print(f'baseline: {len(passing)} tests pass unmutated '
+          f'({time.monotonic() - t0:.0f} s)', flush=True)
     killed, survived, stale = [], [], []
     for m in chosen:
         t = time.monotonic()
-        verdict = check_mutant(m)
+        verdict = check_mutant(m, passing)
         print(f'{m.name}: {verdict} ({time.monotonic() - t:.0f} s)',
               flush=True)
         if verdict.startswith('killed'):

@@ -77,8 +77,8 @@ def launch(root, cwd, target, eif, sim_dir):
     # while: the heartbeat device waits up to 60 s for it (port-wait)
     found, booted, rc = [], False, None
     try:
-        found = wait_for(enclaves, timeout=90)
-        booted = wait_for(console, timeout=60)
+        found = wait_for(enclaves)
+        booted = wait_for(console)
         if len(found) == 1:
             subprocess.run([cli, 'stop', str(found[0]['cid'])], cwd=cwd,
                            env=cli_env, capture_output=True)

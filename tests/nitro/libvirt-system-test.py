@@ -142,21 +142,34 @@ def make_install(tmp, top):
 def private_root(tmp, libvirt_tree):
     """Overlays over /etc, /var and /usr/local (with what make install
     installed), a tmpfs on /run; with @libvirt_tree, libvirt's packages
-    unpacked there over /usr and /etc."""
+    unpacked there over /usr and /etc.  The layers that come from @tmp
+    and @libvirt_tree, which may live anywhere (under /var, say, which
+    overlayfs refuses as a layer over /var), are copied to the private
+    /run first (libvirt_backports.layer_copies), and the overlays' upper
+    and work directories are made there too."""
+    run('mount', '-t', 'tmpfs', 'tmpfs', '/run')
     if libvirt_tree:
-        run(*libvirt_backports.usr_overlay(libvirt_tree))
+        os.makedirs('/run/nitro-usr')
+        for cmd in libvirt_backports.usr_overlay(libvirt_tree,
+                                                 '/run/nitro-usr'):
+            run(*cmd)
     for d in ('/etc', '/var', '/usr/local'):
-        up = os.path.join(tmp, 'upper' + d.replace('/', '-'))
-        work = os.path.join(tmp, 'work' + d.replace('/', '-'))
+        name = d.replace('/', '-')
+        up = '/run/nitro-upper' + name
+        work = '/run/nitro-work' + name
         os.makedirs(up)
         os.makedirs(work)
-        lower = d
-        for extra in (libvirt_tree, os.path.join(tmp, 'installed')):
-            if extra and os.path.isdir(extra + d):
-                lower = f'{extra}{d}:{lower}'
+        extras = [extra + d for extra in (libvirt_tree,
+                                          os.path.join(tmp, 'installed'))
+                  if extra and os.path.isdir(extra + d)]
+        scratch = '/run/nitro-layers' + name
+        os.makedirs(scratch)
+        for cmd in libvirt_backports.layer_copies(extras, scratch):
+            run(*cmd)
+        lower = ':'.join([f'{scratch}/{i}' for i in range(len(extras))] +
+                         [d])
         run('mount', '-t', 'overlay', 'overlay', '-o',
             f'lowerdir={lower},upperdir={up},workdir={work}', d)
-    run('mount', '-t', 'tmpfs', 'tmpfs', '/run')
 
 
 def prepare(arch, tmp):

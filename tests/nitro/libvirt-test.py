@@ -95,14 +95,18 @@ class Virsh:
     mount and user namespaces, fed command by command; with libvirt's
     packages unpacked in @libvirt_tree shown over /usr."""
 
-    def __init__(self, root, hugetlbfs, home, libvirt_tree=None):
+    def __init__(self, root, hugetlbfs, home, libvirt_tree=None,
+                 scratch=None):
         uri = f'qemu:///embed?root={root}'
         inner = ('mount -t hugetlbfs -o pagesize=2M none "$0" && exec '
                  'unshare --user --map-user=1000 --map-group=1000 '
                  'stdbuf -oL -eL virsh -q -c "$1"')
         if libvirt_tree:
-            inner = (shlex.join(libvirt_backports.usr_overlay(libvirt_tree)) +
-                     ' && ' + inner)
+            # through a copy on a tmpfs on @scratch: see usr_overlay
+            inner = ' && '.join([shlex.join(cmd) for cmd in
+                                 libvirt_backports.usr_overlay(libvirt_tree,
+                                                               scratch)] +
+                                [inner])
         env = {'PATH': os.environ.get('PATH', '/usr/bin:/bin'),
                'HOME': home, 'LC_ALL': 'C'}
         self.proc = subprocess.Popen(
@@ -213,7 +217,9 @@ def run_domain(arch, emulator, qemu_eif, sim_lib, libvirt_tree):
     with open(xml, 'w') as f:
         f.write(domain_xml(arch, emulator, eif, console, sim_lib, sim_dir))
 
-    virsh = Virsh(root, hugetlbfs, home, libvirt_tree)
+    scratch = os.path.join(tmp, 'layers')
+    os.makedirs(scratch)
+    virsh = Virsh(root, hugetlbfs, home, libvirt_tree, scratch)
     try:
         virsh('define', xml)
         out = virsh('start', DOMAIN)

@@ -147,7 +147,22 @@ def tree(build_dir):
         return root, f.read().strip()
 
 
-def usr_overlay(root):
-    """The mount command that shows @root's usr/ over /usr."""
-    return ['mount', '-t', 'overlay', 'overlay', '-o',
-            f'lowerdir={root}/usr:/usr', '/usr']
+def layer_copies(layers, scratch):
+    """The commands that copy the directories @layers to a tmpfs mounted
+    on the empty directory @scratch, as @scratch/0, @scratch/1...: the
+    copies to use as overlay layers.  overlayfs refuses a lower layer
+    inside another (ELOOP), as @root/var is inside /var when the checkout
+    lives under /var; a copy on a file system of its own never is, and
+    its path has no character that the mount options would split."""
+    cmds = [['mount', '-t', 'tmpfs', 'tmpfs', scratch]]
+    for i, layer in enumerate(layers):
+        cmds.append(['cp', '-a', layer, os.path.join(scratch, str(i))])
+    return cmds
+
+
+def usr_overlay(root, scratch):
+    """The commands that show @root's usr/ over /usr, through a copy on a
+    tmpfs mounted on the empty directory @scratch (layer_copies)."""
+    return layer_copies([os.path.join(root, 'usr')], scratch) + [
+        ['mount', '-t', 'overlay', 'overlay', '-o',
+         f'lowerdir={scratch}/0:/usr', '/usr']]

@@ -34,9 +34,10 @@ class Tap:
         return 1 if self.failed or not self.count else 0
 
 
-def wait_for(what, timeout=30, step=0.1):
+def wait_for(what, timeout=120, step=0.1):
     """What @what returns once it is true, or its last answer after
-    @timeout seconds"""
+    @timeout seconds (a deadline for a loaded host, reached only when
+    the condition does not come)"""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = what()

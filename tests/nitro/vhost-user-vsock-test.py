@@ -2,7 +2,8 @@
 #
 # contrib/vhost-user-vsock against QEMU's own -M nitro-enclave, with a real
 # Debian kernel and our init (tests/nitro/enclave/), over AF_UNIX paths:
-# the heartbeat, host -> guest and guest -> host connections, 64
+# the heartbeat, host -> guest and guest -> host connections (and their
+# reset where nobody listens, both ways), 64
 # connections at once each way, 256 MiB each way checked by SHA-256 on
 # the host and byte for byte in the guest, and the guest powering off in
 # the middle of a transfer (the host connections end, QEMU and the
@@ -15,6 +16,7 @@
 #
 # SPDX-License-Identifier: GPL-2.0-or-later
 
+import errno
 import hashlib
 import json
 import os
@@ -215,7 +217,7 @@ def main():
         backend = subprocess.Popen([BACKEND, '--socket-path', vhost,
                                     '--guest-cid', str(GUEST_CID),
                                     '--uds-path', host.base])
-        wait_for('the backend socket', lambda: os.path.exists(vhost), 10)
+        wait_for('the backend socket', lambda: os.path.exists(vhost), 120)
         # -icount: see contrib/nitro-sim/boot.c (a loaded host otherwise
         # breaks the kernel's TSC calibration)
         qemu = subprocess.Popen([QEMU, '-M', 'nitro-enclave,vsock=c0,acpi=on',
@@ -271,6 +273,16 @@ def run(host, console, backend, qemu):
         fail(f'guest -> host: {reply}')
     ok('guest -> host connection')
 
+    # Nothing at the host's port 4998: the backend resets the request, and
+    # the guest's connect() fails with that, not with ETIMEDOUT once its
+    # own connect timeout (2 s) has passed without an answer
+    reply = host.command('connect 3 4998')
+    if reply not in (f'errno {errno.ECONNRESET}',
+                     f'errno {errno.ECONNREFUSED}'):
+        fail(f'guest -> closed host port: {reply} (ECONNRESET is '
+             f'{errno.ECONNRESET}, ETIMEDOUT {errno.ETIMEDOUT})')
+    ok('guest -> host connection to a closed port is reset')
+
     results = [{} for _ in range(64)]
     threads = [threading.Thread(target=transfer,
                                 args=(host.connect(5000), 256 * 1024, i,
@@ -306,20 +318,20 @@ def run(host, console, backend, qemu):
     r = {}
     halfway = threading.Event()
     t = threading.Thread(target=transfer,
-                         args=(host.connect(5000, timeout=30), 256 * MIB, 7,
+                         args=(host.connect(5000), 256 * MIB, 7,
                                r, (16 * MIB, halfway)))
     t.start()
     if not halfway.wait(120):
         fail('the transfer before the power-off did not start')
-    host.command('poweroff', timeout=30)
-    t.join(60)
+    host.command('poweroff')
+    t.join(300)
     if t.is_alive():
         fail('the host connection hangs after the guest powered off')
     if r['got'] >= 256 * MIB:
         fail('the transfer was not interrupted')
     try:
-        qemu.wait(60)
-        backend.wait(30)
+        qemu.wait(300)
+        backend.wait(120)
     except subprocess.TimeoutExpired:
         fail('QEMU or the backend did not exit after the power-off')
     if qemu.returncode != 0 or backend.returncode != 0:

@@ -5,9 +5,10 @@
 # tests/nitro/enclave/), which the simulator boots in -M nitro-enclave
 # with contrib/vhost-user-vsock.  The real init's heartbeat is answered,
 # the console carries the kernel's boot log, parent and enclave connect
-# to each other, and the enclave's power-off, panic or termination ends
-# everything.  Skipped with the reason when the kernel package cannot be
-# had.
+# to each other (and are reset where nobody listens), the enclave reaches
+# another CID than the parent's, and the enclave's power-off, panic or
+# termination ends everything.  Skipped with the reason when the kernel
+# package cannot be had.
 #
 # SPDX-License-Identifier: GPL-2.0-or-later
 
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import time
 
-from qemu_test.nitro import NitroTest
+from qemu_test.nitro import DEADLINE, NitroTest
 
 SOURCE = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.dirname(os.path.abspath(__file__)))))
@@ -69,6 +70,29 @@ for arg in sys.argv[2:]:
         print(arg, command(arg), flush=True)
 '''
 
+# Runs with the simulator preloaded as the vsock device of another VM
+# (NITRO_SIM_VSOCK_CID): listens at (CID, PORT), prints "ready", then
+# the CID of the one peer it echoes
+OTHER_VM = r'''
+import socket, sys
+cid, port = int(sys.argv[1]), int(sys.argv[2])
+srv = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+srv.bind((cid, port))
+srv.listen(1)
+print('ready', flush=True)
+c, peer = srv.accept()
+print('peer', peer[0], flush=True)
+while True:
+    b = c.recv(65536)
+    if not b:
+        break
+    c.sendall(b)
+c.close()
+'''
+
+# A CID that is neither the parent's (3) nor the enclave's
+OTHER_CID = 77
+
 
 class NitroBoot(NitroTest):
 
@@ -119,6 +143,16 @@ class NitroBoot(NitroTest):
         self.assertEqual(p.returncode, 0, p.stderr)
         return p.stdout
 
+    def other_vm(self, port):
+        """A listener at (OTHER_CID, @port), once it listens"""
+        env = dict(os.environ, **self.sim_env, LD_PRELOAD=self.sim_lib,
+                   NITRO_SIM_VSOCK_CID=str(OTHER_CID))
+        p = subprocess.Popen([sys.executable, '-c', OTHER_VM,
+                              str(OTHER_CID), str(port)], env=env,
+                             stdout=subprocess.PIPE, text=True)
+        self.assertEqual(p.stdout.readline().strip(), 'ready')
+        return p
+
     def boot(self):
         self.vm.add_args('-accel', 'nitro,debug-mode=on', '-M', 'nitro',
                          '-m', '256M', '-kernel', self.real_eif(),
@@ -130,8 +164,10 @@ class NitroBoot(NitroTest):
         return cid
 
     def children(self, cid):
-        """processes of the emulated machine and its backend"""
-        mark = f'enclave-{cid}.'
+        """processes of the emulated machine and its backend of this
+        test's simulation (their command lines name its files): another
+        run's enclave of the same CID is not this test's"""
+        mark = os.path.join(self.sim_dir, f'enclave-{cid}.')
         found = []
         for pid in os.listdir('/proc'):
             try:
@@ -159,6 +195,25 @@ class NitroBoot(NitroTest):
         self.assertIn(f'refused {104}', out)            # ECONNRESET
         self.assertIn('send ok', out)
         self.assertIn(f'peer {cid}', out)
+
+        # the enclave connects to a closed port of the parent: reset at
+        # once (ECONNRESET), not ETIMEDOUT after the guest's own connect
+        # timeout
+        out = self.parent(cid, 'connect 3 4998')
+        self.assertRegex(out, r'connect 3 4998 errno (104|111)\n', out)
+
+        # the enclave dials a CID that is not the parent's: the backend
+        # connects to that CID, whose listener sees the enclave
+        other = self.other_vm(5003)
+        try:
+            out = self.parent(cid, f'send 5003 1 65536 {OTHER_CID}')
+            self.assertIn(f'send 5003 1 65536 {OTHER_CID} ok', out)
+            peer, _ = other.communicate(timeout=DEADLINE)
+        finally:
+            if other.poll() is None:
+                other.kill()
+                other.communicate()
+        self.assertEqual(peer.strip(), f'peer {cid}')
 
         # the enclave powers off: QEMU reports it stopped and exits
         self.parent(cid, 'poweroff')

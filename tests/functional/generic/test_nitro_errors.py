@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import tempfile
 
-from qemu_test.nitro import NitroTest, MiB
+from qemu_test.nitro import DEADLINE, NitroTest, MiB
 
 
 class NitroErrors(NitroTest):
@@ -175,20 +175,20 @@ class NitroErrors(NitroTest):
         self.assert_driver_untouched()
 
     def test_hugepages_not_reserved(self):
-        # More 2 MiB pages than are free on the pool's node (the
-        # simulator's node 0): the message says how many are missing and
-        # how to reserve them, before the driver sees anything
-        d = '/sys/devices/system/node/node0/hugepages/hugepages-2048kB'
-        with open(f'{d}/free_hugepages') as f:
-            free = int(f.read())
-        with open(f'{d}/nr_hugepages') as f:
-            total = int(f.read())
+        # More 2 MiB pages than are free on the pool's node: the message
+        # says how many are missing and how to reserve them, before the
+        # driver sees anything.  On a made-up host, whose counts no other
+        # process changes meanwhile
+        free, total = 40, 100
+        root = self.fake_sysfs({2 * MiB: (total, free)})
+        d = f'{root}/devices/system/node/node0/hugepages/hugepages-2048kB'
         need = free + 16
         res = self.run_qemu('-accel', 'nitro', '-M',
                             'nitro,hugepage-size=2M,allow-small-memory=on',
                             '-m', f'{need * 2}M', '-kernel', self.make_eif())
         self.assert_fails(res, f'needs {need} free 2 MiB huge pages, but '
                           f'only {free} are free')
+        self.assertIn("are free on NUMA node 0, the CPU pool's", res.stderr)
         self.assertIn(f'echo {total + 16} > {d}/nr_hugepages', res.stderr)
         self.assert_driver_untouched()
 
@@ -254,7 +254,7 @@ class NitroErrors(NitroTest):
                self.qemu_bin, '-display', 'none', '-accel', 'nitro',
                '-M', 'nitro', '-m', '128M', '-kernel', image]
         res = subprocess.run(cmd, stdin=subprocess.DEVNULL,
-                             capture_output=True, text=True, timeout=60)
+                             capture_output=True, text=True, timeout=DEADLINE)
         self.assert_fails(res, f'cannot write the simulation directory '
                           f'{tmp} (NITRO_SIM_DIR): Permission denied')
 

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from qemu_test.nitro import NitroTest, MiB, reserve_hugepages
+from qemu_test.nitro import DEADLINE, NitroTest, MiB, reserve_hugepages
 
 # Signed images, as the tests of the EIF library make them
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -78,7 +78,7 @@ class NitroLifecycle(NitroTest):
 
     def release(self, holder):
         holder.stdin.close()
-        holder.wait(timeout=10)
+        holder.wait(timeout=DEADLINE)
         holder.stdout.close()
 
     # Run state
@@ -135,13 +135,13 @@ class NitroLifecycle(NitroTest):
         self.vm.cmd('system_powerdown')
         self.assertEqual(self.enclave_state(), 'stopping')
         self.assertEqual(self.stops()[-1]['reason'], 'fd-closed')
-        self.vm.event_wait('SHUTDOWN', timeout=10)
-        self.vm.wait(timeout=10)
+        self.vm.event_wait('SHUTDOWN', timeout=DEADLINE)
+        self.vm.wait(timeout=DEADLINE)
 
     def test_enclave_state_after_a_panic(self):
         self.sim_env['NITRO_SIM_HEARTBEAT'] = 'bad'
         self.launch('-action', 'panic=pause')
-        self.vm.event_wait('GUEST_PANICKED', timeout=10)
+        self.vm.event_wait('GUEST_PANICKED', timeout=DEADLINE)
         self.assertEqual(self.status(), 'guest-panicked')
         self.assertEqual(self.enclave_state(), 'stopped')
 
@@ -170,10 +170,10 @@ class NitroLifecycle(NitroTest):
         self.launch()
         self.wait_for(lambda: self.heartbeats('ok'))
         self.vm.cmd('system_powerdown')
-        ev = self.vm.event_wait('SHUTDOWN', timeout=10)
+        ev = self.vm.event_wait('SHUTDOWN', timeout=DEADLINE)
         self.assertFalse(ev['data']['guest'])
         self.assertEqual(ev['data']['reason'], 'host-qmp-quit')
-        self.vm.wait(timeout=10)
+        self.vm.wait(timeout=DEADLINE)
         self.assertEqual(self.vm.exitcode(), 0)
         self.assertEqual(self.stops()[-1]['reason'], 'fd-closed')
 
@@ -246,9 +246,19 @@ class NitroLifecycle(NitroTest):
         self.assertEqual(self.stops(), [])
 
     def test_no_start_while_the_dirty_rate_is_measured(self):
-        # calc-dirty-rate reads the RAM from a thread: not past the start
+        # calc-dirty-rate reads the RAM from a thread: not past the start.
+        # Once the thread measures (it starts "unstarted"), the
+        # measurement lasts long enough for the cont below to come
+        # during it on a loaded host; that it did is checked, not assumed
         self.launch('-S')
-        self.vm.cmd('calc-dirty-rate', calc_time=2)
+        self.vm.cmd('calc-dirty-rate', calc_time=10)
+
+        def started():
+            """the dirty rate thread's start"""
+            status = self.vm.cmd('query-dirty-rate')['status']
+            return status if status != 'unstarted' else None
+
+        self.assertEqual(self.wait_for(started), 'measuring')
         self.assert_qmp_error('cont', 'a dirty rate measurement')
         self.assertEqual(self.status(), 'prelaunch')
         self.assertEqual(self.starts(), [])
@@ -295,11 +305,11 @@ class NitroLifecycle(NitroTest):
     def test_boot_failure_is_a_guest_panic(self):
         self.sim_env['NITRO_SIM_HEARTBEAT'] = 'bad'
         self.launch()
-        ev = self.vm.event_wait('GUEST_PANICKED', timeout=10)
+        ev = self.vm.event_wait('GUEST_PANICKED', timeout=DEADLINE)
         self.assertEqual(ev['data']['action'], 'poweroff')
-        ev = self.vm.event_wait('SHUTDOWN', timeout=10)
+        ev = self.vm.event_wait('SHUTDOWN', timeout=DEADLINE)
         self.assertEqual(ev['data']['reason'], 'guest-panic')
-        self.vm.wait(timeout=10)
+        self.vm.wait(timeout=DEADLINE)
         self.assertEqual(self.vm.exitcode(), 1)
         self.assertIn('did not boot: it sent 0x00', self.vm.get_log())
 
@@ -393,8 +403,9 @@ class NitroLifecycle(NitroTest):
                          self.describe(signed)['Measurements']['PCR0'])
 
     def test_pcr8_of_an_unsigned_image(self):
+        # once measured: until then, every PCR is "still measuring"
         self.launch()
-        res = self.vm.qmp('qom-get', path='/machine', property='pcr8')
+        res = self.qom_pcr(self.vm, 8)
         self.assertIn('the enclave image is not signed',
                       res['error']['desc'])
         self.assertIn('return', self.qom_pcr(self.vm, 0))
@@ -435,7 +446,7 @@ class NitroLifecycle(NitroTest):
         self.launch('-serial', f'file:{out}')
         self.wait_for(lambda: self.heartbeats('ok'))
         self.vm.cmd('system_powerdown')
-        self.vm.wait(timeout=10)
+        self.vm.wait(timeout=DEADLINE)
         self.assertEqual(self.vm.exitcode(), 0)
         self.assertIn(b'nitro-sim: enclave stopped (fd-closed)\n',
                       self.console_after_stop(out))

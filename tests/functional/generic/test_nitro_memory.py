@@ -3,11 +3,13 @@
 # Enclave memory as a real parent has it, on the Nitro Enclaves simulator:
 # donations bounded to 1 GiB per NE_SET_USER_MEMORY_REGION call and 1 GiB
 # huge pages (skipped, with the reason, when the kernel cannot reserve
-# them).
+# them), and what guest RAM is planned of on made-up hosts (any page
+# sizes, on any machine).
 #
 # SPDX-License-Identifier: GPL-2.0-or-later
 
 import os
+import re
 
 from qemu_test.nitro import NitroTest, MiB, reserve_hugepages
 
@@ -115,6 +117,59 @@ class NitroMemory(NitroTest):
             self.assertEqual(self.qom_pcr(self.vm, i)['return'],
                              described[f'PCR{i}'])
 
+    # What guest RAM is made of, on made-up hosts: QEMU plans it from the
+    # sysfs of $NITRO_SYSFS_ROOT, whatever page sizes this machine has
+    # (the tests above that use the pages need the host's own).  The
+    # plan is all these check: pages of 1 GiB cannot be allocated here
+
+    def plan(self, pages, mem, *machine_opts):
+        """The blocks (page size, size) that QEMU plans for -m @mem on a
+        host with @pages (as fake_sysfs takes them)"""
+        self.fake_sysfs(pages)
+        res = self.run_qemu('-accel', 'nitro', '-M',
+                            ','.join(('nitro',) + machine_opts), '-m', mem,
+                            '-kernel', self.make_eif(),
+                            '-trace', 'nitro_ram_plan_block')
+        self.assertNotIn('Aborted', res.stderr)
+        return [(int(p), int(n)) for p, n in re.findall(
+            r'nitro_ram_plan_block pages of (\d+) bytes: block of (\d+) '
+            r'bytes', res.stderr)]
+
+    def test_plan_takes_gib_pages_first(self):
+        # As test_default_uses_gib_pages: the largest size that is free
+        # first, though more than enough 2 MiB pages are free too
+        self.assertEqual(self.plan({GiB: (2, 2), 2 * MiB: (1200, 1200)},
+                                   '2G'), [(GiB, 2 * GiB)])
+
+    def test_plan_mixes_pages(self):
+        # As test_mixed_pages: 1 GiB + 6 MiB is a 1 GiB page, then three
+        # 2 MiB pages
+        self.assertEqual(self.plan({GiB: (1, 1), 2 * MiB: (600, 600)},
+                                   '1030M'),
+                         [(GiB, GiB), (2 * MiB, 6 * MiB)])
+
+    def test_plan_of_32m_pages(self):
+        # A Graviton parent's sizes: 32 MiB pages before 2 MiB pages
+        self.assertEqual(self.plan({32 * MiB: (3, 3), 2 * MiB: (64, 64)},
+                                   '100M'),
+                         [(32 * MiB, 96 * MiB), (2 * MiB, 4 * MiB)])
+
+    def test_donations_bounded_of_2m_pages(self):
+        # As test_donations_bounded, with the pages this host has: 1 GiB
+        # + 2 MiB of 2 MiB pages is a call of 1 GiB, then one of 2 MiB,
+        # in RAM order
+        reason = reserve_hugepages(513)
+        if reason:
+            self.skipTest(reason)
+        self.launch('nitro,hugepage-size=2M', '1026M', '-kernel',
+                    self.make_eif())
+        self.assertEqual(self.started()['mem_size'], GiB + 2 * MiB)
+        calls = self.ioctls('NE_SET_USER_MEMORY_REGION')
+        self.assertEqual([c['memory_size'] for c in calls],
+                         [GiB, 2 * MiB])
+        addrs = [int(c['userspace_addr'], 16) for c in calls]
+        self.assertEqual(addrs[1], addrs[0] + GiB)
+
     def test_explicit_page_size(self):
         # An explicit size is used even where larger pages are free
         self.launch('nitro,hugepage-size=2M', '128M', '-kernel',
@@ -135,9 +190,8 @@ class NitroMemory(NitroTest):
 
     def test_explicit_size_the_host_lacks(self):
         # Any size is accepted if the host offers it; 32 MiB is an arm64
-        # size that x86 hosts lack
-        if os.path.isdir('/sys/kernel/mm/hugepages/hugepages-32768kB'):
-            self.skipTest('this host has 32 MiB huge pages')
+        # size that this made-up host lacks
+        self.fake_sysfs({2 * MiB: (64, 64)})
         res = self.run_qemu('-accel', 'nitro', '-M',
                             'nitro,hugepage-size=32M', '-m', '128M',
                             '-kernel', self.make_eif())

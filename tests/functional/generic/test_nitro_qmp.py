@@ -10,10 +10,11 @@
 import asyncio
 import os
 import subprocess
+import time
 
 from qemu.qmp import ExecuteError, QMPClient
 
-from qemu_test.nitro import NitroTest
+from qemu_test.nitro import DEADLINE, NitroTest
 
 
 class NitroQMP(NitroTest):
@@ -39,9 +40,9 @@ class NitroQMP(NitroTest):
 
     async def connect(self):
         qmp = QMPClient('nitro-qmp-test')
-        for _ in range(200):
-            if os.path.exists(self.qmp_path):
-                break
+        deadline = time.monotonic() + DEADLINE
+        while not os.path.exists(self.qmp_path) and \
+                time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         await qmp.connect(self.qmp_path)
         return qmp
@@ -84,7 +85,8 @@ class NitroQMP(NitroTest):
 
     async def measured(self, qmp, pcr):
         """qom-get @pcr, which fails while the image is being measured"""
-        for _ in range(1500):
+        deadline = time.monotonic() + DEADLINE
+        while time.monotonic() < deadline:
             try:
                 return await qmp.execute('qom-get', {
                     'path': '/machine', 'property': pcr})
@@ -92,14 +94,14 @@ class NitroQMP(NitroTest):
                 if 'still measuring' not in str(e):
                     raise
             await asyncio.sleep(0.02)
-        self.fail(f'{pcr} still measured after 30 s')
+        self.fail(f'{pcr} still measured after {DEADLINE} s')
 
     def test_qmp_client(self):
         self.sim_env['NITRO_SIM_LIFETIME_MS'] = '2000'
         self.eif = self.make_eif()
         self.start_qemu('-no-shutdown')
-        asyncio.run(asyncio.wait_for(self.session(), 60))
-        _, err = self.proc.communicate(timeout=30)
+        asyncio.run(asyncio.wait_for(self.session(), DEADLINE))
+        _, err = self.proc.communicate(timeout=DEADLINE)
         self.assertEqual(self.proc.returncode, 0, err)
         self.assertIn('the enclave with CID', err)
         self.assertEqual(self.events('stop')[0]['reason'], 'lifetime')

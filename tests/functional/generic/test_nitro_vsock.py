@@ -12,7 +12,7 @@ import socket
 import subprocess
 import time
 
-from qemu_test.nitro import NitroTest
+from qemu_test.nitro import DEADLINE, NitroTest
 
 
 class NitroVsock(NitroTest):
@@ -71,7 +71,7 @@ class NitroVsock(NitroTest):
         self.sim_env['NITRO_SIM_LIFETIME_MS'] = '500'
         args = ['-kernel', self.make_eif(), '-serial', 'none']
         qemus = [self.spawn(*args), self.spawn(*args)]
-        results = [q.communicate(timeout=60) for q in qemus]
+        results = [q.communicate(timeout=DEADLINE) for q in qemus]
         for q, (_, err) in zip(qemus, results):
             self.assertEqual(q.returncode, 0, err)
         ok = self.heartbeats('ok')
@@ -102,7 +102,8 @@ class NitroVsock(NitroTest):
         self.sim_env['NITRO_SIM_HEARTBEAT'] = 'none'
         self.launch('-global', 'nitro-heartbeat.timeout=1',
                     '-global', 'nitro-heartbeat.warn-only=on')
-        time.sleep(1.5)
+        self.wait_for(lambda: 'the enclave has not booted yet' in
+                      self.log_so_far(self.vm))
         self.assertEqual(self.vm.cmd('query-status')['status'], 'running')
         self.assertEqual(self.stops(), [])
         self.vm.shutdown()
@@ -193,7 +194,7 @@ class NitroVsock(NitroTest):
                     f'file,id=con,path={self.scratch_file("c.log")}',
                     '-device', 'nitro-serial-vsock,chardev=con',
                     '-nodefaults', '-device', 'nitro-heartbeat')
-        self.vm.event_wait('SHUTDOWN', timeout=10)
+        self.vm.event_wait('SHUTDOWN', timeout=DEADLINE)
         # The console ended with the enclave; QEMU is still there
         self.assertEqual(self.vm.cmd('query-status')['status'], 'shutdown')
         self.wait_for(lambda: [e for e in self.events('console')
@@ -246,7 +247,7 @@ class NitroVsock(NitroTest):
     def test_duplicate_heartbeat(self):
         res = self.spawn('-kernel', self.make_eif(), '-device',
                          'nitro-heartbeat')
-        _, err = res.communicate(timeout=30)
+        _, err = res.communicate(timeout=DEADLINE)
         self.assertEqual(res.returncode, 1, err)
         self.assertIn('another nitro-heartbeat already listens', err)
 
@@ -255,9 +256,9 @@ class NitroVsock(NitroTest):
     def test_enclave_stops_by_itself(self):
         self.sim_env['NITRO_SIM_LIFETIME_MS'] = '300'
         self.launch('-serial', 'none')
-        ev = self.vm.event_wait('SHUTDOWN', timeout=10)
+        ev = self.vm.event_wait('SHUTDOWN', timeout=DEADLINE)
         self.assertEqual(ev['data']['reason'], 'guest-shutdown')
-        self.vm.wait(timeout=10)
+        self.vm.wait(timeout=DEADLINE)
         self.assertEqual(self.vm.exitcode(), 0)
         self.assertEqual(self.stops()[0]['reason'], 'lifetime')
 
@@ -273,7 +274,7 @@ class NitroVsock(NitroTest):
         proc = self.spawn('-kernel', self.make_eif(), '-serial', 'none')
         self.wait_for(lambda: self.heartbeats('ok'))
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
+        _, err = proc.communicate(timeout=DEADLINE)
         self.assertIn('terminating on signal 15', err)
         stop = self.wait_for(self.stops)
         self.assertEqual(stop[0]['reason'], 'fd-closed')

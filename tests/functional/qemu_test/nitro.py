@@ -20,6 +20,10 @@ from .testcase import QemuSystemTest
 
 MiB = 1024 * 1024
 
+# How long a condition may take to come true on a loaded host: a deadline,
+# which only a failing test reaches, never a time that a test waits
+DEADLINE = 120
+
 
 def reserve_hugepages(count, size_kb=2048):
     """Make sure @count huge pages of @size_kb are free; return a reason
@@ -104,7 +108,8 @@ class NitroTest(QemuSystemTest):
         cmd += list(args)
         self.log.info('running %s', ' '.join(cmd))
         res = subprocess.run(cmd, stdin=subprocess.DEVNULL,
-                             capture_output=True, text=True, timeout=60)
+                             capture_output=True, text=True,
+                             timeout=DEADLINE)
         self.log.info('exit %d, stderr: %s', res.returncode, res.stderr)
         return res
 
@@ -159,7 +164,7 @@ class NitroTest(QemuSystemTest):
     def ioctls(self, cmd):
         return [e for e in self.events('ioctl') if e['cmd'] == cmd]
 
-    def wait_for(self, what, timeout=10):
+    def wait_for(self, what, timeout=DEADLINE):
         """What @what returns once it is true; fail after @timeout s."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -169,7 +174,7 @@ class NitroTest(QemuSystemTest):
             time.sleep(0.02)
         self.fail(f'timed out waiting for {what.__doc__}')
 
-    def qom_pcr(self, vm, n, timeout=30):
+    def qom_pcr(self, vm, n, timeout=DEADLINE):
         """PCR @n of the machine in @vm, once measured."""
         deadline = time.monotonic() + timeout
         while True:
@@ -178,6 +183,38 @@ class NitroTest(QemuSystemTest):
                'still measuring' not in res['error']['desc']:
                 return res
             time.sleep(0.02)
+
+    def fake_sysfs(self, pages):
+        """A made-up host for QEMU, whose sysfs it reads under
+        $NITRO_SYSFS_ROOT: huge pages of each size of @pages ({size in
+        bytes: (reserved, free)}), all on NUMA node 0, which has the CPU
+        pool (CPUs 1 and 3 of 0-3).  Its root."""
+        root = os.path.join(self.workdir, 'sysfs')
+        files = {'module/nitro_enclaves/parameters/ne_cpus': '1,3',
+                 'devices/system/node/online': '0',
+                 'devices/system/node/node0/cpulist': '0-3'}
+        for size, (total, free) in pages.items():
+            name = f'hugepages-{size // 1024}kB'
+            host = f'kernel/mm/hugepages/{name}'
+            node = f'devices/system/node/node0/hugepages/{name}'
+            files.update({f'{host}/nr_hugepages': total,
+                          f'{host}/free_hugepages': free,
+                          f'{host}/resv_hugepages': 0,
+                          f'{node}/nr_hugepages': total,
+                          f'{node}/free_hugepages': free})
+        for path, value in files.items():
+            path = os.path.join(root, path)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, 'w') as f:
+                f.write(f'{value}\n')
+        self.sim_env['NITRO_SYSFS_ROOT'] = root
+        return root
+
+    def log_so_far(self, vm):
+        """What @vm has printed so far, while it runs"""
+        # pylint: disable=protected-access
+        with open(vm._qemu_log_path, 'r', errors='replace') as f:
+            return f.read()
 
     def assert_fails(self, res, message):
         self.assertEqual(res.returncode, 1, res.stderr)

@@ -11,9 +11,13 @@
  *
  * With "nitro_test" on the kernel command line it also serves test
  * commands, one line per connection on port 5001:
- *   "send PORT N BYTES": N parallel connections to (3, PORT), each sends
- *                        BYTES of the test pattern and checks that the
- *                        same bytes come back; replies "ok" or "fail ..."
+ *   "send PORT N BYTES [CID]": N parallel connections to (CID, PORT),
+ *                        CID 3 by default, each sends BYTES of the test
+ *                        pattern and checks that the same bytes come
+ *                        back; replies "ok" or "fail ..."
+ *   "connect CID PORT":  one connect() to (CID, PORT); replies "ok" or
+ *                        "errno N" (ETIMEDOUT when nobody answered within
+ *                        the kernel's connect timeout)
  *   "poweroff", "exit":  power off, or let init die (kernel panic)
  *
  * Copyright (c) 2026 Nitro Enclaves for QEMU authors
@@ -170,12 +174,13 @@ static void pattern(uint8_t *b, uint32_t seed, uint64_t k)
     memcpy(b + 4, &k, 4);
 }
 
-/* send @bytes of stream @seed to (3, port) and check they come back */
-static int send_check(unsigned port, uint32_t seed, uint64_t bytes)
+/* send @bytes of stream @seed to (cid, port) and check they come back */
+static int send_check(unsigned cid, unsigned port, uint32_t seed,
+                      uint64_t bytes)
 {
     struct sockaddr_vm sa = {
         .svm_family = AF_VSOCK,
-        .svm_cid = PARENT_CID,
+        .svm_cid = cid,
         .svm_port = port,
     };
     static uint8_t out[BLOCK], want[BLOCK], in[BLOCK];
@@ -228,10 +233,29 @@ static int send_check(unsigned port, uint32_t seed, uint64_t bytes)
     return 0;
 }
 
+/* one connect() to (cid, port): 0 or its errno */
+static int try_connect(unsigned cid, unsigned port)
+{
+    struct sockaddr_vm sa = {
+        .svm_family = AF_VSOCK,
+        .svm_cid = cid,
+        .svm_port = port,
+    };
+    int fd = socket(AF_VSOCK, SOCK_STREAM, 0), err = 0;
+
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        err = errno;
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    return err;
+}
+
 static void test_command(int fd)
 {
     char line[128] = "";
-    unsigned port, n, i, failed = 0;
+    unsigned port, n, i, failed = 0, cid = PARENT_CID;
     unsigned long long bytes;
     ssize_t r = read(fd, line, sizeof(line) - 1);
 
@@ -243,13 +267,20 @@ static void test_command(int fd)
     } else if (!strncmp(line, "exit", 4)) {
         say("init exits");
         kill(1, SIGTERM);
-    } else if (sscanf(line, "send %u %u %llu", &port, &n, &bytes) == 3) {
+    } else if (sscanf(line, "connect %u %u", &cid, &port) == 2) {
+        char reply[64];
+        int err = try_connect(cid, port);
+
+        snprintf(reply, sizeof(reply), err ? "errno %d\n" : "ok\n", err);
+        write_all(fd, reply, strlen(reply));
+    } else if (sscanf(line, "send %u %u %llu %u", &port, &n, &bytes,
+                      &cid) >= 3) {
         char reply[64];
         int st;
 
         for (i = 0; i < n; i++) {
             if (fork() == 0) {
-                _exit(send_check(port, i, bytes));
+                _exit(send_check(cid, port, i, bytes));
             }
         }
         for (i = 0; i < n; i++) {
