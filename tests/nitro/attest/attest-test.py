@@ -1,0 +1,518 @@
+#!/usr/bin/env python3
+#
+# Attestation without AWS: virtio-nsm signs its documents with a chain
+# that `qemu-eif make-attestation-chain` made, and both `qemu-eif
+# verify-attestation` and an independent verifier written here (Python's
+# cryptography and cbor2) accept them, and reject a changed payload, a
+# wrong root, a stale certificate and a wrong nonce.  The device runs in
+# -M microvm under qtest; this test drives it as a guest driver would,
+# through its virtio-mmio transport.
+#
+# Usage: attest-test.py QEMU_EIF QEMU_SYSTEM_X86_64
+#
+# SPDX-License-Identifier: GPL-2.0-or-later
+
+import base64
+import datetime
+import json
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+import cbor2
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import \
+    encode_dss_signature
+from cryptography.x509.oid import NameOID
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                '..'))
+from taptest import Tap, sample_eif, wait_for  # noqa: E402
+
+QEMU_EIF, QEMU = sys.argv[1:3]
+
+# microvm's virtio-mmio transports
+MMIO_BASE = 0xfeb00000
+MMIO_STRIDE = 0x200
+MMIO_COUNT = 24
+VIRTIO_ID_NSM = 0x21
+# Guest memory of the driver: rings, request and the 12 KiB response
+DESC, AVAIL, USED, REQ, RESP = 0x10000, 0x11000, 0x12000, 0x20000, 0x30000
+RESP_SIZE = 0x3000
+
+
+class QTest:
+    """QEMU under qtest, or the reason it did not start (self.error)"""
+
+    def __init__(self, tmp, args):
+        path = os.path.join(tmp, 'qtest.sock')
+        if os.path.exists(path):
+            os.unlink(path)
+        srv = socket.socket(socket.AF_UNIX)
+        srv.bind(path)
+        srv.listen(1)
+        srv.settimeout(0.1)
+        self.log = os.path.join(tmp, 'qemu.log')
+        with open(self.log, 'w') as log:
+            self.proc = subprocess.Popen(
+                [QEMU, '-M', 'microvm', '-accel', 'qtest', '-nodefaults',
+                 '-display', 'none', '-m', '64M',
+                 '-global', 'virtio-mmio.force-legacy=false',
+                 '-qtest', f'unix:{path}', *args],
+                stdout=log, stderr=log)
+        self.sock = None
+        self.error = None
+
+        def connected():
+            try:
+                self.sock = srv.accept()[0]
+                return True
+            except socket.timeout:
+                return self.proc.poll() is not None
+        wait_for(connected, timeout=120)
+        srv.close()
+        if not self.sock:
+            self.close()
+            with open(self.log) as f:
+                self.error = f.read().strip() or 'QEMU did not connect'
+            return
+        self.sock.settimeout(120)
+        self.buf = b''
+
+    def cmd(self, line):
+        self.sock.sendall(line.encode() + b'\n')
+        while True:
+            while b'\n' not in self.buf:
+                data = self.sock.recv(65536)
+                if not data:
+                    raise RuntimeError(f'QEMU closed qtest at {line!r}')
+                self.buf += data
+            reply, self.buf = self.buf.split(b'\n', 1)
+            reply = reply.decode()
+            if not reply.startswith('IRQ'):
+                break
+        if not reply.startswith('OK'):
+            raise RuntimeError(f'{line!r}: {reply}')
+        return reply
+
+    def readl(self, addr):
+        return int(self.cmd(f'readl 0x{addr:x}').split()[1], 16)
+
+    def writel(self, addr, value):
+        self.cmd(f'writel 0x{addr:x} 0x{value:x}')
+
+    def read(self, addr, size):
+        return bytes.fromhex(self.cmd(f'read 0x{addr:x} 0x{size:x}')
+                             .split()[1][2:])
+
+    def write(self, addr, data):
+        self.cmd(f'write 0x{addr:x} 0x{len(data):x} 0x{data.hex()}')
+
+    def close(self):
+        if self.sock:
+            self.sock.close()
+        self.proc.kill()
+        self.proc.wait()
+
+
+class Nsm:
+    """A virtio-nsm driver: one request and one response buffer at a
+    time on its only queue, as Linux's nsm.ko does"""
+
+    def __init__(self, qt):
+        self.qt = qt
+        self.base = None
+        for i in range(MMIO_COUNT):
+            base = MMIO_BASE + i * MMIO_STRIDE
+            if (qt.readl(base) == 0x74726976 and
+                    qt.readl(base + 8) == VIRTIO_ID_NSM):
+                self.base = base
+        if self.base is None:
+            raise RuntimeError('no virtio-nsm on the virtio-mmio buses')
+        if self.reg(0x4) != 2:
+            raise RuntimeError('virtio-mmio is not version 2')
+        self.set_reg(0x70, 0)
+        self.set_reg(0x70, 1 | 2)
+        self.set_reg(0x14, 1)
+        if not self.reg(0x10) & 1:
+            raise RuntimeError('no VIRTIO_F_VERSION_1')
+        self.set_reg(0x24, 1)
+        self.set_reg(0x20, 1)
+        self.set_reg(0x24, 0)
+        self.set_reg(0x20, 0)
+        self.set_reg(0x70, 1 | 2 | 8)
+        if not self.reg(0x70) & 8:
+            raise RuntimeError('FEATURES_OK refused')
+        self.set_reg(0x30, 0)
+        if self.reg(0x34) < 2:
+            raise RuntimeError('queue 0 is shorter than 2')
+        self.set_reg(0x38, 2)
+        for off, addr in ((0x80, DESC), (0x90, AVAIL), (0xa0, USED)):
+            self.set_reg(off, addr)
+            self.set_reg(off + 4, 0)
+        self.set_reg(0x44, 1)
+        self.set_reg(0x70, 1 | 2 | 4 | 8)
+        self.idx = 0
+
+    def reg(self, off):
+        return self.qt.readl(self.base + off)
+
+    def set_reg(self, off, value):
+        self.qt.writel(self.base + off, value)
+
+    def request(self, req):
+        """The decoded response to the request @req (a Python object)"""
+        data = cbor2.dumps(req)
+        self.qt.write(REQ, data)
+        self.qt.write(DESC, struct.pack('<QIHH', REQ, len(data), 0, 0) +
+                      struct.pack('<QIHH', RESP, RESP_SIZE, 2, 0))
+        self.idx = (self.idx + 2) & 0xffff
+        self.qt.write(AVAIL, struct.pack('<HHHH', 0, self.idx, 0, 1))
+        self.set_reg(0x50, 0)
+        if not wait_for(lambda: struct.unpack(
+                '<H', self.qt.read(USED + 2, 2))[0] == self.idx, timeout=60):
+            raise RuntimeError('the device did not answer')
+        used = self.qt.read(USED + 4, 16)
+        length = [ln for i, ln in struct.iter_unpack('<II', used)
+                  if i == 1][0]
+        return cbor2.loads(self.qt.read(RESP, length))
+
+
+def nsm_session(tmp, device, requests):
+    """Start QEMU with @device (its options), send @requests; the
+    responses, or the reason QEMU did not start"""
+    qt = QTest(tmp, ['-device', device])
+    if qt.error:
+        return qt.error
+    try:
+        nsm = Nsm(qt)
+        return [nsm.request(r) for r in requests]
+    except (OSError, RuntimeError) as e:
+        # QEMU connects to qtest before it creates the devices
+        if qt.proc.wait(timeout=120) is None:
+            raise
+        with open(qt.log) as f:
+            return f.read().strip() or str(e)
+    finally:
+        qt.close()
+
+
+def attestation(tmp, device, nonce=b'nonce-1', user_data=b'user',
+                public_key=b'pk'):
+    got = nsm_session(tmp, device, [{'Attestation': {
+        'nonce': nonce, 'user_data': user_data, 'public_key': public_key}}])
+    if isinstance(got, str):
+        raise RuntimeError(got)
+    return got[0]['Attestation']['document']
+
+
+def qemu_eif(*args):
+    p = subprocess.run([QEMU_EIF, *args], capture_output=True, text=True,
+                       timeout=120, check=False)
+    return p.returncode, p.stdout, p.stderr.strip()
+
+
+def our_verify(tmp, doc, root, *args):
+    """None and the payload if `qemu-eif verify-attestation` accepts
+    @doc, else its reason"""
+    path = os.path.join(tmp, 'doc.cbor')
+    with open(path, 'wb') as f:
+        f.write(doc)
+    rc, out, err = qemu_eif('verify-attestation', '--root', root, *args,
+                            path)
+    if rc == 0 and not err:
+        return None, json.loads(out)
+    if rc != 1 or out or len(err.splitlines()) != 1:
+        return f'unexpected: rc {rc}, stdout {out!r}, stderr {err!r}', None
+    return err, None
+
+
+def py_verify(doc, root_der, nonce=None):
+    """None if @doc verifies up to @root_der independently of QEMU (and
+    has @nonce, if given), else the reason"""
+    try:
+        cose = cbor2.loads(doc)
+        if isinstance(cose, cbor2.CBORTag):
+            cose = cose.value
+        prot, unprot, payload_b, sig = cose
+        if cbor2.loads(prot) != {1: -35} or unprot != {}:
+            return 'not ES384'
+        payload = cbor2.loads(payload_b)
+        leaf = x509.load_der_x509_certificate(payload['certificate'])
+        if len(sig) != 96:
+            return 'signature length'
+        leaf.public_key().verify(
+            encode_dss_signature(int.from_bytes(sig[:48], 'big'),
+                                 int.from_bytes(sig[48:], 'big')),
+            cbor2.dumps(['Signature1', prot, b'', payload_b]),
+            ec.ECDSA(hashes.SHA384()))
+        if payload['cabundle'][0] != root_der:
+            return 'cabundle[0] is not the root'
+        chain = [x509.load_der_x509_certificate(c)
+                 for c in payload['cabundle']] + [leaf]
+        for issuer, cert in zip([chain[0]] + chain, chain):
+            if cert.issuer != issuer.subject:
+                return f'{cert.subject} not issued by {issuer.subject}'
+            issuer.public_key().verify(cert.signature,
+                                       cert.tbs_certificate_bytes,
+                                       ec.ECDSA(cert.signature_hash_algorithm))
+        for cert in chain[:-1]:
+            if not cert.extensions.get_extension_for_class(
+                    x509.BasicConstraints).value.ca:
+                return f'{cert.subject} is not a CA'
+        now = datetime.datetime.utcnow()
+        for cert in chain:
+            if not cert.not_valid_before <= now <= cert.not_valid_after:
+                return f'{cert.subject} is not valid now'
+        if nonce is not None and payload.get('nonce') != nonce:
+            return 'wrong nonce'
+        return None
+    except InvalidSignature:
+        return 'bad signature'
+    except Exception as e:  # any malformed document is a rejection
+        return f'{type(e).__name__}: {e}'
+
+
+def stale_chain(directory):
+    """A root, intermediate and a leaf that expired yesterday, made with
+    cryptography: (leaf key path, chain path, root DER)"""
+    now = datetime.datetime.utcnow()
+    keys = [ec.generate_private_key(ec.SECP384R1()) for _ in range(3)]
+    names = [x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+             for cn in ('stale root', 'stale intermediate', 'stale leaf')]
+    certs = []
+    for i in range(3):
+        issuer = max(i - 1, 0)
+        end = now - datetime.timedelta(days=1) if i == 2 else \
+            now + datetime.timedelta(days=30)
+        certs.append(
+            x509.CertificateBuilder()
+            .subject_name(names[i]).issuer_name(names[issuer])
+            .public_key(keys[i].public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=10))
+            .not_valid_after(end)
+            .add_extension(x509.BasicConstraints(ca=i < 2, path_length=None),
+                           critical=True)
+            .sign(keys[issuer], hashes.SHA384()))
+    key = os.path.join(directory, 'stale.key')
+    chain = os.path.join(directory, 'stale-chain.pem')
+    with open(key, 'wb') as f:
+        f.write(keys[2].private_bytes(serialization.Encoding.PEM,
+                                      serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+    with open(chain, 'wb') as f:
+        for cert in reversed(certs):
+            f.write(cert.public_bytes(serialization.Encoding.PEM))
+    root_pem = os.path.join(directory, 'stale-root.pem')
+    with open(root_pem, 'wb') as f:
+        f.write(certs[0].public_bytes(serialization.Encoding.PEM))
+    return key, chain, root_pem, certs[0].public_bytes(
+        serialization.Encoding.DER)
+
+
+def pem_der(path):
+    with open(path, 'rb') as f:
+        return x509.load_pem_x509_certificate(f.read()).public_bytes(
+            serialization.Encoding.DER)
+
+
+def pcrs_hex(pcrs):
+    return '\n'.join(f'{i}: {v.hex()}' for i, v in sorted(pcrs.items()))
+
+
+def both_reject(tap, what, ours, theirs):
+    tap(ours[0] is not None and theirs is not None,
+        f'{what}: rejected by qemu-eif and by the independent verifier',
+        f'qemu-eif: {ours[0]}\nindependent: {theirs}')
+
+
+def main():
+    tap = Tap()
+    tmp = tempfile.mkdtemp(prefix='nitro attest-')
+    try:
+        run(tap, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return tap.plan()
+
+
+def run(tap, tmp):
+    chain_dir = os.path.join(tmp, 'chain')
+    rc, out, err = qemu_eif('make-attestation-chain', '--dir', chain_dir,
+                            '--module-id', 'i-0123-enc4567')
+    files = sorted(os.listdir(chain_dir)) if rc == 0 else []
+    tap(rc == 0 and files == sorted(
+        ['chain.pem', 'intermediate.key', 'intermediate.pem', 'leaf.key',
+         'leaf.pem', 'root.key', 'root.pem']) and
+        os.stat(os.path.join(chain_dir, 'leaf.key')).st_mode & 0o077 == 0,
+        'make-attestation-chain writes the chain, keys private', err)
+    rc, _, err2 = qemu_eif('make-attestation-chain', '--dir', chain_dir)
+    tap(rc == 1 and 'exists' in err2,
+        'make-attestation-chain never overwrites a chain', err2)
+    root = os.path.join(chain_dir, 'root.pem')
+    root_der = pem_der(root)
+    leaf_cn = x509.load_pem_x509_certificate(
+        open(os.path.join(chain_dir, 'leaf.pem'), 'rb').read()).subject
+    tap(leaf_cn.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value ==
+        'i-0123-enc4567', 'the leaf is named after --module-id')
+
+    signed = (f'virtio-nsm-device,module-id=i-0123-enc4567,'
+              f'private-key={os.path.join(chain_dir, "leaf.key")},'
+              f'certificate-chain={os.path.join(chain_dir, "chain.pem")}')
+    pcr3, pcr4, pcr8 = (bytes([n]) * 48 for n in (3, 4, 8))
+    t0 = int(time.time())
+    doc = attestation(tmp, f'{signed},pcr3={pcr3.hex()},pcr4={pcr4.hex()},'
+                      f'pcr8={pcr8.hex()}', nonce=b'nonce-1')
+    t1 = int(time.time())
+
+    # The document's shape is AWS's
+    cose = cbor2.loads(doc)
+    payload = cbor2.loads(cose[2])
+    tap(isinstance(cose, list) and len(cose) == 4 and
+        cbor2.loads(cose[0]) == {1: -35} and cose[1] == {} and
+        len(cose[3]) == 96,
+        'the document is an untagged ES384 COSE_Sign1', repr(cose)[:200])
+    with open(os.path.join(chain_dir, 'intermediate.pem'), 'rb') as f:
+        inter_der = x509.load_pem_x509_certificate(f.read()).public_bytes(
+            serialization.Encoding.DER)
+    tap(list(payload) == ['module_id', 'digest', 'timestamp', 'pcrs',
+                          'certificate', 'cabundle', 'public_key',
+                          'user_data', 'nonce'] and
+        payload['module_id'] == 'i-0123-enc4567' and
+        payload['digest'] == 'SHA384' and
+        t0 * 1000 <= payload['timestamp'] <= (t1 + 1) * 1000 and
+        payload['certificate'] == pem_der(os.path.join(chain_dir,
+                                                       'leaf.pem')) and
+        payload['cabundle'] == [root_der, inter_der] and
+        payload['public_key'] == b'pk' and payload['user_data'] == b'user' and
+        payload['nonce'] == b'nonce-1',
+        'the payload has AWS\'s fields, the chain root first',
+        repr({k: v for k, v in payload.items()
+              if k not in ('pcrs', 'certificate', 'cabundle')}))
+    tap(sorted(payload['pcrs']) == list(range(16)) and
+        all(len(v) == 48 for v in payload['pcrs'].values()) and
+        payload['pcrs'][3] == pcr3 and payload['pcrs'][4] == pcr4 and
+        payload['pcrs'][8] == pcr8 and payload['pcrs'][0] == bytes(48),
+        'PCR0-15 are listed, PCR3, PCR4 and PCR8 as preset',
+        pcrs_hex(payload['pcrs']))
+
+    # Accepted by both verifiers
+    err, shown = our_verify(tmp, doc, root, '--nonce', b'nonce-1'.hex(),
+                            '--pcr', f'3={pcr3.hex()}',
+                            '--pcr', f'8={pcr8.hex()}')
+    tap(err is None and shown['module_id'] == 'i-0123-enc4567' and
+        shown['pcrs']['4'] == pcr4.hex() and
+        shown['nonce'] == b'nonce-1'.hex() and
+        base64.b64decode(shown['cabundle'][0]) == root_der,
+        'qemu-eif verify-attestation accepts it and prints the payload',
+        err or json.dumps({k: v for k, v in shown.items()
+                           if k not in ('certificate', 'cabundle')}))
+    reason = py_verify(doc, root_der, nonce=b'nonce-1')
+    tap(reason is None, 'the independent verifier accepts it', reason)
+
+    # A changed payload byte, a wrong root, a wrong nonce
+    tampered = bytearray(cose[2])
+    tampered[-1] ^= 1
+    bad = cbor2.dumps([cose[0], cose[1], bytes(tampered), cose[3]])
+    both_reject(tap, 'a changed payload byte', our_verify(tmp, bad, root),
+                py_verify(bad, root_der))
+    other = os.path.join(tmp, 'other')
+    qemu_eif('make-attestation-chain', '--dir', other)
+    other_root = os.path.join(other, 'root.pem')
+    both_reject(tap, 'a wrong root', our_verify(tmp, doc, other_root),
+                py_verify(doc, pem_der(other_root)))
+    both_reject(tap, 'a wrong nonce',
+                our_verify(tmp, doc, root, '--nonce', b'nonce-2'.hex()),
+                py_verify(doc, root_der, nonce=b'nonce-2'))
+    err, _ = our_verify(tmp, doc, root, '--pcr', f'4={pcr3.hex()}')
+    tap(err is not None and 'PCR4' in err,
+        'qemu-eif rejects a PCR that is not the --pcr value', err)
+
+    # A stale leaf certificate
+    key, chain, stale_root, stale_der = stale_chain(tmp)
+    stale = attestation(tmp, f'virtio-nsm-device,private-key={key},'
+                        f'certificate-chain={chain}')
+    both_reject(tap, 'a stale leaf certificate',
+                our_verify(tmp, stale, stale_root),
+                py_verify(stale, stale_der))
+
+    # Debug mode: zero PCRs
+    dbg = cbor2.loads(cbor2.loads(attestation(
+        tmp, f'{signed},debug-mode=on'))[2])
+    tap(sorted(dbg['pcrs']) == list(range(16)) and
+        all(v == bytes(48) for v in dbg['pcrs'].values()),
+        'debug-mode=on: every PCR of the document is zero',
+        pcrs_hex(dbg['pcrs']))
+
+    # The PCRs of an image, checked with --eif
+    described = sample_eif(QEMU_EIF, tmp, 'x86_64',
+                           os.path.join(tmp, 'app.eif'))
+    m = described['Measurements']
+    doc_eif = attestation(tmp, f'{signed},pcr0={m["PCR0"]},'
+                          f'pcr1={m["PCR1"]},pcr2={m["PCR2"]}')
+    err, _ = our_verify(tmp, doc_eif, root, '--eif',
+                        os.path.join(tmp, 'app.eif'))
+    tap(err is None, 'qemu-eif accepts the PCRs of the image (--eif)', err)
+    err, _ = our_verify(tmp, doc, root, '--eif',
+                        os.path.join(tmp, 'app.eif'))
+    tap(err is not None and 'PCR0' in err,
+        'qemu-eif rejects PCRs that are not the image\'s', err)
+
+    # The preset PCRs are read-only and read as preset
+    got = nsm_session(tmp, f'{signed},pcr3={pcr3.hex()}', [
+        {'DescribePCR': {'index': 3}},
+        {'ExtendPCR': {'index': 3, 'data': b'x'}},
+        {'ExtendPCR': {'index': 16, 'data': b'x'}},
+    ])
+    tap(not isinstance(got, str) and
+        got[0] == {'DescribePCR': {'data': pcr3, 'lock': True}} and
+        got[1] == {'Error': 'ReadOnlyIndex'} and 'ExtendPCR' in got[2],
+        'DescribePCR reads a preset PCR, locked; ExtendPCR refuses it',
+        repr(got)[:600])
+
+    # Without a key the document is upstream's, and it does not verify
+    unsigned = attestation(tmp, 'virtio-nsm-device')
+    err, _ = our_verify(tmp, unsigned, root)
+    tap(cbor2.loads(cbor2.loads(unsigned)[0]) == {1: -1} and
+        err is not None and 'ES384' in err and
+        py_verify(unsigned, root_der) is not None,
+        'without a key the document is unsigned, and rejected', err)
+
+    # What the device refuses, with a reason
+    p256 = os.path.join(tmp, 'p256.key')
+    with open(p256, 'wb') as f:
+        f.write(ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()))
+    reversed_chain = os.path.join(tmp, 'reversed.pem')
+    with open(reversed_chain, 'w') as f:
+        for name in ('root.pem', 'intermediate.pem', 'leaf.pem'):
+            f.write(open(os.path.join(chain_dir, name)).read())
+    chain_pem = os.path.join(chain_dir, 'chain.pem')
+    for options, expect in (
+            (f'private-key={os.path.join(chain_dir, "leaf.key")}',
+             'needs certificate-chain'),
+            (f'private-key={p256},certificate-chain={chain_pem}', 'P-384'),
+            (f'private-key={os.path.join(chain_dir, "root.key")},'
+             f'certificate-chain={chain_pem}', 'not the one of private-key'),
+            (f'private-key={os.path.join(chain_dir, "leaf.key")},'
+             f'certificate-chain={reversed_chain}', 'from the leaf to the'),
+            ('pcr3=12', 'is not 96 hex digits'),
+            (f'debug-mode=on,pcr4={pcr4.hex()}', 'no effect')):
+        got = nsm_session(tmp, f'virtio-nsm-device,{options}', [])
+        tap(isinstance(got, str) and expect in got,
+            f'virtio-nsm refuses {options.split("=")[0]}... ({expect})',
+            got)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
