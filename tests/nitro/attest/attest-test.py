@@ -105,18 +105,20 @@ def py_verify(doc, root_der, nonce=None):
         return f'{type(e).__name__}: {e}'
 
 
-def stale_chain(directory):
-    """A root, intermediate and a leaf that expired yesterday, made with
-    cryptography: (leaf key path, chain path, root DER)"""
+def make_chain(directory, name, count=3, stale=False):
+    """A root, intermediates and a leaf (@count certificates, the leaf
+    expired yesterday if @stale), made with cryptography: (leaf key path,
+    chain path, root path, root DER)"""
     now = datetime.datetime.utcnow()
-    keys = [ec.generate_private_key(ec.SECP384R1()) for _ in range(3)]
-    names = [x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-             for cn in ('stale root', 'stale intermediate', 'stale leaf')]
+    keys = [ec.generate_private_key(ec.SECP384R1()) for _ in range(count)]
+    names = [x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
+                                           f'{name} {i}')])
+             for i in range(count)]
     certs = []
-    for i in range(3):
+    for i in range(count):
         issuer = max(i - 1, 0)
-        end = now - datetime.timedelta(days=1) if i == 2 else \
-            now + datetime.timedelta(days=30)
+        leaf = i == count - 1
+        end = now + datetime.timedelta(days=-1 if leaf and stale else 30)
         certs.append(
             x509.CertificateBuilder()
             .subject_name(names[i]).issuer_name(names[issuer])
@@ -124,19 +126,20 @@ def stale_chain(directory):
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(days=10))
             .not_valid_after(end)
-            .add_extension(x509.BasicConstraints(ca=i < 2, path_length=None),
+            .add_extension(x509.BasicConstraints(ca=not leaf,
+                                                 path_length=None),
                            critical=True)
             .sign(keys[issuer], hashes.SHA384()))
-    key = os.path.join(directory, 'stale.key')
-    chain = os.path.join(directory, 'stale-chain.pem')
+    key = os.path.join(directory, f'{name}.key')
+    chain = os.path.join(directory, f'{name}-chain.pem')
     with open(key, 'wb') as f:
-        f.write(keys[2].private_bytes(serialization.Encoding.PEM,
+        f.write(keys[-1].private_bytes(serialization.Encoding.PEM,
                                       serialization.PrivateFormat.PKCS8,
                                       serialization.NoEncryption()))
     with open(chain, 'wb') as f:
         for cert in reversed(certs):
             f.write(cert.public_bytes(serialization.Encoding.PEM))
-    root_pem = os.path.join(directory, 'stale-root.pem')
+    root_pem = os.path.join(directory, f'{name}-root.pem')
     with open(root_pem, 'wb') as f:
         f.write(certs[0].public_bytes(serialization.Encoding.PEM))
     return key, chain, root_pem, certs[0].public_bytes(
@@ -265,7 +268,7 @@ def run(tap, tmp):
         'qemu-eif rejects a PCR that is not the --pcr value', err)
 
     # A stale leaf certificate
-    key, chain, stale_root, stale_der = stale_chain(tmp)
+    key, chain, stale_root, stale_der = make_chain(tmp, 'stale', stale=True)
     stale = attestation(QEMU, tmp, f'virtio-nsm-device,private-key={key},'
                               f'certificate-chain={chain}')
     both_reject(tap, 'a stale leaf certificate',
@@ -306,6 +309,19 @@ def run(tap, tmp):
         'DescribePCR reads a preset PCR, locked; ExtendPCR refuses it',
         repr(got)[:600])
 
+    # The largest request with a chain just under the limit still fits
+    big_key, big_chain, big_root = make_chain(tmp, 'big', count=13)[:3]
+    got = nsm_session(QEMU, tmp, f'virtio-nsm-device,private-key={big_key},'
+                      f'certificate-chain={big_chain}', [{'Attestation': {
+                          'nonce': b'n' * 1300, 'user_data': b'u' * 1300,
+                          'public_key': b'p' * 1300}}])
+    big = got[0].get('Attestation', {}).get('document') \
+        if isinstance(got, list) else None
+    err = our_verify(tmp, big, big_root)[0] if big else got
+    tap(big is not None and err is None,
+        'a 4 KiB request with a 5 KiB chain gets a document that verifies',
+        err)
+
     # Without a key the document is upstream's, and it does not verify
     unsigned = attestation(QEMU, tmp, 'virtio-nsm-device')
     err, _ = our_verify(tmp, unsigned, root)
@@ -325,6 +341,7 @@ def run(tap, tmp):
         for name in ('root.pem', 'intermediate.pem', 'leaf.pem'):
             f.write(open(os.path.join(chain_dir, name)).read())
     chain_pem = os.path.join(chain_dir, 'chain.pem')
+    long_key, long_chain = make_chain(tmp, 'long', count=16)[:2]
     for options, expect in (
             (f'private-key={os.path.join(chain_dir, "leaf.key")}',
              'needs certificate-chain'),
@@ -333,6 +350,8 @@ def run(tap, tmp):
              f'certificate-chain={chain_pem}', 'not the one of private-key'),
             (f'private-key={os.path.join(chain_dir, "leaf.key")},'
              f'certificate-chain={reversed_chain}', 'from the leaf to the'),
+            (f'private-key={long_key},certificate-chain={long_chain}',
+             'more than 5120'),
             ('pcr3=12', 'is not 96 hex digits'),
             (f'debug-mode=on,pcr4={pcr4.hex()}', 'no effect')):
         got = nsm_session(QEMU, tmp, f'virtio-nsm-device,{options}', [])
