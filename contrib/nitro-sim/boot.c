@@ -220,6 +220,27 @@ static pid_t spawn(const char *const argv[], char **env, int fd3, int out,
     return pid;
 }
 
+/* qemu-eif: next to this program (installed), or as default_program() */
+static void eif_tool(char *buf, size_t len)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    char *slash;
+
+    if (n > 0) {
+        self[n] = 0;
+        slash = strrchr(self, '/');
+        if (slash) {
+            *slash = 0;
+            if (snprintf(buf, len, "%s/qemu-eif", self) < (int)len &&
+                access(buf, X_OK) == 0) {
+                return;
+            }
+        }
+    }
+    default_program("../qemu-eif/qemu-eif", "qemu-eif", buf, len);
+}
+
 /*
  * The chain of $NITRO_SIM_DIR/attestation, made by the first enclave that
  * boots (under a lock: enclaves of several processes share it); false if
@@ -243,8 +264,7 @@ static bool attestation_chain(SimEnclave *e, char *dir, size_t len,
     } else {
         snprintf(path, sizeof(path), "%s/chain.pem", dir);
         if (access(path, R_OK)) {
-            default_program("../qemu-eif/qemu-eif", "qemu-eif", tool,
-                            sizeof(tool));
+            eif_tool(tool, sizeof(tool));
             pid = spawn(argv, env, -1, logfd, logfd);
             while (pid > 0 && waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
                 continue;
