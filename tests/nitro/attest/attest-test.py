@@ -274,6 +274,10 @@ def run(tap, tmp):
     both_reject(tap, 'a stale leaf certificate',
                 our_verify(tmp, stale, stale_root),
                 py_verify(stale, stale_der))
+    err, _ = our_verify(tmp, stale, stale_root, '--time',
+                        str(int(time.time()) - 2 * 86400))
+    tap(err is None, 'qemu-eif accepts it at a --time when it was valid',
+        err)
 
     # Debug mode: zero PCRs
     dbg = cbor2.loads(cbor2.loads(attestation(
