@@ -20,7 +20,11 @@
  * Files, all removed at stop: $NITRO_SIM_DIR/enclave-<cid>.eif (the
  * image, as read from enclave memory), .vhost (vhost-user socket),
  * .vsock (the backend's gateway); enclave-<cid>.qemu.log keeps QEMU's
- * and the backend's messages.
+ * and the backend's messages.  The machine's virtio-nsm signs
+ * attestation documents with a chain that qemu-eif make-attestation-chain
+ * makes once per simulation directory, kept in
+ * $NITRO_SIM_DIR/attestation/ (root.pem verifies them), module_id
+ * i-<instance>-enc<slot> and, in debug mode, zero PCRs.
  *
  * Copyright (c) 2026 Nitro Enclaves for QEMU authors
  *
@@ -31,17 +35,20 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 
+#include "standard-headers/linux/nitro_enclaves.h"
 #include "nitro-sim.h"
 
 #define PANIC_LINE "Kernel panic - not syncing"
@@ -213,6 +220,64 @@ static pid_t spawn(const char *const argv[], char **env, int fd3, int out,
     return pid;
 }
 
+/* qemu-eif: next to this program (installed), or as default_program() */
+static void eif_tool(char *buf, size_t len)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    char *slash;
+
+    if (n > 0) {
+        self[n] = 0;
+        slash = strrchr(self, '/');
+        if (slash) {
+            *slash = 0;
+            if (snprintf(buf, len, "%s/qemu-eif", self) < (int)len &&
+                access(buf, X_OK) == 0) {
+                return;
+            }
+        }
+    }
+    default_program("../qemu-eif/qemu-eif", "qemu-eif", buf, len);
+}
+
+/*
+ * The chain of $NITRO_SIM_DIR/attestation, made by the first enclave that
+ * boots (under a lock: enclaves of several processes share it); false if
+ * it cannot be made (the reason is in @logfd)
+ */
+static bool attestation_chain(SimEnclave *e, char *dir, size_t len,
+                              char **env, int logfd)
+{
+    char tool[PATH_MAX], path[PATH_MAX + 64];
+    const char *const argv[] = {
+        tool, "make-attestation-chain", "--dir", dir, NULL
+    };
+    int lock;
+    pid_t pid;
+
+    snprintf(dir, len, "%s/attestation", e->cfg.dir);
+    snprintf(path, sizeof(path), "%s/attestation.lock", e->cfg.dir);
+    lock = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock < 0 || flock(lock, LOCK_EX) < 0) {
+        dprintf(logfd, "nitro-sim: %s: %s\n", path, strerror(errno));
+    } else {
+        snprintf(path, sizeof(path), "%s/chain.pem", dir);
+        if (access(path, R_OK)) {
+            eif_tool(tool, sizeof(tool));
+            pid = spawn(argv, env, -1, logfd, logfd);
+            while (pid > 0 && waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+                continue;
+            }
+        }
+    }
+    if (lock >= 0) {
+        sim_real.close(lock);
+    }
+    snprintf(path, sizeof(path), "%s/chain.pem", dir);
+    return access(path, R_OK) == 0;
+}
+
 static int pidfd(pid_t pid)
 {
     return syscall(SYS_pidfd_open, pid, 0);
@@ -223,7 +288,9 @@ int sim_boot_start(SimEnclave *e)
     char qemu[PATH_MAX], backend[PATH_MAX], eif[PATH_MAX + 48];
     char vhost[PATH_MAX + 48], gateway[PATH_MAX + 48], log[PATH_MAX + 48];
     char machine_chardev[PATH_MAX + 80], mem[32], smp[16], cid[16];
-    char vsock_cid[48];
+    char vsock_cid[48], att[PATH_MAX + 16], nsm_key[PATH_MAX + 64];
+    char nsm_chain[PATH_MAX + 64], machine[128];
+    uint64_t instance = 14695981039346656037ULL;
     struct sockaddr_un sun = { .sun_family = AF_UNIX };
     int sv[2] = { -1, -1 }, lsock = -1, logfd = -1, err;
     char **qenv = NULL, **benv = NULL;
@@ -303,12 +370,34 @@ int sim_boot_start(SimEnclave *e)
     snprintf(mem, sizeof(mem), "%lluM",
              (unsigned long long)(e->mem_size / SIM_MIB));
     snprintf(smp, sizeof(smp), "%d", e->nvcpus);
+    if (!attestation_chain(e, att, sizeof(att), qenv, logfd)) {
+        err = fail(e, EIO, "cannot make the attestation chain in %s", att);
+        goto out;
+    }
+    snprintf(nsm_key, sizeof(nsm_key),
+             "virtio-nsm-device.private-key=%s/leaf.key", att);
+    snprintf(nsm_chain, sizeof(nsm_chain),
+             "virtio-nsm-device.certificate-chain=%s/chain.pem", att);
+    /*
+     * module_id: an instance ID per simulation directory (FNV-1a of its
+     * path), the slot as enclave ID
+     */
+    for (const char *c = e->cfg.dir; *c; c++) {
+        instance = (instance ^ (uint8_t)*c) * 1099511628211ULL;
+    }
+    snprintf(machine, sizeof(machine), "nitro-enclave,vsock=vsock0,acpi=on,"
+             "id=i-%017llx-enc%016llx", (unsigned long long)instance,
+             (unsigned long long)e->slot);
     {
         const char *const qargv[] = {
-            qemu, "-M", "nitro-enclave,vsock=vsock0,acpi=on", "-accel", "tcg",
+            qemu, "-M", machine, "-accel", "tcg",
             "-icount", "shift=1", "-m", mem, "-smp", smp, "-nodefaults",
             "-display", "none", "-no-reboot", "-chardev", machine_chardev,
             "-global", "virtio-mmio.force-legacy=false",
+            "-global", nsm_key, "-global", nsm_chain, "-global",
+            (e->flags & NE_ENCLAVE_DEBUG_MODE) ?
+            "virtio-nsm-device.debug-mode=on" :
+            "virtio-nsm-device.debug-mode=off",
             "-serial", "stdio", "-kernel", eif, NULL
         };
 

@@ -5,12 +5,15 @@
  *                  [--arch x86_64|aarch64] [--name N] [--version V]
  *                  [--metadata JSON|@FILE] -o app.eif
  *   qemu-eif describe app.eif|-
+ *   qemu-eif verify-attestation --root CERT [--eif FILE] [--pcr N=HEX]...
+ *                               [--nonce HEX] [--time SECONDS] DOC|-
+ *   qemu-eif make-attestation-chain --dir DIR [--module-id ID] [--days N]
  *
  * Both stream the image: memory use does not depend on its size.  Inputs
  * must be regular files (describe also reads stdin); build writes the
  * image whole or not at all (output.c).  describe prints JSON for any
  * image that it accepts: see describe_metadata() for a metadata section
- * that is not JSON.
+ * that is not JSON.  The attestation commands are in attest-*.c.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -30,6 +33,7 @@
 #include "crypto/init.h"
 #include "hw/core/eif.h"
 #include "output.h"
+#include "attest.h"
 
 /* The largest metadata read (--metadata @FILE) or printed (describe) */
 #define DESCRIBE_MAX_TEXT (16 * 1024 * 1024)
@@ -43,6 +47,12 @@ static void usage(void)
            "[--version VERSION]\n"
            "                 [--metadata JSON|@FILE] -o|--output FILE\n"
            "  qemu-eif describe FILE|-\n"
+           "  qemu-eif verify-attestation --root CERT [--eif FILE] "
+           "[--pcr N=HEX]...\n"
+           "                              [--nonce HEX] [--time SECONDS] "
+           "DOC|-\n"
+           "  qemu-eif make-attestation-chain --dir DIR [--module-id ID] "
+           "[--days N]\n"
            "\n"
            "build writes a version %d Enclave Image File with the sections\n"
            "kernel, cmdline, metadata and the initrds, in this order.  The\n"
@@ -54,7 +64,20 @@ static void usage(void)
            "architecture, sections, CRC, measurements (PCR0, PCR1, PCR2 and,\n"
            "if signed, PCR8) and metadata.  Metadata that is not JSON (or\n"
            "holds a number out of range) is printed as null, with the\n"
-           "reason in MetadataError.\n", EIF_VERSION);
+           "reason in MetadataError.\n"
+           "\n"
+           "verify-attestation checks an NSM attestation document (AWS's\n"
+           "COSE_Sign1, as virtio-nsm signs it): its ES384 signature, its\n"
+           "certificates up to the --root certificate and their validity\n"
+           "at --time (default now), its PCRs against the measurements of\n"
+           "--eif and the --pcr values, its nonce; it prints the payload\n"
+           "as JSON (bytes in hex, certificates in base64) or the reason\n"
+           "it fails, with exit status 1.\n"
+           "\n"
+           "make-attestation-chain writes a P-384 root, intermediate and\n"
+           "leaf (common name --module-id) into DIR: root.pem, leaf.key,\n"
+           "chain.pem (leaf to root) and the others; it never overwrites.\n",
+           EIF_VERSION);
 }
 
 /*
@@ -495,11 +518,24 @@ int main(int argc, char **argv)
     if (argc >= 2 && !strcmp(argv[1], "describe")) {
         return cmd_describe(argc - 1, argv + 1);
     }
+    if (argc >= 2 && (!strcmp(argv[1], "verify-attestation") ||
+                      !strcmp(argv[1], "make-attestation-chain"))) {
+#ifdef QEMU_EIF_ATTEST
+        return argv[1][0] == 'v' ?
+               cmd_verify_attestation(argc - 1, argv + 1) :
+               cmd_make_attestation_chain(argc - 1, argv + 1);
+#else
+        error_report("%s: this qemu-eif was built without GnuTLS or "
+                     "libcbor", argv[1]);
+        return 1;
+#endif
+    }
     if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
                       !strcmp(argv[1], "help"))) {
         usage();
         return 0;
     }
-    error_report("expected a command: build or describe (see --help)");
+    error_report("expected a command: build, describe, verify-attestation "
+                 "or make-attestation-chain (see --help)");
     return 2;
 }

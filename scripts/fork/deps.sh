@@ -23,10 +23,12 @@ new_pkgs="meson python3-pycotap"
 # Tests; clang's libFuzzer runtime for the EIF fuzzer; SeaBIOS for the
 # x86 machines that QEMU's generic tests start (the +ds base has no
 # firmware: --firmwarepath finds Debian's); libvirt, virt-install and
-# adduser for the libvirt tests; Sphinx and its theme for the manual.
+# adduser for the libvirt tests; Sphinx and its theme for the manual;
+# cryptography and cbor2 for the independent attestation verifier.
 test_pkgs="valgrind clang libclang-rt-dev seabios libvirt-daemon
     libvirt-daemon-driver-qemu libvirt-clients virtinst adduser
-    python3-sphinx python3-sphinx-rtd-theme"
+    python3-sphinx python3-sphinx-rtd-theme python3-cryptography
+    python3-cbor2"
 # Run time of -M nitro-enclave (the simulator's boot mode, make demo): the
 # +ds base has no qboot.rom (bios-microvm.bin) and linuxboot_dma.bin,
 # Debian's qemu-system-data has them; a static libc for the sample
