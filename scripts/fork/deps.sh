@@ -17,7 +17,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 build_pkgs="gcc make ninja-build python3 python3-venv pkg-config patch
     xz-utils git ca-certificates flex bison libglib2.0-dev libpixman-1-dev
     zlib1g-dev libisal-dev libfdt-dev libcbor-dev libgnutls28-dev
-    device-tree-compiler"
+    device-tree-compiler ccache"
 # Needed in a version newer than Debian 12 has (see above).
 new_pkgs="meson python3-pycotap"
 # Tests; clang's libFuzzer runtime for the EIF fuzzer; SeaBIOS for the
