@@ -142,20 +142,29 @@ static void nitro_serial_read(void *opaque)
     nitro_serial_flush(s);
 }
 
+/*
+ * An enclave's console has no input: what is typed into it is dropped
+ * (taken, so that a mux still sees its escape keys, such as ^A c).
+ */
+static int nitro_serial_chr_can_receive(void *opaque)
+{
+    return 4096;
+}
+
+static void nitro_serial_chr_receive(void *opaque, const uint8_t *buf,
+                                     int size)
+{
+}
+
+/*
+ * The chardev opened or closed: look at the backend again (a mux passes on
+ * its backend's events, such as the end of stdin, while it stays open).
+ */
 static void nitro_serial_chr_event(void *opaque, QEMUChrEvent event)
 {
     NitroSerialVsock *s = opaque;
 
-    switch (event) {
-    case CHR_EVENT_OPENED:
-        s->chr_open = true;
-        break;
-    case CHR_EVENT_CLOSED:
-        s->chr_open = false;
-        break;
-    default:
-        return;
-    }
+    s->chr_open = qemu_chr_fe_backend_open(&s->chr);
     nitro_serial_update_reading(s);
 }
 
@@ -274,7 +283,8 @@ static void nitro_serial_realize(DeviceState *dev, Error **errp)
     }
     s->timer = timer_new_ms(QEMU_CLOCK_REALTIME, nitro_serial_timer, s);
     s->chr_open = qemu_chr_fe_backend_open(&s->chr);
-    qemu_chr_fe_set_handlers(&s->chr, NULL, NULL, nitro_serial_chr_event,
+    qemu_chr_fe_set_handlers(&s->chr, nitro_serial_chr_can_receive,
+                             nitro_serial_chr_receive, nitro_serial_chr_event,
                              NULL, s, NULL, true);
 }
 

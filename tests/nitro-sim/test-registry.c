@@ -145,11 +145,16 @@ static void cli_free(Cli *c)
     free(c->err);
 }
 
-/* the names in @dir, but the files every directory has if @shared */
+/*
+ * the names in @dir, but the files every directory has (and the
+ * attestation chain that a real boot makes once for all its enclaves)
+ * unless @all
+ */
 static char *dir_names(const char *dir, bool all)
 {
     static const char *const shared[] = {
-        "registry", "registry.lock", "events.jsonl", NULL,
+        "registry", "registry.lock", "events.jsonl", "attestation",
+        "attestation.lock", NULL,
     };
     char *names = calloc(1, 4096);
     struct dirent *de;
