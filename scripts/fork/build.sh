@@ -10,6 +10,20 @@
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
+
+# QEMU's configure refuses a directory with a space or a colon in its
+# path: configure and build through a link that has neither (kept under
+# /tmp, re-made by each build, one per checkout).
+case "$top" in
+*[[:space:]:]*)
+    alias=/tmp/qemu-nitro-$(printf %s "$top" | sha256sum | cut -c1-16)
+    [ "$(readlink "$alias" 2>/dev/null)" = "$top" ] || {
+        rm -f "$alias"
+        ln -s "$top" "$alias"
+    }
+    top=$alias
+    ;;
+esac
 obj="$top/build/obj"
 
 # Dependencies: installed when root, otherwise the missing ones are named.

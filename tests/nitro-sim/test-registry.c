@@ -120,13 +120,20 @@ static void cli_run(Cli *c, uid_t uid, const char *a1, const char *a2)
     }
     pid = fork();
     if (pid == 0) {
+        /*
+         * opened before dropping root: @uid may not be able to reach the
+         * build (a checkout under /root)
+         */
+        int cli = open(getenv("NITRO_SIM_CLI"), O_RDONLY | O_CLOEXEC);
+        char *argv[] = { (char *)"nitro-sim", (char *)a1, (char *)a2, NULL };
+
         dup2(o[1], 1);
         dup2(e[1], 2);
         if (uid && (setgroups(0, NULL) < 0 || setgid(uid) < 0 ||
                     setuid(uid) < 0)) {
             _exit(126);
         }
-        execl(getenv("NITRO_SIM_CLI"), "nitro-sim", a1, a2, (char *)NULL);
+        fexecve(cli, argv, environ);
         _exit(127);
     }
     close(o[1]);

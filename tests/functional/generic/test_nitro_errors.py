@@ -249,11 +249,19 @@ class NitroErrors(NitroTest):
         os.chmod(tmp, 0o755)
         image = shutil.copy(self.make_eif(), tmp)
         os.chmod(image, 0o644)
+        # The binaries are opened here, as root, and run through their
+        # descriptors: that user may not reach the build (under /root),
+        # nor the build's etc/qemu/qemu.conf
+        qemu = os.open(self.qemu_bin, os.O_RDONLY)
+        self.addCleanup(os.close, qemu)
+        lib = os.open(self.sim_lib, os.O_RDONLY)
+        self.addCleanup(os.close, lib)
         cmd = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups',
-               'env', f'LD_PRELOAD={self.sim_lib}', f'NITRO_SIM_DIR={tmp}',
-               self.qemu_bin, '-display', 'none', '-accel', 'nitro',
+               'env', f'LD_PRELOAD=/proc/self/fd/{lib}',
+               f'NITRO_SIM_DIR={tmp}', f'/proc/self/fd/{qemu}',
+               '-no-user-config', '-display', 'none', '-accel', 'nitro',
                '-M', 'nitro', '-m', '128M', '-kernel', image]
-        res = subprocess.run(cmd, stdin=subprocess.DEVNULL,
+        res = subprocess.run(cmd, stdin=subprocess.DEVNULL, pass_fds=(qemu, lib),
                              capture_output=True, text=True, timeout=DEADLINE)
         self.assert_fails(res, f'cannot write the simulation directory '
                           f'{tmp} (NITRO_SIM_DIR): Permission denied')
