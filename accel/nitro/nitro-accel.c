@@ -214,9 +214,11 @@ static void nitro_stopped(NitroAccelState *s)
     case NITRO_STOP_FAILED:
         /* GUEST_PANICKED, then what -action panic= and -no-shutdown say */
         qemu_system_guest_panicked(NULL);
-        if (panic_action != PANIC_ACTION_PAUSE &&
-            panic_action != PANIC_ACTION_NONE &&
-            shutdown_action != SHUTDOWN_ACTION_PAUSE) {
+        if (panic_action == PANIC_ACTION_NONE) {
+            /* A guest may run on after its panic; an enclave cannot */
+            vm_stop(RUN_STATE_GUEST_PANICKED);
+        } else if (panic_action != PANIC_ACTION_PAUSE &&
+                   shutdown_action != SHUTDOWN_ACTION_PAUSE) {
             qemu_system_shutdown_request_with_code(SHUTDOWN_CAUSE_GUEST_PANIC,
                                                    EXIT_FAILURE);
         }
@@ -309,13 +311,22 @@ void nitro_enclave_boot_failed(const char *why)
     }
 }
 
-/* An enclave has no power button: system_powerdown terminates it. */
+/*
+ * An enclave has no power button: system_powerdown terminates it.  Once
+ * it has stopped (and QEMU stayed, -action panic=pause or -no-shutdown),
+ * powering it down ends QEMU.
+ */
 static void nitro_powerdown(Notifier *n, void *data)
 {
     NitroAccelState *s = container_of(n, NitroAccelState, powerdown);
 
-    if (s->state == NITRO_ENCLAVE_STOPPING ||
-        s->state == NITRO_ENCLAVE_STOPPED) {
+    if (s->state == NITRO_ENCLAVE_STOPPING) {
+        return;
+    }
+    if (s->state == NITRO_ENCLAVE_STOPPED) {
+        info_report("Nitro Enclaves: powering down: the enclave has "
+                    "stopped already");
+        qemu_system_shutdown_request(SHUTDOWN_CAUSE_HOST_QMP_QUIT);
         return;
     }
     info_report("Nitro Enclaves: powering down: terminating the enclave");
@@ -427,6 +438,14 @@ static bool nitro_can_pause(AccelState *as, Error **errp)
     ERRP_GUARD();
     NitroAccelState *s = NITRO_ACCEL(as);
 
+    if (s->start_when_ready) {
+        error_setg(errp, "the enclave starts as soon as its devices are "
+                   "ready (another launcher holds the heartbeat port): it "
+                   "cannot be paused");
+        error_append_hint(errp, "Start QEMU with -S to choose when the "
+                          "enclave starts (cont).\n");
+        return false;
+    }
     if (s->state == NITRO_ENCLAVE_RUNNING) {
         error_setg(errp, "an enclave cannot be paused");
         error_append_hint(errp, "The Nitro hypervisor runs the enclave "
@@ -445,6 +464,14 @@ static bool nitro_can_read_memory(AccelState *as, Error **errp)
         error_setg(errp, "the memory of an enclave cannot be read: it "
                    "belongs to the Nitro hypervisor since the enclave "
                    "started");
+        return false;
+    }
+    if (s->start_when_ready) {
+        error_setg(errp, "the memory of an enclave cannot be read: it "
+                   "belongs to the Nitro hypervisor as soon as the enclave "
+                   "starts, which it does once its devices are ready");
+        error_append_hint(errp, "Start QEMU with -S to read it before "
+                          "the enclave starts (cont).\n");
         return false;
     }
     return true;

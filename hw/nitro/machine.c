@@ -36,6 +36,7 @@
 #include "hw/nitro/vsock-bus.h"
 #include "hw/qdev-properties.h"
 #include "hw/arm/machines-qom.h"
+#include "system/address-spaces.h"
 #include "system/nitro-accel.h"
 #include "system/system.h"
 #include "image.h"
@@ -163,6 +164,12 @@ static void nitro_machine_init(MachineState *ms)
         error_report_err(err);
         exit(1);
     }
+    /*
+     * Guest-physical addresses are offsets into the donated RAM, as the
+     * image offset is: until the enclave starts, pmemsave, xp, sum and
+     * dump-guest-memory read what the enclave will boot from.
+     */
+    memory_region_add_subregion(get_system_memory(), 0, ms->ram);
     nms->measure = nitro_measure_start(&nms->image);
 }
 

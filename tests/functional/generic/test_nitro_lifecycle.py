@@ -145,6 +145,30 @@ class NitroLifecycle(NitroTest):
         self.assertEqual(self.status(), 'guest-panicked')
         self.assertEqual(self.enclave_state(), 'stopped')
 
+    def test_a_failed_enclave_cannot_run_again(self):
+        # QEMU stays after the boot failure (-action panic=none would let
+        # a guest run on, an enclave cannot): its state says stopped, cont
+        # says why it cannot run, system_powerdown ends QEMU
+        self.sim_env['NITRO_SIM_HEARTBEAT'] = 'bad'
+        for action in ('panic=none', 'panic=pause'):
+            with self.subTest(action=action):
+                vm = self._new_vm(action)
+                vm.add_args('-accel', 'nitro,debug-mode=on', '-M', 'nitro',
+                            '-m', '128M', '-kernel', self.make_eif(),
+                            '-display', 'none', '-action', action)
+                vm.launch()
+                vm.event_wait('GUEST_PANICKED', timeout=DEADLINE)
+                self.assertEqual(vm.cmd('query-status')['status'],
+                                 'guest-panicked')
+                self.assertEqual(vm.cmd('qom-get', path='/machine',
+                                        property='enclave-state'),
+                                 'stopped')
+                res = vm.qmp('cont')
+                self.assertIn('cannot run again', res['error']['desc'])
+                vm.cmd('system_powerdown')
+                vm.wait(timeout=DEADLINE)
+                self.assertEqual(vm.exitcode(), 0)
+
     def test_stop_refused(self):
         self.launch()
         self.wait_for(lambda: self.starts())
@@ -229,6 +253,27 @@ class NitroLifecycle(NitroTest):
         self.assertIn(msg, self.hmp('calc_dirty_rate 1'))
         self.assertFalse(os.path.exists(out))
         self.assertEqual(self.status(), 'running')
+
+    def test_memory_reads_before_the_start(self):
+        # Under -S the image is in guest RAM at the image offset: what
+        # pmemsave, xp and sum read there is the EIF
+        eif = self.make_eif()
+        self.launch('-S', kernel=eif)
+        out = self.scratch_file('mem')
+        self.vm.cmd('pmemsave', val=0x800000, size=4096, filename=out)
+        with open(eif, 'rb') as f:
+            want = f.read(4096)
+        with open(out, 'rb') as f:
+            self.assertEqual(f.read(), want)
+        total = 0
+        for byte in want:
+            # the BSD sum of HMP's sum command
+            total = ((total >> 1) | (total << 15)) & 0xffff
+            total = (total + byte) & 0xffff
+        self.assertEqual(self.hmp('sum 0x800000 4096').strip(),
+                         f'{total:05d}')
+        self.assertIn(' '.join(f'0x{b:02x}' for b in want[:4]),
+                      self.hmp('xp /4xb 0x800000'))
 
     def test_every_command_answers(self):
         # Each QMP command, without arguments, on a running enclave: a
@@ -364,6 +409,26 @@ class NitroLifecycle(NitroTest):
         # The port is free: the enclave starts by itself
         self.wait_for(lambda: self.heartbeats('ok'))
         self.assertEqual(self.status(), 'running')
+
+    def test_no_pause_or_memory_read_while_the_start_waits(self):
+        # The enclave starts as soon as the port is free: a stop, or a
+        # reader of its memory (calc-dirty-rate runs for a second), would
+        # be overtaken by that start
+        squatter = self.holder('listen')
+        try:
+            self.launch()
+            self.assertEqual(self.status(), 'prelaunch')
+            self.assert_qmp_error('stop', 'it cannot be paused')
+            self.assert_qmp_error('calc-dirty-rate', 'the memory of an '
+                                  'enclave cannot be read', calc_time=1)
+            self.assertIn('the memory of an enclave cannot be read',
+                          self.hmp('sum 0x800000 4096'))
+        finally:
+            self.release(squatter)
+        self.wait_for(lambda: self.heartbeats('ok'))
+        self.assertEqual(self.status(), 'running')
+        self.assertEqual(self.vm.cmd('query-dirty-rate')['status'],
+                         'unstarted')
 
     # The measurements
 
