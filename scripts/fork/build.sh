@@ -11,36 +11,38 @@ set -euo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
 
-# QEMU's configure refuses a directory with a space or a colon in its
-# path: configure and build through a link that has neither (kept under
-# /tmp, re-made by each build, one per checkout).
+# QEMU's configure and its Python venv refuse or break on a path with a
+# space or a colon: then build/ is a link to a directory under /var/tmp
+# (one per checkout) whose path has neither.
 case "$top" in
 *[[:space:]:]*)
-    alias=/tmp/qemu-nitro-$(printf %s "$top" | sha256sum | cut -c1-16)
-    [ "$(readlink "$alias" 2>/dev/null)" = "$top" ] || {
-        rm -f "$alias"
-        ln -s "$top" "$alias"
-    }
-    top=$alias
+    if [ ! -L "$top/build" ]; then
+        real=/var/tmp/qemu-nitro-$(printf %s "$top" | sha256sum | cut -c1-16)
+        rm -rf "$top/build" "$real"
+        mkdir -p "$real"
+        ln -s "$real" "$top/build"
+    fi
     ;;
 esac
-obj="$top/build/obj"
+mkdir -p "$top/build"
+build=$(cd "$top/build" && pwd -P)
+obj="$build/obj"
 
 # Dependencies: installed when root, otherwise the missing ones are named.
 "$top/scripts/fork/deps.sh"
 
-mkdir -p "$top/build"
-exec 9>"$top/build/.lock"
+exec 9>"$build/.lock"
 flock 9
 
 state=$("$top/scripts/fork/prepare-tree.sh")
 
 # ccache, when installed, keeps rebuilds of a re-created tree short.
-# Paths are hashed relative to the checkout, so clones share the cache.
+# Paths are hashed relative to the build directory, so clones share the
+# cache.
 cc=
 if command -v ccache >/dev/null; then
     cc="ccache cc"
-    export CCACHE_BASEDIR="$top" CCACHE_NOHASHDIR=1
+    export CCACHE_BASEDIR="$build" CCACHE_NOHASHDIR=1
 fi
 
 # Debian's python: it sees the system's meson and pycotap (the +ds base has
@@ -78,7 +80,7 @@ if [ "$state" = recreated ] || [ ! -f "$obj/build.ninja" ] ||
    [ "$(cat "$obj/.fork-configure" 2>/dev/null)" != "$want" ]; then
     rm -rf "$obj"
     mkdir -p "$obj"
-    (cd "$obj" && "$top/build/tree/configure" "${configure_args[@]}")
+    (cd "$obj" && "$build/tree/configure" "${configure_args[@]}")
     echo "$want" >"$obj/.fork-configure"
 fi
 
