@@ -48,6 +48,7 @@ SIM = ['nitro-sim-driver', 'nitro-sim-enclave']
 MEMORY = 'nitro-func-x86_64/nitro_memory'
 BOOT = 'nitro-func-x86_64/nitro_boot'
 VHOST_VSOCK = 'nitro-vhost-user-vsock'
+OP_MATRIX = 'nitro-func-x86_64/nitro_op_matrix'
 
 
 MUTANTS = [
@@ -218,6 +219,27 @@ MUTANTS = [
            'int fd = vuv_host_connect(&v->cfg, dst_cid, dst_port, src_port,',
            'int fd = vuv_host_connect(&v->cfg, v->host_cid, dst_port, '
            'src_port,', [BOOT]),
+    # The start that waits for the port, a failed boot that QEMU keeps,
+    # guest RAM in the address space, the whole monitor
+    Mutant('stop-while-the-start-waits', 'accel/nitro/nitro-accel.c',
+           '    if (s->start_when_ready) {\n        error_setg(errp, "the enclave '
+           'starts',
+           '    if (false) {\n        error_setg(errp, "the enclave starts',
+           [LIFECYCLE]),
+    Mutant('read-while-the-start-waits', 'accel/nitro/nitro-accel.c',
+           '    if (s->start_when_ready) {\n        error_setg(errp, "the memory',
+           '    if (false) {\n        error_setg(errp, "the memory',
+           [LIFECYCLE]),
+    Mutant('panic-none-keeps-running', 'accel/nitro/nitro-accel.c',
+           '            vm_stop(RUN_STATE_GUEST_PANICKED);',
+           '            ;', [LIFECYCLE, OP_MATRIX]),
+    Mutant('powerdown-of-stopped-ignored', 'accel/nitro/nitro-accel.c',
+           '    if (s->state == NITRO_ENCLAVE_STOPPING) {\n        return;',
+           '    if (s->state >= NITRO_ENCLAVE_STOPPING) {\n        return;',
+           [LIFECYCLE]),
+    Mutant('ram-not-in-address-space', 'hw/nitro/machine.c',
+           'memory_region_add_subregion(get_system_memory(), 0, ms->ram);',
+           ';', [LIFECYCLE]),
 ]
 
 
