@@ -88,6 +88,23 @@ static bool eif_builder_add(EifBuilder *b, EifSectionType type,
     return true;
 }
 
+/* A kernel that says it is for another architecture would not boot */
+static bool eif_builder_check_kernel(EifBuilder *b, const EifBuildParams *p,
+                                     Error **errp)
+{
+    uint8_t hdr[EIF_KERNEL_ARCH_PROBE];
+    ssize_t n = pread(b->in[0].fd, hdr, sizeof(hdr), 0);
+    EifArch arch;
+
+    if (n <= 0 || !eif_kernel_arch(hdr, n, &arch) || arch == p->arch) {
+        return true;
+    }
+    error_setg(errp, "kernel '%s' is a Linux kernel for %s, not %s (the "
+               "image's architecture)", p->kernel, eif_arch_name(arch),
+               eif_arch_name(p->arch));
+    return false;
+}
+
 static bool eif_builder_open(EifBuilder *b, const EifBuildParams *p,
                              Error **errp)
 {
@@ -106,6 +123,7 @@ static bool eif_builder_open(EifBuilder *b, const EifBuildParams *p,
         return false;
     }
     if (!eif_builder_add(b, EIF_SECTION_KERNEL, p->kernel, NULL, errp) ||
+        !eif_builder_check_kernel(b, p, errp) ||
         !eif_builder_add(b, EIF_SECTION_CMDLINE, NULL,
                          p->cmdline ?: eif_default_cmdline(p->arch), errp) ||
         !eif_builder_add(b, EIF_SECTION_METADATA, NULL,

@@ -17,6 +17,7 @@
 #include "qemu/osdep.h"
 #include "qemu/bswap.h"
 #include "qapi/error.h"
+#include "elf.h"
 
 #include "hw/core/eif-internal.h"
 
@@ -199,9 +200,46 @@ bool eif_parse_section_header(EifParser *p, unsigned i,
     return true;
 }
 
+bool eif_kernel_arch(const void *data, size_t len, EifArch *arch)
+{
+    const uint8_t *hdr = data;
+    const Elf64_Ehdr *ehdr = data;
+    uint16_t machine;
+
+    if (len >= 0x206 && !memcmp(hdr + 0x202, "HdrS", 4)) {
+        *arch = EIF_ARCH_X86_64;
+        return true;
+    }
+    if (len >= 0x3c && !memcmp(hdr + 0x38, "ARM\x64", 4)) {
+        *arch = EIF_ARCH_AARCH64;
+        return true;
+    }
+    if (len < sizeof(*ehdr) || memcmp(hdr, ELFMAG, SELFMAG) ||
+        hdr[EI_CLASS] != ELFCLASS64) {
+        return false;
+    }
+    machine = hdr[EI_DATA] == ELFDATA2MSB ? be16_to_cpu(ehdr->e_machine) :
+                                            le16_to_cpu(ehdr->e_machine);
+    if (machine != EM_X86_64 && machine != EM_AARCH64) {
+        return false;
+    }
+    *arch = machine == EM_X86_64 ? EIF_ARCH_X86_64 : EIF_ARCH_AARCH64;
+    return true;
+}
+
 bool eif_parse_data(EifParser *p, const EifSection *s, uint64_t pos,
                     const uint8_t *data, size_t len, Error **errp)
 {
+    EifArch arch;
+
+    /* The hypervisor would boot it as a kernel of the header's arch */
+    if (s->type == EIF_SECTION_KERNEL && pos == 0 &&
+        eif_kernel_arch(data, len, &arch) && arch != p->info->arch) {
+        error_setg(errp, "section %u (kernel) is a Linux kernel for %s in "
+                   "an image for %s", s->index, eif_arch_name(arch),
+                   eif_arch_name(p->info->arch));
+        return false;
+    }
     if (s->type == EIF_SECTION_CMDLINE) {
         const uint8_t *nul = memchr(data, 0, len);
 

@@ -141,6 +141,20 @@ const char *eif_section_type_name(unsigned type);
  */
 const char *eif_arch_name(EifArch arch);
 
+/* How many bytes of a kernel image eif_kernel_arch() looks at */
+#define EIF_KERNEL_ARCH_PROBE   0x210
+
+/**
+ * eif_kernel_arch:
+ * @data: the start of a Linux kernel image
+ * @len: its length (from EIF_KERNEL_ARCH_PROBE bytes, every format is seen)
+ * @arch: where to store its architecture
+ *
+ * Returns: true when the image says its architecture: an x86 bzImage,
+ * an arm64 Image or a 64-bit ELF vmlinux; false otherwise.
+ */
+bool eif_kernel_arch(const void *data, size_t len, EifArch *arch);
+
 /**
  * eif_open_file:
  * @path: the file to open for reading

@@ -25,7 +25,6 @@
 #include "hw/boards.h"
 #include "system/memory.h"
 #include "system/nitro-accel.h"
-#include "elf.h"
 #include "image.h"
 #include "machine-ram.h"
 #include "trace.h"
@@ -194,41 +193,15 @@ static bool nitro_image_check_arch(const char *path, EifArch arch,
     return true;
 }
 
-/*
- * The architecture of a Linux kernel image, when it says: an x86 bzImage
- * ("HdrS" at 0x202), an arm64 Image ("ARM\x64" at 0x38), or an ELF
- * vmlinux.  Returns false when the format is not recognised.
- */
+/* The architecture of the Linux kernel image @fd, when it says */
 static bool nitro_image_kernel_arch(int fd, EifArch *arch)
 {
-    uint8_t hdr[0x210];
-    Elf64_Ehdr *ehdr = (Elf64_Ehdr *)hdr;
+    uint8_t hdr[EIF_KERNEL_ARCH_PROBE];
+    ssize_t n = pread(fd, hdr, sizeof(hdr), 0);
 
-    if (pread(fd, hdr, sizeof(hdr), 0) != sizeof(hdr)) {
-        return false;
-    }
-    if (!memcmp(hdr + 0x202, "HdrS", 4)) {
-        *arch = EIF_ARCH_X86_64;
-        return true;
-    }
-    if (!memcmp(hdr + 0x38, "ARM\x64", 4)) {
-        *arch = EIF_ARCH_AARCH64;
-        return true;
-    }
-    if (!memcmp(hdr, ELFMAG, SELFMAG) && hdr[EI_CLASS] == ELFCLASS64) {
-        uint16_t machine = hdr[EI_DATA] == ELFDATA2MSB ?
-                           be16_to_cpu(ehdr->e_machine) :
-                           le16_to_cpu(ehdr->e_machine);
-
-        if (machine == EM_X86_64 || machine == EM_AARCH64) {
-            *arch = machine == EM_X86_64 ? EIF_ARCH_X86_64 : EIF_ARCH_AARCH64;
-            return true;
-        }
-    }
-    return false;
+    return n > 0 && eif_kernel_arch(hdr, n, arch);
 }
 
-/* Read the EIF @fd into @dst, then validate it there. */
 /*
  * nitro-cli refuses memory below 4 times the image (its E26): the enclave
  * kernel unpacks its initramfs into enclave memory, so an image that
@@ -254,6 +227,7 @@ static bool nitro_image_check_memory(MachineState *ms, const NitroImage *img,
     return false;
 }
 
+/* Read the EIF @fd into @dst, then validate it there. */
 static bool nitro_image_load_eif(MachineState *ms, int fd, void *dst,
                                  uint64_t capacity, NitroImage *img,
                                  Error **errp)

@@ -9,8 +9,10 @@
 
 import os
 import shutil
+import struct
 import subprocess
 import tempfile
+import zlib
 
 from qemu_test.nitro import DEADLINE, NitroTest, MiB
 
@@ -144,6 +146,35 @@ class NitroErrors(NitroTest):
         self.assert_fails(res, f'other-kernel is for {other}, not '
                           f'{self.target_arch}')
         self.assertIn(f'Run it with qemu-system-{other}', res.stderr)
+        self.assert_driver_untouched()
+
+    def test_wrong_arch_kernel_in_eif(self):
+        # An EIF for this architecture that holds a kernel of the other
+        with open(self.data('kernel', 64 * 1024, 'k'), 'rb') as f:
+            kernel = bytearray(f.read())
+        kernel[0x38:0x3c] = b'ARM\x64'
+        other = 'aarch64'
+        if self.target_arch == 'aarch64':
+            kernel[0x38:0x3c] = b'kkkk'
+            kernel[0x202:0x206] = b'HdrS'
+            other = 'x86_64'
+        path = self.scratch_file('other-kernel')
+        with open(path, 'wb') as f:
+            f.write(kernel)
+        eif = self.scratch_file('mixed.eif')
+        self.build_eif(eif, path, [self.data('rd', 4096, 'rd')],
+                       'console=ttyS0', arch=other)
+        with open(eif, 'r+b') as f:
+            img = bytearray(f.read())
+            struct.pack_into('>H', img, 6, 1 if other == 'x86_64' else 0)
+            struct.pack_into('>I', img, 544,
+                             zlib.crc32(img[:544] + img[548:]))
+            f.seek(0)
+            f.write(img)
+        res = self.nitro('-kernel', eif)
+        self.assert_fails(res, f'mixed.eif: section 0 (kernel) is a Linux '
+                          f'kernel for {other} in an image for '
+                          f'{self.target_arch}')
         self.assert_driver_untouched()
 
     def test_image_too_big(self):

@@ -199,6 +199,35 @@ def not_regular(tmp, kernel, initrd):
     assert_no_temp(tmp)
 
 
+def wrong_arch_kernel(tmp, initrd):
+    """A kernel of the other architecture: refused by build; an image that
+    holds one anyway is refused by describe (and so by its loaders)"""
+    arm = bytearray(os.urandom(300000))
+    arm[0x202:0x206] = b'\0\0\0\0'
+    arm[0x38:0x3c] = b'ARM\x64'
+    kernel = os.path.join(tmp, 'arm64-Image')
+    with open(kernel, 'wb') as f:
+        f.write(arm)
+    out = os.path.join(tmp, 'mixed.eif')
+    err = run('build', '--kernel', kernel, '--initrd', initrd,
+              '--arch', 'x86_64', '-o', out, ok=False)
+    assert f"kernel '{kernel}' is a Linux kernel for aarch64, not x86_64" \
+        in err, err
+    assert not os.path.exists(out)
+    run('build', '--kernel', kernel, '--initrd', initrd, '--arch', 'aarch64',
+        '-o', out)
+    with open(out, 'rb') as f:
+        img = bytearray(f.read())
+    struct.pack_into('>H', img, 6, 0)   # flags: x86_64
+    struct.pack_into('>I', img, 544, zlib.crc32(img[:544] + img[548:]))
+    with open(out, 'wb') as f:
+        f.write(img)
+    err = run('describe', out, ok=False)
+    assert 'section 0 (kernel) is a Linux kernel for aarch64 in an image ' \
+        'for x86_64' in err, err
+    os.unlink(out)
+
+
 def metadata_json(tmp, kernel, initrd):
     """describe prints JSON for any metadata section"""
     out = os.path.join(tmp, 'meta.eif')
@@ -344,6 +373,7 @@ def main():
         signed(tmp, good)
         not_regular(tmp, kernel, initrd)
         metadata_json(tmp, kernel, initrd)
+        wrong_arch_kernel(tmp, initrd)
         failed_build(tmp, kernel, initrd)
         interrupted_build(tmp, initrd)
     print('qemu-eif: all checks passed')
