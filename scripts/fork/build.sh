@@ -12,16 +12,23 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 
 # QEMU's configure and its Python venv refuse or break on a path with a
-# space or a colon: then build/ is a link to a directory under /var/tmp
-# (one per checkout) whose path has neither.
+# space or a colon.  Then the build happens in a mirror of the checkout
+# under /var/tmp whose path has neither: links to the checkout's entries
+# and a real build/, which the checkout's build links to (the tests find
+# the checkout two levels above the build, as they do without a mirror).
 case "$top" in
 *[[:space:]:]*)
+    mirror=/var/tmp/qemu-nitro-$(printf %s "$top" | sha256sum | cut -c1-16)
     if [ ! -L "$top/build" ]; then
-        real=/var/tmp/qemu-nitro-$(printf %s "$top" | sha256sum | cut -c1-16)
-        rm -rf "$top/build" "$real"
-        mkdir -p "$real"
-        ln -s "$real" "$top/build"
+        rm -rf "$top/build" "$mirror"
+        mkdir -p "$mirror/build"
+        ln -s "$mirror/build" "$top/build"
     fi
+    for entry in "$top"/* "$top"/.[!.]*; do
+        name=${entry##*/}
+        [ -e "$entry" ] && [ "$name" != build ] || continue
+        ln -sfn "$entry" "$mirror/$name"
+    done
     ;;
 esac
 mkdir -p "$top/build"

@@ -18,7 +18,9 @@ import subprocess
 import sys
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-OBJ = os.path.join(TOP, 'build', 'obj')
+# build/ may be a link (a checkout whose path has a space): meson knows
+# the build directory by its real path
+OBJ = os.path.realpath(os.path.join(TOP, 'build', 'obj'))
 BUILD = os.path.join(TOP, 'scripts', 'fork', 'build.sh')
 MESON = os.path.join(OBJ, 'pyvenv', 'bin', 'meson')
 
