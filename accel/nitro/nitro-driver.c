@@ -97,7 +97,12 @@ static const NitroDriverError nitro_driver_errors[] = {
 };
 
 /* Set @errp for a failed @op with errno @err. */
-static void nitro_driver_error(Error **errp, const char *op, int err)
+/*
+ * The driver's @err for @op, with the fix; a CPU pool example holds at
+ * least @pool_cpus CPUs.
+ */
+static void nitro_driver_pool_error(Error **errp, const char *op, int err,
+                                    unsigned pool_cpus)
 {
     ERRP_GUARD();
     size_t i;
@@ -112,7 +117,8 @@ static void nitro_driver_error(Error **errp, const char *op, int err)
                    op, e->message, e->name);
         if (e->hint && strstr(e->hint, "%s")) {
             g_autofree char *pool = nitro_cpu_pool();
-            g_autofree char *example = nitro_pool_example();
+            unsigned size;
+            g_autofree char *example = nitro_pool_example(pool_cpus, &size);
 
             error_append_hint(errp, CPU_POOL_HINT, pool,
                               example ? ", on this host e.g. 'echo " : "",
@@ -124,6 +130,11 @@ static void nitro_driver_error(Error **errp, const char *op, int err)
         return;
     }
     error_setg_errno(errp, err, "Nitro Enclaves: %s failed", op);
+}
+
+static void nitro_driver_error(Error **errp, const char *op, int err)
+{
+    nitro_driver_pool_error(errp, op, err, 1);
 }
 
 int nitro_driver_open(Error **errp)
@@ -238,11 +249,19 @@ bool nitro_driver_add_vcpu(int enclave_fd, uint32_t *cpu, unsigned nth,
                                               "asked with -smp", nth + 1,
                                               total);
 
-        nitro_driver_error(errp, op, err);
+        nitro_driver_pool_error(errp, op, err, total);
         if (err == NE_ERR_NO_CPUS_AVAIL_IN_POOL) {
+            unsigned most;
+            g_autofree char *all = nitro_pool_example(UINT_MAX, &most);
+
             error_append_hint(errp, "The pool had %u CPUs free for this "
                               "enclave; -smp %u asks for %u.\n", nth, total,
                               total);
+            if (all && most < total) {
+                error_append_hint(errp, "This host has %u CPUs outside "
+                                  "core 0: use -smp %u or less.\n", most,
+                                  most);
+            }
         }
         return false;
     }

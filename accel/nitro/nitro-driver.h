@@ -17,11 +17,12 @@
 char *nitro_cpu_pool(void);
 
 /*
- * nitro-pool.c: the siblings of the first core that may be in the pool
- * (not core 0), as this host numbers them (e.g. "1,5" on EC2 x86), or
- * NULL if the host does not say.
+ * nitro-pool.c: a pool of full cores, not core 0, of at least @cpus CPUs
+ * (the first cores, as this host numbers their siblings: e.g. "1,5" on
+ * EC2 x86), or of every core but core 0 when the host has fewer; its
+ * size in *@size.  NULL if the host does not say.
  */
-char *nitro_pool_example(void);
+char *nitro_pool_example(unsigned cpus, unsigned *size);
 
 /* Open the device; returns the fd or -1 with @errp set. */
 int nitro_driver_open(Error **errp);

@@ -31,28 +31,52 @@ char *nitro_cpu_pool(void)
     return g_strdup(*pool ? pool : "empty");
 }
 
-char *nitro_pool_example(void)
+/* "1-3,5,7-8" */
+static char *nitro_format_cpu_list(const unsigned long *cpus)
 {
-    g_autofree unsigned long *cpus = bitmap_new(NITRO_MAX_HOST_CPUS);
+    GString *out = g_string_new(NULL);
+    unsigned long first = find_first_bit(cpus, NITRO_MAX_HOST_CPUS);
+
+    while (first < NITRO_MAX_HOST_CPUS) {
+        unsigned long end = find_next_zero_bit(cpus, NITRO_MAX_HOST_CPUS,
+                                               first);
+
+        g_string_append_printf(out, "%s%lu", out->len ? "," : "", first);
+        if (end - 1 > first) {
+            g_string_append_printf(out, "-%lu", end - 1);
+        }
+        first = find_next_bit(cpus, NITRO_MAX_HOST_CPUS, end);
+    }
+    return g_string_free(out, false);
+}
+
+char *nitro_pool_example(unsigned cpus, unsigned *size)
+{
+    g_autofree unsigned long *pool = bitmap_new(NITRO_MAX_HOST_CPUS);
+    g_autofree unsigned long *core = bitmap_new(NITRO_MAX_HOST_CPUS);
     unsigned cpu;
 
     for (cpu = 1; cpu < NITRO_MAX_HOST_CPUS; cpu++) {
-        g_autofree char *list = nitro_sysfs_read("devices/system/cpu/cpu%u/"
-                                                 "topology/"
-                                                 "thread_siblings_list",
-                                                 cpu);
+        g_autofree char *list = NULL;
 
-        if (!list) {
-            return NULL;
+        if (test_bit(cpu, pool)) {
+            continue;
         }
-        bitmap_zero(cpus, NITRO_MAX_HOST_CPUS);
-        if (nitro_parse_cpu_list(list, cpus) &&
-            !bitmap_empty(cpus, NITRO_MAX_HOST_CPUS) &&
-            !test_bit(0, cpus)) {
-            return g_steal_pointer(&list);
+        list = nitro_sysfs_read("devices/system/cpu/cpu%u/topology/"
+                                "thread_siblings_list", cpu);
+        if (!list) {
+            break;
+        }
+        bitmap_zero(core, NITRO_MAX_HOST_CPUS);
+        if (nitro_parse_cpu_list(list, core) && !test_bit(0, core)) {
+            bitmap_or(pool, pool, core, NITRO_MAX_HOST_CPUS);
+        }
+        if (bitmap_count_one(pool, NITRO_MAX_HOST_CPUS) >= MAX(cpus, 1)) {
+            break;
         }
     }
-    return NULL;
+    *size = bitmap_count_one(pool, NITRO_MAX_HOST_CPUS);
+    return *size ? nitro_format_cpu_list(pool) : NULL;
 }
 
 int nitro_pool_node(void)

@@ -307,6 +307,20 @@ class NitroErrors(NitroTest):
         self.assertIn("'echo 1,5 > /sys/module/nitro_enclaves/parameters/"
                       "ne_cpus'", res.stderr)
 
+    def test_pool_hint_fits_the_vcpus(self):
+        # The pool a too small pool's hint suggests holds the -smp vCPUs,
+        # and the driver takes it; or the host cannot give that many
+        self.sim_env['NITRO_SIM_CPUS'] = '1,5'
+        res = self.nitro('-kernel', self.make_eif(), '-smp', '4')
+        self.assert_fails(res, "'echo 1-2,5-6 > ")
+        self.sim_env['NITRO_SIM_CPUS'] = '1-2,5-6'
+        self.sim_env['NITRO_SIM_MIN_MEM_MIB'] = '256'
+        res = self.nitro('-kernel', self.make_eif(), '-smp', '4')
+        self.assert_fails(res, 'NE_ERR_ENCLAVE_MEM_MIN_SIZE')
+        res = self.nitro('-kernel', self.make_eif(), '-smp', '8')
+        self.assert_fails(res, 'This host has 6 CPUs outside core 0: use '
+                          '-smp 6 or less.')
+
     def test_pool_hint_is_valid(self):
         # The pool the hint suggests is one the driver accepts
         for topology, pool in (('ec2', '1,5'), ('consecutive', '2-3')):
