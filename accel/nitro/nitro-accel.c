@@ -28,6 +28,7 @@
  */
 
 #include "qemu/osdep.h"
+#include <sys/utsname.h>
 #include "qapi/error.h"
 #include "qapi/qapi-commands-migration.h"
 #include "qapi/visitor.h"
@@ -35,6 +36,7 @@
 #include "qemu/main-loop.h"
 #include "qemu/module.h"
 #include "qemu/notify.h"
+#include "qemu/target-info.h"
 #include "qemu/timer.h"
 #include "qemu/accel.h"
 #include "accel/accel-ops.h"
@@ -518,6 +520,23 @@ static void nitro_machine_done(Notifier *n, void *data)
     }
 }
 
+/* An enclave runs on its parent's architecture */
+static bool nitro_check_host_arch(Error **errp)
+{
+    const char *target = target_aarch64() ? "aarch64" : "x86_64";
+    struct utsname host;
+
+    if (uname(&host) || !strcmp(host.machine, target)) {
+        return true;
+    }
+    error_setg(errp, "qemu-system-%s cannot launch an enclave on this %s "
+               "parent instance", target, host.machine);
+    error_append_hint(errp, "A Nitro enclave has the architecture of its "
+                      "parent: use qemu-system-%s with an image for %s.\n",
+                      host.machine, host.machine);
+    return false;
+}
+
 static bool nitro_create(NitroAccelState *s, MachineState *ms, Error **errp)
 {
     ERRP_GUARD();
@@ -529,7 +548,8 @@ static bool nitro_create(NitroAccelState *s, MachineState *ms, Error **errp)
         error_append_hint(errp, "Use -M nitro.\n");
         return false;
     }
-    if (!nitro_check_cid(s->requested_cid, errp)) {
+    if (!nitro_check_cid(s->requested_cid, errp) ||
+        !nitro_check_host_arch(errp)) {
         return false;
     }
     error_setg(&s->migration_blocker, "an enclave cannot be migrated or "

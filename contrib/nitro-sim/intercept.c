@@ -5,9 +5,10 @@
  * __open64_2, __openat_2, __openat64_2, fopen, fopen64; access and
  * faccessat say it exists) and the simulated sysfs files (sysfs.c),
  * ioctl on the simulated fds, close (to notice the last close of an
- * enclave fd at once), and the socket calls of
- * AF_VSOCK sockets.  Everything else goes to the next definition
- * (dlsym(RTLD_NEXT)), normally libc's, through the table of real.c.
+ * enclave fd at once), the socket calls of AF_VSOCK sockets, and uname
+ * (the machine is the simulated host's, NITRO_SIM_ARCH).  Everything
+ * else goes to the next definition (dlsym(RTLD_NEXT)), normally libc's,
+ * through the table of real.c.
  *
  * Copyright (c) 2025 Nitro Enclaves for QEMU authors
  *
@@ -26,6 +27,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
@@ -390,4 +392,19 @@ EXPORT int setsockopt(int fd, int level, int name, const void *val,
     }
     sim_real_init();
     return sim_real.setsockopt(fd, level, name, val, len);
+}
+
+/* The simulated parent's architecture, as a launcher asks for it */
+EXPORT int uname(struct utsname *buf)
+{
+    const char *arch = getenv("NITRO_SIM_ARCH");
+    int ret;
+
+    sim_real_init();
+    ret = sim_real.uname(buf);
+    if (!ret && arch && (!strcmp(arch, "x86_64") ||
+                         !strcmp(arch, "aarch64"))) {
+        snprintf(buf->machine, sizeof(buf->machine), "%s", arch);
+    }
+    return ret;
 }

@@ -15,6 +15,7 @@
 #define NITRO_SIM_H
 
 #include <stdbool.h>
+#include <sys/utsname.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <limits.h>
@@ -290,6 +291,7 @@ typedef struct SimReal {
     int (*setsockopt)(int, int, int, const void *, socklen_t);
     void *(*fopen)(const char *, const char *);
     void *(*fopen64)(const char *, const char *);
+    int (*uname)(struct utsname *);
 } SimReal;
 
 extern SimReal sim_real;

@@ -54,6 +54,7 @@ static void resolve(void)
     sim_real.setsockopt = sim_real_next("setsockopt");
     sim_real.fopen = sim_real_next("fopen");
     sim_real.fopen64 = sim_real_next("fopen64");
+    sim_real.uname = sim_real_next("uname");
 }
 
 void sim_real_init(void)

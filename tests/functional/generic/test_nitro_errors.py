@@ -127,6 +127,17 @@ class NitroErrors(NitroTest):
                           f'{self.target_arch}')
         self.assert_driver_untouched()
 
+    def test_parent_of_the_other_arch(self):
+        # The simulated parent (uname) is of the other architecture
+        other = 'x86_64' if self.target_arch == 'aarch64' else 'aarch64'
+        self.sim_env['NITRO_SIM_ARCH'] = other
+        res = self.nitro('-kernel', self.make_eif())
+        self.assert_fails(res, f'qemu-system-{self.target_arch} cannot '
+                          f'launch an enclave on this {other} parent')
+        self.assertIn(f'use qemu-system-{other} with an image for {other}',
+                      res.stderr)
+        self.assertEqual(self.ioctls('NE_CREATE_VM'), [])
+
     def test_wrong_arch_kernel(self):
         # A direct boot of the other architecture's kernel is refused
         # before the hypervisor sees it: an x86 bzImage has "HdrS" at
@@ -289,7 +300,8 @@ class NitroErrors(NitroTest):
         self.addCleanup(os.close, lib)
         cmd = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups',
                'env', f'LD_PRELOAD=/proc/self/fd/{lib}',
-               f'NITRO_SIM_DIR={tmp}', f'/proc/self/fd/{qemu}',
+               f'NITRO_SIM_DIR={tmp}', f'NITRO_SIM_ARCH={self.target_arch}',
+               f'/proc/self/fd/{qemu}',
                '-no-user-config', '-display', 'none', '-accel', 'nitro',
                '-M', 'nitro', '-m', '128M', '-kernel', image]
         res = subprocess.run(cmd, stdin=subprocess.DEVNULL, pass_fds=(qemu, lib),
