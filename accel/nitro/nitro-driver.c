@@ -280,11 +280,11 @@ bool nitro_driver_start(int enclave_fd, bool debug_mode, uint64_t *cid,
 
     if (ioctl(enclave_fd, NE_START_ENCLAVE, &info) < 0) {
         if (errno == EADDRINUSE) {
+            /* all in the message: QMP clients (libvirt) show no hint */
             error_setg(errp, "Nitro Enclaves: starting the enclave failed: "
                        "CID %" PRIu64 " is already used by another enclave "
-                       "or VM", *cid);
-            error_append_hint(errp, "Choose another requested-cid, or 0 "
-                              "to let the hypervisor choose.\n");
+                       "or VM; choose another requested-cid, or 0 to let "
+                       "the hypervisor choose", *cid);
             return false;
         }
         nitro_driver_error(errp, "starting the enclave", errno);

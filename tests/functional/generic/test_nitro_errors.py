@@ -410,7 +410,7 @@ class NitroErrors(NitroTest):
         res = self.nitro('-kernel', image, accel='nitro,requested-cid=77')
         self.assert_fails(res, 'starting the enclave failed: CID 77 is '
                           'already used by another enclave or VM')
-        self.assertIn('Choose another requested-cid', res.stderr)
+        self.assertIn('choose another requested-cid', res.stderr)
 
 
 if __name__ == '__main__':

@@ -115,7 +115,10 @@ class NitroLifecycle(NitroTest):
                         '-global', 'nitro-heartbeat.port-wait=0')
         second.launch()
         res = second.qmp('cont')
-        self.assertIn('CID 77 is already used', res['error']['desc'])
+        # what to do is in the error itself: libvirt shows no hint
+        self.assertIn('CID 77 is already used by another enclave or VM; '
+                      'choose another requested-cid, or 0 to let the '
+                      'hypervisor choose', res['error']['desc'])
         self.assertEqual(second.cmd('query-status')['status'], 'prelaunch')
         second.shutdown()
 
