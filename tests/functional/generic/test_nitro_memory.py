@@ -198,6 +198,23 @@ class NitroMemory(NitroTest):
         self.assertEqual(res.returncode, 1, res.stderr)
         self.assertIn('this host has no 32 MiB huge pages', res.stderr)
 
+    def test_backend_short_of_huge_pages(self):
+        # A memory backend of more 2 MiB pages than are free (libvirt's
+        # <hugepages/>): how many are needed and where to reserve them
+        d = '/sys/kernel/mm/hugepages/hugepages-2048kB'
+        with open(f'{d}/free_hugepages') as f:
+            pages = int(f.read()) + 1024
+        res = self.run_qemu('-accel', 'nitro', '-M', 'nitro,memory-backend=m',
+                            '-m', f'{pages * 2}M', '-kernel', self.make_eif(),
+                            '-object', 'memory-backend-memfd,id=m,'
+                            f'hugetlb=on,hugetlbsize=2M,size={pages * 2}M')
+        self.assertEqual(res.returncode, 1, res.stderr)
+        self.assertIn('unable to map backing store', res.stderr)
+        self.assertIn(f'It needs {pages} free huge pages of 2048 kB: reserve '
+                      f'them as root, e.g. by adding {pages} to '
+                      f'{d}/nr_hugepages.', res.stderr)
+        self.assertEqual(self.ioctls('NE_SET_USER_MEMORY_REGION'), [])
+
 
 if __name__ == '__main__':
     NitroTest.main()
