@@ -18,9 +18,7 @@ import subprocess
 import sys
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# build/ may be a link (a checkout whose path has a space): meson knows
-# the build directory by its real path
-OBJ = os.path.realpath(os.path.join(TOP, 'build', 'obj'))
+OBJ = os.path.join(TOP, 'build', 'obj')
 BUILD = os.path.join(TOP, 'scripts', 'fork', 'build.sh')
 MESON = os.path.join(OBJ, 'pyvenv', 'bin', 'meson')
 
@@ -49,7 +47,9 @@ def needed_outputs(tests):
         for target in by_id.values():
             if exe in target['filename']:
                 outputs.update(target['filename'])
-    return sorted(os.path.relpath(o, OBJ) for o in outputs)
+    # build/ may be a link (made by the build, for a checkout whose path
+    # has a space): meson names the outputs under its real path
+    return sorted(os.path.relpath(o, os.path.realpath(OBJ)) for o in outputs)
 
 
 # A TAP result line with a SKIP directive: "ok 3 name # SKIP reason"
