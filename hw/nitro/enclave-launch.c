@@ -113,7 +113,14 @@ pid_t nitro_enclave_spawn(const char *const argv[], char *const env[],
 
     if (pid == 0) {
         int devnull = open("/dev/null", O_RDWR);
+        sigset_t none;
 
+        /*
+         * The forking thread may block signals (QEMU's vCPU threads block
+         * them all) and exec keeps the mask: the child must see SIGTERM
+         */
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         dup2(devnull, 0);
         dup2(out >= 0 ? out : devnull, 1);

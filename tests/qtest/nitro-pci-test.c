@@ -392,6 +392,20 @@ static char *wait_file(Ne *ne, const char *name, size_t *len)
     return text;
 }
 
+static void wait_gone(Ne *ne, pid_t pid)
+{
+    gint64 deadline = g_get_monotonic_time() + 120 * G_USEC_PER_SEC;
+
+    g_assert_cmpint(pid, >, 0);
+    while (kill(pid, 0) == 0) {
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        /* QEMU reaps it from its main loop */
+        qtest_readl(ne->qts, MSI_ADDR(1));
+        g_usleep(10 * 1000);
+    }
+    g_assert_cmpint(errno, ==, ESRCH);
+}
+
 static void wait_event(Ne *ne)
 {
     gint64 deadline = g_get_monotonic_time() + 120 * G_USEC_PER_SEC;
@@ -444,7 +458,8 @@ static void test_start(void)
     qemu = fake_program(&ne, "qemu",
         "for a; do last=$a; done\n"
         "cp \"$last\" \"$dir/copied.eif\"\n"
-        "echo \"$@\" >\"$dir/argv.tmp\"; mv \"$dir/argv.tmp\" \"$dir/argv\"\n"
+        "echo \"$$ $@\" >\"$dir/argv.tmp\"\n"
+        "mv \"$dir/argv.tmp\" \"$dir/argv\"\n"
         "[ -e \"$dir/hold\" ] && exec sleep 600\n"
         "exit 0");
     backend = fake_program(&ne, "backend",
@@ -538,6 +553,8 @@ static void test_start(void)
     g_assert_cmpint(ne_cmd_u64(&ne, STOP, slot).rc, ==, 0);
     g_assert_cmpuint(ne_cmd_u64(&ne, INFO, slot).state, ==, 0xffff);
     g_assert_cmpint(ne_cmd_u64(&ne, FREE, slot).rc, ==, 0);
+    /* the enclave's process is gone (ended, and reaped by QEMU) */
+    wait_gone(&ne, atoi(argv));
     ne_end(&ne);
 }
 

@@ -62,7 +62,8 @@ bool nitro_enclave_launch_argv(NitroEnclaveLaunch *l);
 /*
  * fork + exec @argv with @env (execvpe if argv[0] has no '/'), @fd3 as
  * fd 3 (if >= 0), stdout to @out (/dev/null if < 0), stderr to @err,
- * nothing else open; the child gets SIGKILL when the forking thread ends.
+ * nothing else open, no signal blocked; the child gets SIGKILL when the
+ * forking thread ends.
  * Returns the pid, or -1 with errno.
  */
 pid_t nitro_enclave_spawn(const char *const argv[], char *const env[],
