@@ -17,7 +17,8 @@
  * vsock device (hw/nitro/enclave-launch.c, shared with the simulator's
  * real-boot mode).  The enclave's connections to host ports reach
  * $dir/enclave-<cid>.vsock_<port> on the host, its console is
- * $dir/enclave-<cid>.log.  When that process ends the slot is stopped
+ * $dir/enclave-<cid>.log.  When that process ends, or the enclave's
+ * kernel panics (which on Nitro ends the enclave), the slot is stopped
  * and vector 1 raised; ENCLAVE_STOP ends it.  Children are watched from
  * the main loop and never waited for.
  *
@@ -38,7 +39,7 @@
 #include "qemu/bswap.h"
 #include "qemu/units.h"
 #include "qemu/cutils.h"
-#include "qemu/sockets.h"
+#include "qemu/main-loop.h"
 #include "hw/boards.h"
 #include "hw/pci/pci_device.h"
 #include "hw/pci/msix.h"
@@ -108,6 +109,7 @@ enum {
 #define NE_MEM_ALIGN            (2 * MiB)
 #define NE_IMAGE_OFFSET         (8 * MiB)
 #define NE_CID_MIN              4
+#define NE_PANIC_LINE           "Kernel panic - not syncing"
 
 typedef struct NePciRange {
     uint64_t paddr;
@@ -134,6 +136,12 @@ typedef struct NePciSlot {
     NePciChild *qemu;
     NePciChild *backend;
     char *base;                 /* $dir/enclave-<cid> */
+    /* the machine's ttyS0, copied to $dir/enclave-<cid>.log */
+    NitroEnclavesPci *dev;
+    int console;
+    int log;
+    char line[256];
+    size_t line_len;
 } NePciSlot;
 
 struct NitroEnclavesPci {
@@ -244,8 +252,22 @@ static void ne_pci_slot_files_remove(NePciSlot *slot)
     }
 }
 
+static void ne_pci_console_close(NePciSlot *slot)
+{
+    if (slot->console >= 0) {
+        qemu_set_fd_handler(slot->console, NULL, NULL, NULL);
+        close(slot->console);
+        slot->console = -1;
+    }
+    if (slot->log >= 0) {
+        close(slot->log);
+        slot->log = -1;
+    }
+}
+
 static void ne_pci_slot_stop(NePciSlot *slot)
 {
+    ne_pci_console_close(slot);
     ne_pci_child_end(&slot->qemu);
     ne_pci_child_end(&slot->backend);
     ne_pci_slot_files_remove(slot);
@@ -277,6 +299,45 @@ static void ne_pci_child_exited(GPid pid, gint status, gpointer opaque)
         }
     }
     g_free(c);
+}
+
+/*
+ * The enclave's console: into its log; a kernel panic stops the enclave
+ * (on Nitro its reboot would; the panicked kernel would wait panic=
+ * seconds first)
+ */
+static void ne_pci_console_read(void *opaque)
+{
+    NePciSlot *slot = opaque;
+    char buf[4096];
+    ssize_t n = read(slot->console, buf, sizeof(buf));
+
+    if (n < 0 && errno == EAGAIN) {
+        return;
+    }
+    if (n <= 0) {
+        /* QEMU is exiting: its child watch says how */
+        ne_pci_console_close(slot);
+        return;
+    }
+    if (qemu_write_full(slot->log, buf, n) != n) {
+        trace_ne_pci_boot_failed(slot->uid, "cannot write the console log");
+    }
+    for (ssize_t i = 0; i < n; i++) {
+        if (buf[i] != '\n' && slot->line_len < sizeof(slot->line) - 1) {
+            slot->line[slot->line_len++] = buf[i];
+            continue;
+        }
+        slot->line[slot->line_len] = 0;
+        slot->line_len = 0;
+        if (strstr(slot->line, NE_PANIC_LINE) &&
+            slot->state == NE_STATE_RUNNING) {
+            trace_ne_pci_enclave_panicked(slot->uid, slot->cid);
+            ne_pci_slot_stop(slot);
+            ne_pci_event(slot->dev);
+            return;
+        }
+    }
 }
 
 static NePciChild *ne_pci_spawn(NitroEnclavesPci *s, NePciSlot *slot,
@@ -428,7 +489,7 @@ static int ne_pci_boot(NitroEnclavesPci *s, NePciSlot *slot)
     Error *err = NULL;
     const char *dir = ne_pci_run_dir(s, &err);
     int64_t size = ne_pci_image_size(s, slot);
-    int fd = -1, lsock = -1, logfd = -1, rc;
+    int fd = -1, lsock = -1, logfd = -1, con[2] = { -1, -1 }, rc;
 
     if (!dir) {
         trace_ne_pci_boot_failed(slot->uid, error_get_pretty(err));
@@ -467,7 +528,7 @@ static int ne_pci_boot(NitroEnclavesPci *s, NePciSlot *slot)
         goto out;
     }
     logfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (logfd < 0) {
+    if (logfd < 0 || !g_unix_open_pipe(con, FD_CLOEXEC, NULL)) {
         rc = -errno;
         trace_ne_pci_boot_failed(slot->uid, "cannot create the console log");
         goto out;
@@ -487,7 +548,7 @@ static int ne_pci_boot(NitroEnclavesPci *s, NePciSlot *slot)
     slot->backend = ne_pci_spawn(s, slot, false, l.backend_argv, env, lsock,
                                  -1, logfd);
     slot->qemu = slot->backend ?
-        ne_pci_spawn(s, slot, true, l.qemu_argv, env, -1, logfd, logfd) :
+        ne_pci_spawn(s, slot, true, l.qemu_argv, env, -1, con[1], logfd) :
         NULL;
     if (!slot->qemu) {
         rc = -errno;
@@ -495,6 +556,12 @@ static int ne_pci_boot(NitroEnclavesPci *s, NePciSlot *slot)
         goto out;
     }
     trace_ne_pci_enclave_started(slot->uid, slot->cid, slot->qemu->pid, eif);
+    fcntl(con[0], F_SETFL, fcntl(con[0], F_GETFL) | O_NONBLOCK);
+    slot->console = con[0];
+    slot->log = logfd;
+    slot->line_len = 0;
+    con[0] = logfd = -1;
+    qemu_set_fd_handler(slot->console, ne_pci_console_read, NULL, slot);
     rc = 0;
 out:
     if (fd >= 0) {
@@ -505,6 +572,11 @@ out:
     }
     if (logfd >= 0) {
         close(logfd);
+    }
+    for (int i = 0; i < 2; i++) {
+        if (con[i] >= 0) {
+            close(con[i]);
+        }
     }
     if (rc) {
         ne_pci_slot_stop(slot);
@@ -677,6 +749,8 @@ static int ne_pci_slot_alloc(NitroEnclavesPci *s)
             slot->uid = ++s->next_uid;
             slot->ranges = g_array_new(false, false, sizeof(NePciRange));
             slot->vcpus = g_array_new(false, false, sizeof(uint32_t));
+            slot->dev = s;
+            slot->console = slot->log = -1;
             s->slots[i] = slot;
             stq_le_p(s->recv + NE_REPLY_SLOT_UID, slot->uid);
             stq_le_p(s->recv + NE_REPLY_MEM_REGIONS, s->mem_regions);

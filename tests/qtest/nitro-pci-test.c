@@ -460,6 +460,7 @@ static void test_start(void)
         "cp \"$last\" \"$dir/copied.eif\"\n"
         "echo \"$$ $@\" >\"$dir/argv.tmp\"\n"
         "mv \"$dir/argv.tmp\" \"$dir/argv\"\n"
+        "[ -e \"$dir/panic\" ] && echo 'Kernel panic - not syncing: test'\n"
         "[ -e \"$dir/hold\" ] && exec sleep 600\n"
         "exit 0");
     backend = fake_program(&ne, "backend",
@@ -555,6 +556,27 @@ static void test_start(void)
     g_assert_cmpint(ne_cmd_u64(&ne, FREE, slot).rc, ==, 0);
     /* the enclave's process is gone (ended, and reaped by QEMU) */
     wait_gone(&ne, atoi(argv));
+
+    /* a kernel panic on the console stops the enclave */
+    g_free(hold);
+    hold = g_build_filename(ne.dir, "panic", NULL);
+    g_assert_true(g_file_set_contents(hold, "", 0, NULL));
+    g_free(argv);
+    argv = g_build_filename(ne.dir, "argv", NULL);
+    unlink(argv);
+    g_clear_pointer(&argv, g_free);
+    slot = ne_alloc(&ne);
+    for (int i = 0; i < ARRAY_SIZE(ranges); i++) {
+        g_assert_cmpint(ne_cmd3(&ne, ADD_MEM, slot, ranges[i][0],
+                                ranges[i][1]).rc, ==, 0);
+    }
+    g_assert_cmpint(ne_add_vcpu(&ne, slot, 1).rc, ==, 0);
+    g_assert_cmpint(ne_cmd3(&ne, START, slot, 0, 0).rc, ==, 0);
+    argv = wait_file(&ne, "argv", NULL);
+    wait_event(&ne);
+    g_assert_cmpuint(ne_cmd_u64(&ne, INFO, slot).state, ==, 0xffff);
+    wait_gone(&ne, atoi(argv));
+    g_assert_cmpint(ne_cmd_u64(&ne, FREE, slot).rc, ==, 0);
     ne_end(&ne);
 }
 
