@@ -17,6 +17,10 @@
  *     (the device's vector 1);
  *   - closing the fd releases the slot (ENCLAVE_STOP, SLOT_FREE).
  *
+ * ne-probe EIF: the second enclave is that image, in 128 MiB (the device
+ * boots it for real; without a parent listening for its heartbeat it
+ * stops on its own).
+ *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
@@ -33,7 +37,7 @@
 #include <linux/nitro_enclaves.h>
 
 #define MIB (1024ULL * 1024)
-#define MEM (64 * MIB)
+static uint64_t mem_size = 64 * MIB;
 
 static int failures;
 
@@ -50,7 +54,7 @@ static int enclave(int dev, void *mem)
 {
     struct ne_enclave_start_info start = { 0 };
     struct ne_user_memory_region region = {
-        .memory_size = MEM, .userspace_addr = (uintptr_t)mem,
+        .memory_size = mem_size, .userspace_addr = (uintptr_t)mem,
     };
     uint64_t slot = 0;
     uint32_t cpu;
@@ -74,7 +78,21 @@ static int enclave(int dev, void *mem)
     return fd;
 }
 
-int main(void)
+/* @path at 8 MiB into @mem: 0, or -1 */
+static int load(const char *path, uint8_t *mem)
+{
+    FILE *f = fopen(path, "rb");
+    size_t n;
+
+    if (!f) {
+        return -1;
+    }
+    n = fread(mem + 8 * MIB, 1, mem_size - 8 * MIB, f);
+    fclose(f);
+    return n ? 0 : -1;
+}
+
+int main(int argc, char **argv)
 {
     struct ne_image_load_info info = { .flags = NE_EIF_IMAGE };
     struct ne_enclave_start_info start = { .flags = NE_ENCLAVE_DEBUG_MODE };
@@ -82,19 +100,22 @@ int main(void)
     uint8_t *mem;
     int dev, fd, r;
 
+    if (argc > 1) {
+        mem_size = 128 * MIB;
+    }
     dev = open("/dev/nitro_enclaves", O_RDWR | O_CLOEXEC);
     check("open", dev >= 0, "%ld", dev < 0 ? -errno : 0);
     if (dev < 0) {
         return 1;
     }
-    mem = mmap(NULL, MEM, PROT_READ | PROT_WRITE,
+    mem = mmap(NULL, mem_size, PROT_READ | PROT_WRITE,
                MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
     check("mmap-hugetlb", mem != MAP_FAILED, "%ld",
           mem == MAP_FAILED ? -errno : 0);
     if (mem == MAP_FAILED) {
         return 1;
     }
-    memset(mem, 0, MEM);
+    memset(mem, 0, mem_size);
 
     /* no image in the memory: the device refuses the start */
     fd = enclave(dev, mem);
@@ -115,16 +136,21 @@ int main(void)
     if (fd < 0) {
         return 1;
     }
-    memcpy(mem + 8 * MIB, ".eif\0\4\0\0", 8);
-    mem[8 * MIB + 27] = 1;                      /* one section */
-    mem[8 * MIB + 28 + 6] = 0x02;               /* at offset 548 */
-    mem[8 * MIB + 28 + 7] = 0x24;
-    mem[8 * MIB + 28 + 256 + 7] = 16;           /* of 16 bytes */
+    if (argc > 1) {
+        r = load(argv[1], mem);
+        check("load-image", r == 0, "%ld", r);
+    } else {
+        memcpy(mem + 8 * MIB, ".eif\0\4\0\0", 8);
+        mem[8 * MIB + 27] = 1;                  /* one section */
+        mem[8 * MIB + 28 + 6] = 0x02;           /* at offset 548 */
+        mem[8 * MIB + 28 + 7] = 0x24;
+        mem[8 * MIB + 28 + 256 + 7] = 16;       /* of 16 bytes */
+    }
     r = ioctl(fd, NE_START_ENCLAVE, &start);
     check("start", r == 0 && start.enclave_cid == 16, "cid %ld",
           r < 0 ? -errno : (long)start.enclave_cid);
     p = (struct pollfd) { .fd = fd, .events = POLLIN };
-    r = poll(&p, 1, 240 * 1000);
+    r = poll(&p, 1, 900 * 1000);
     check("stopped", r == 1 && (p.revents & POLLHUP), "revents 0x%lx",
           r == 1 ? p.revents : r);
     close(fd);
