@@ -42,13 +42,13 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/file.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 
 #include "standard-headers/linux/nitro_enclaves.h"
+#include "hw/nitro/enclave-launch.h"
 #include "nitro-sim.h"
 
 #define PANIC_LINE "Kernel panic - not syncing"
@@ -188,38 +188,6 @@ static char **child_env(const char *drop, const char *add)
     return env;
 }
 
-/*
- * fork + exec with @fd3 as fd 3 (if >= 0), stdout to @out, stderr to
- * @err, nothing else open, dying with this thread's process
- */
-static pid_t spawn(const char *const argv[], char **env, int fd3, int out,
-                   int err)
-{
-    pid_t pid = fork();
-
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_RDWR);
-
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(devnull, 0);
-        dup2(out >= 0 ? out : devnull, 1);
-        dup2(err, 2);
-        if (fd3 >= 0) {
-            dup2(fd3, 3);
-        }
-        syscall(SYS_close_range, fd3 >= 0 ? 4 : 3, ~0U, 0);
-        if (argv[0][0] == '/' || strchr(argv[0], '/')) {
-            execve(argv[0], (char *const *)argv, env);
-        } else {
-            execvpe(argv[0], (char *const *)argv, env);
-        }
-        dprintf(2, "nitro-sim: cannot run %s: %s\n", argv[0],
-                strerror(errno));
-        _exit(127);
-    }
-    return pid;
-}
-
 /* qemu-eif: next to this program (installed), or as default_program() */
 static void eif_tool(char *buf, size_t len)
 {
@@ -265,7 +233,7 @@ static bool attestation_chain(SimEnclave *e, char *dir, size_t len,
         snprintf(path, sizeof(path), "%s/chain.pem", dir);
         if (access(path, R_OK)) {
             eif_tool(tool, sizeof(tool));
-            pid = spawn(argv, env, -1, logfd, logfd);
+            pid = nitro_enclave_spawn(argv, env, -1, logfd, logfd);
             while (pid > 0 && waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
                 continue;
             }
@@ -287,13 +255,13 @@ int sim_boot_start(SimEnclave *e)
 {
     char qemu[PATH_MAX], backend[PATH_MAX], eif[PATH_MAX + 48];
     char vhost[PATH_MAX + 48], gateway[PATH_MAX + 48], log[PATH_MAX + 48];
-    char machine_chardev[PATH_MAX + 80], mem[32], smp[16], cid[16];
-    char vsock_cid[48], att[PATH_MAX + 16], nsm_key[PATH_MAX + 64];
-    char nsm_chain[PATH_MAX + 64], machine[128];
+    char vsock_cid[48], att[PATH_MAX + 16], nsm_key[PATH_MAX + 32];
+    char nsm_chain[PATH_MAX + 32];
     uint64_t instance = 14695981039346656037ULL;
     struct sockaddr_un sun = { .sun_family = AF_UNIX };
     int sv[2] = { -1, -1 }, lsock = -1, logfd = -1, err;
     char **qenv = NULL, **benv = NULL;
+    NitroEnclaveLaunch l = { 0 };
 
     e->qemu_pid = e->backend_pid = 0;
     e->qemu_pidfd = e->backend_pidfd = e->serial_fd = -1;
@@ -349,7 +317,6 @@ int sim_boot_start(SimEnclave *e)
         goto out;
     }
 
-    snprintf(cid, sizeof(cid), "%u", e->cid);
     snprintf(vsock_cid, sizeof(vsock_cid), "NITRO_SIM_VSOCK_CID=%u", e->cid);
     benv = child_env("NITRO_SIM_VSOCK_CID", vsock_cid);
     qenv = child_env("LD_PRELOAD", NULL);
@@ -357,27 +324,12 @@ int sim_boot_start(SimEnclave *e)
         err = fail(e, ENOMEM, "%s", "out of memory");
         goto out;
     }
-    {
-        const char *const bargv[] = {
-            backend, "--fd", "3", "--guest-cid", cid, "--uds-path", gateway,
-            "--vsock", "--host-cid", "3", NULL
-        };
-
-        e->backend_pid = spawn(bargv, benv, lsock, -1, logfd);
-    }
-    snprintf(machine_chardev, sizeof(machine_chardev),
-             "socket,id=vsock0,path=%s", vhost);
-    snprintf(mem, sizeof(mem), "%lluM",
-             (unsigned long long)(e->mem_size / SIM_MIB));
-    snprintf(smp, sizeof(smp), "%d", e->nvcpus);
     if (!attestation_chain(e, att, sizeof(att), qenv, logfd)) {
         err = fail(e, EIO, "cannot make the attestation chain in %s", att);
         goto out;
     }
-    snprintf(nsm_key, sizeof(nsm_key),
-             "virtio-nsm-device.private-key=%s/leaf.key", att);
-    snprintf(nsm_chain, sizeof(nsm_chain),
-             "virtio-nsm-device.certificate-chain=%s/chain.pem", att);
+    snprintf(nsm_key, sizeof(nsm_key), "%s/leaf.key", att);
+    snprintf(nsm_chain, sizeof(nsm_chain), "%s/chain.pem", att);
     /*
      * module_id: an instance ID per simulation directory (FNV-1a of its
      * path), the slot as enclave ID
@@ -385,24 +337,21 @@ int sim_boot_start(SimEnclave *e)
     for (const char *c = e->cfg.dir; *c; c++) {
         instance = (instance ^ (uint8_t)*c) * 1099511628211ULL;
     }
-    snprintf(machine, sizeof(machine), "nitro-enclave,vsock=vsock0,acpi=on,"
-             "id=i-%017llx-enc%016llx", (unsigned long long)instance,
-             (unsigned long long)e->slot);
-    {
-        const char *const qargv[] = {
-            qemu, "-M", machine, "-accel", "tcg",
-            "-icount", "shift=1", "-m", mem, "-smp", smp, "-nodefaults",
-            "-display", "none", "-no-reboot", "-chardev", machine_chardev,
-            "-global", "virtio-mmio.force-legacy=false",
-            "-global", nsm_key, "-global", nsm_chain, "-global",
-            (e->flags & NE_ENCLAVE_DEBUG_MODE) ?
-            "virtio-nsm-device.debug-mode=on" :
-            "virtio-nsm-device.debug-mode=off",
-            "-serial", "stdio", "-kernel", eif, NULL
-        };
-
-        e->qemu_pid = spawn(qargv, qenv, -1, sv[1], logfd);
+    l = (NitroEnclaveLaunch) {
+        .qemu = qemu, .backend = backend, .eif = eif, .vhost = vhost,
+        .gateway = gateway, .vsock_host = true, .cid = e->cid,
+        .mem_mib = e->mem_size / SIM_MIB, .vcpus = e->nvcpus,
+        .debug = e->flags & NE_ENCLAVE_DEBUG_MODE, .nsm_key = nsm_key,
+        .nsm_chain = nsm_chain, .instance = instance, .slot = e->slot,
+    };
+    if (!nitro_enclave_launch_argv(&l)) {
+        err = fail(e, ENAMETOOLONG, "NITRO_SIM_DIR %s is too long for "
+                   "QEMU's command line", e->cfg.dir);
+        goto out;
     }
+    e->backend_pid = nitro_enclave_spawn(l.backend_argv, benv, lsock, -1,
+                                         logfd);
+    e->qemu_pid = nitro_enclave_spawn(l.qemu_argv, qenv, -1, sv[1], logfd);
     if (e->backend_pid < 0 || e->qemu_pid < 0) {
         err = fail(e, errno, "fork: %s", strerror(errno));
         goto out;

@@ -6,3 +6,7 @@ CONFIG_NITRO_ENCLAVE=y
 
 # The nitro machine, for -accel nitro (on a parent instance or the simulator).
 CONFIG_NITRO_MACHINE=y
+
+# The Nitro hypervisor's PCI device, for a parent instance in a guest
+# (-M microvm,pcie=on: the machine of -M nitro-enclave, already built)
+CONFIG_NITRO_ENCLAVES_PCI=y

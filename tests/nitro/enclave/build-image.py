@@ -79,12 +79,13 @@ def kernel_package():
     return pkg
 
 
-def download(pkg, cache):
+def download(pkg, cache, apt_opts=()):
+    """@pkg's .deb in @cache, downloaded once (apt-get with @apt_opts)"""
     debs = glob.glob(os.path.join(cache, pkg + '_*.deb'))
     if debs:
         return debs[0]
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
-        p = subprocess.run(['apt-get', 'download', pkg], cwd=tmp,
+        p = subprocess.run(['apt-get', *apt_opts, 'download', pkg], cwd=tmp,
                            capture_output=True, text=True, check=False)
         debs = glob.glob(os.path.join(tmp, pkg + '_*.deb'))
         if p.returncode or not debs:
@@ -113,15 +114,16 @@ def modinfo(data, key):
     return None
 
 
-def kernel_files(deb, work):
-    """vmlinuz and the modules to load, dependencies first, from @deb
+def kernel_files(deb, work, wanted=WANTED, module_dirs=MODULE_DIRS):
+    """vmlinuz and the modules to load, dependencies first, from @deb:
+    the modules @wanted, found in @module_dirs
 
     The package has no modules.dep (depmod writes it at installation):
     the dependencies come from each module's own modinfo."""
     root = os.path.join(work, 'root')
     os.makedirs(root)
     extract(deb, root, ['./boot/vmlinuz-*'] +
-            ['./lib/modules/*/kernel/' + d + '/*' for d in MODULE_DIRS])
+            ['./lib/modules/*/kernel/' + d + '/*' for d in module_dirs])
     vmlinuz = glob.glob(os.path.join(root, 'boot', 'vmlinuz-*'))[0]
     mods = {}
     for path in glob.glob(os.path.join(root, 'lib', 'modules', '*', 'kernel',
@@ -141,13 +143,13 @@ def kernel_files(deb, work):
         if name in order:
             return
         if name not in mods:
-            raise RuntimeError(f'module {name} is not in {MODULE_DIRS}')
+            raise RuntimeError(f'module {name} is not in {module_dirs}')
         for dep in filter(None, (modinfo(mods[name], 'depends') or
                                  '').split(',')):
             add(dep)
         order.append(name)
 
-    for name in WANTED:
+    for name in wanted:
         if name in mods:            # else built in
             add(name)
     return vmlinuz, [(name + '.ko', mods[name]) for name in order]

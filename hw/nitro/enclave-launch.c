@@ -1,0 +1,141 @@
+/*
+ * AWS Nitro Enclaves: the command lines that boot an enclave image in
+ * QEMU's emulated -M nitro-enclave machine under TCG
+ *
+ * The machine runs under TCG with guest time following the instruction
+ * count (-icount): on a loaded host, real-time TCG runs the kernel's TSC
+ * calibration against the PIT too slowly, it fails and the kernel hangs.
+ * Its vsock device is served by contrib/vhost-user-vsock with the
+ * enclave's CID; its ttyS0 (the debug console) is QEMU's stdout; ACPI
+ * lets a Debian kernel find its virtio-mmio devices and power off.
+ *
+ * No qemu/osdep.h: this file is also built into the simulator's preload
+ * library (contrib/nitro-sim), which links libc only.
+ *
+ * Copyright (c) 2026 Nitro Enclaves for QEMU authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+
+#include "hw/nitro/enclave-launch.h"
+
+#define FITS(buf, ...) (snprintf(buf, sizeof(buf), __VA_ARGS__) < \
+                        (int)sizeof(buf))
+
+bool nitro_enclave_launch_argv(NitroEnclaveLaunch *l)
+{
+    const char **q = l->qemu_argv, **b = l->backend_argv;
+
+    if (!FITS(l->machine, "nitro-enclave,vsock=vsock0,acpi=on,"
+              "id=i-%017llx-enc%016llx", (unsigned long long)l->instance,
+              (unsigned long long)l->slot) ||
+        !FITS(l->chardev, "socket,id=vsock0,path=%s", l->vhost) ||
+        !FITS(l->mem, "%lluM", (unsigned long long)l->mem_mib) ||
+        !FITS(l->smp, "%u", l->vcpus) ||
+        !FITS(l->cid_str, "%u", l->cid) ||
+        (l->nsm_key && !FITS(l->key_opt,
+                             "virtio-nsm-device.private-key=%s",
+                             l->nsm_key)) ||
+        (l->nsm_chain && !FITS(l->chain_opt,
+                               "virtio-nsm-device.certificate-chain=%s",
+                               l->nsm_chain))) {
+        return false;
+    }
+
+    *q++ = l->qemu;
+    *q++ = "-M";
+    *q++ = l->machine;
+    *q++ = "-accel";
+    *q++ = "tcg";
+    *q++ = "-icount";
+    *q++ = "shift=1";
+    *q++ = "-m";
+    *q++ = l->mem;
+    *q++ = "-smp";
+    *q++ = l->smp;
+    *q++ = "-nodefaults";
+    *q++ = "-display";
+    *q++ = "none";
+    *q++ = "-no-reboot";
+    *q++ = "-chardev";
+    *q++ = l->chardev;
+    *q++ = "-global";
+    *q++ = "virtio-mmio.force-legacy=false";
+    if (l->nsm_key) {
+        *q++ = "-global";
+        *q++ = l->key_opt;
+    }
+    if (l->nsm_chain) {
+        *q++ = "-global";
+        *q++ = l->chain_opt;
+    }
+    *q++ = "-global";
+    *q++ = l->debug ? "virtio-nsm-device.debug-mode=on" :
+                      "virtio-nsm-device.debug-mode=off";
+    *q++ = "-serial";
+    *q++ = "stdio";
+    *q++ = "-kernel";
+    *q++ = l->eif;
+    *q = NULL;
+
+    *b++ = l->backend;
+    *b++ = "--fd";
+    *b++ = "3";
+    *b++ = "--guest-cid";
+    *b++ = l->cid_str;
+    *b++ = "--uds-path";
+    *b++ = l->gateway;
+    if (l->vsock_host) {
+        *b++ = "--vsock";
+        *b++ = "--host-cid";
+        *b++ = "3";
+    }
+    *b = NULL;
+    return true;
+}
+
+pid_t nitro_enclave_spawn(const char *const argv[], char *const env[],
+                          int fd3, int out, int err)
+{
+    pid_t pid = fork();
+
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_RDWR);
+        sigset_t none;
+
+        /*
+         * The forking thread may block signals (QEMU's vCPU threads block
+         * them all) and exec keeps the mask: the child must see SIGTERM
+         */
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(devnull, 0);
+        dup2(out >= 0 ? out : devnull, 1);
+        dup2(err, 2);
+        if (fd3 >= 0) {
+            dup2(fd3, 3);
+        }
+        syscall(SYS_close_range, fd3 >= 0 ? 4 : 3, ~0U, 0);
+        if (strchr(argv[0], '/')) {
+            execve(argv[0], (char *const *)argv, env);
+        } else {
+            execvpe(argv[0], (char *const *)argv, env);
+        }
+        dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    return pid;
+}

@@ -1,0 +1,72 @@
+/*
+ * AWS Nitro Enclaves: the command lines that boot an enclave image in
+ * QEMU's emulated -M nitro-enclave machine under TCG
+ *
+ * Shared by the simulator's real-boot mode (contrib/nitro-sim/boot.c,
+ * NITRO_SIM_BOOT=qemu) and the hypervisor side of the emulated PCI
+ * device (hw/nitro/ne-pci.c).  Plain C and POSIX, no glib: the
+ * simulator's preload library links libc only.
+ *
+ * Copyright (c) 2026 Nitro Enclaves for QEMU authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef HW_NITRO_ENCLAVE_LAUNCH_H
+#define HW_NITRO_ENCLAVE_LAUNCH_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* What the enclave is booted with */
+typedef struct NitroEnclaveLaunch {
+    const char *qemu;           /* qemu-system-x86_64 */
+    const char *backend;        /* contrib/vhost-user-vsock */
+    const char *eif;            /* the image, as read from enclave memory */
+    const char *vhost;          /* the backend's vhost-user socket */
+    const char *gateway;        /* the backend's host side (--uds-path) */
+    /* the guest's host ports go out as AF_VSOCK (seen from CID 3) */
+    bool vsock_host;
+    uint32_t cid;
+    uint64_t mem_mib;
+    unsigned vcpus;
+    bool debug;
+    /* virtio-nsm's signing key and chain, or NULL for the device's own */
+    const char *nsm_key;
+    const char *nsm_chain;
+    /* module_id i-<instance>-enc<slot> */
+    uint64_t instance;
+    uint64_t slot;
+
+    /* Filled in by nitro_enclave_launch_argv() */
+    char machine[128];
+    char chardev[PATH_MAX + 48];
+    char mem[32];
+    char smp[16];
+    char cid_str[16];
+    char key_opt[PATH_MAX + 64];
+    char chain_opt[PATH_MAX + 64];
+    const char *qemu_argv[40];
+    const char *backend_argv[16];
+} NitroEnclaveLaunch;
+
+/*
+ * Fill in @l's qemu_argv (the machine, with its ttyS0 on stdout) and
+ * backend_argv (its listening vhost-user socket inherited as fd 3).
+ * Returns false if a path does not fit.
+ */
+bool nitro_enclave_launch_argv(NitroEnclaveLaunch *l);
+
+/*
+ * fork + exec @argv with @env (execvpe if argv[0] has no '/'), @fd3 as
+ * fd 3 (if >= 0), stdout to @out (/dev/null if < 0), stderr to @err,
+ * nothing else open, no signal blocked; the child gets SIGKILL when the
+ * forking thread ends.
+ * Returns the pid, or -1 with errno.
+ */
+pid_t nitro_enclave_spawn(const char *const argv[], char *const env[],
+                          int fd3, int out, int err);
+
+#endif
