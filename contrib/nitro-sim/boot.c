@@ -290,7 +290,7 @@ int sim_boot_start(SimEnclave *e)
     char machine_chardev[PATH_MAX + 80], mem[32], smp[16], cid[16];
     char vsock_cid[48], att[PATH_MAX + 16], nsm_key[PATH_MAX + 64];
     char nsm_chain[PATH_MAX + 64], machine[128];
-    uint64_t instance = 14695981039346656037ULL;
+    char instance[32];
     struct sockaddr_un sun = { .sun_family = AF_UNIX };
     int sv[2] = { -1, -1 }, lsock = -1, logfd = -1, err;
     char **qenv = NULL, **benv = NULL;
@@ -378,16 +378,10 @@ int sim_boot_start(SimEnclave *e)
              "virtio-nsm-device.private-key=%s/leaf.key", att);
     snprintf(nsm_chain, sizeof(nsm_chain),
              "virtio-nsm-device.certificate-chain=%s/chain.pem", att);
-    /*
-     * module_id: an instance ID per simulation directory (FNV-1a of its
-     * path), the slot as enclave ID
-     */
-    for (const char *c = e->cfg.dir; *c; c++) {
-        instance = (instance ^ (uint8_t)*c) * 1099511628211ULL;
-    }
+    /* module_id: the simulated parent's instance ID, the slot as enclave ID */
+    sim_instance_id(&e->cfg, instance, sizeof(instance));
     snprintf(machine, sizeof(machine), "nitro-enclave,vsock=vsock0,acpi=on,"
-             "id=i-%017llx-enc%016llx", (unsigned long long)instance,
-             (unsigned long long)e->slot);
+             "id=%s-enc%016llx", instance, (unsigned long long)e->slot);
     {
         const char *const qargv[] = {
             qemu, "-M", machine, "-accel", "tcg",
