@@ -84,6 +84,8 @@ struct NitroAccelState {
     uint64_t slot_uid;
     uint64_t image_offset;
     uint64_t cid;               /* of the enclave, once started */
+    uint32_t *cpus;             /* its host CPUs, once prepared */
+    unsigned n_cpus;
     NitroEnclaveState state;
     /* QEMU wants the enclave to run, once the machine's devices are ready */
     bool start_when_ready;
@@ -113,6 +115,17 @@ uint64_t nitro_image_offset(void)
 uint64_t nitro_enclave_cid(void)
 {
     return nitro_state ? nitro_state->cid : 0;
+}
+
+uint64_t nitro_enclave_slot_uid(void)
+{
+    return nitro_state ? nitro_state->slot_uid : 0;
+}
+
+const uint32_t *nitro_enclave_cpus(unsigned *n)
+{
+    *n = nitro_state ? nitro_state->n_cpus : 0;
+    return *n ? nitro_state->cpus : NULL;
 }
 
 const char *nitro_enclave_state(void)
@@ -466,14 +479,14 @@ static bool nitro_prepare(NitroAccelState *s, MachineState *ms, Error **errp)
         !nitro_donate_memory(s->enclave_fd, ms, errp)) {
         return false;
     }
+    s->cpus = g_new0(uint32_t, ms->smp.cpus);
     for (i = 0; i < ms->smp.cpus; i++) {
-        uint32_t cpu = 0;
-
-        if (!nitro_driver_add_vcpu(s->enclave_fd, &cpu, i, ms->smp.cpus,
-                                   errp)) {
+        if (!nitro_driver_add_vcpu(s->enclave_fd, &s->cpus[i], i,
+                                   ms->smp.cpus, errp)) {
             return false;
         }
     }
+    s->n_cpus = ms->smp.cpus;
     s->state = NITRO_ENCLAVE_PREPARED;
     trace_nitro_prepared(ms->smp.cpus);
     return true;
