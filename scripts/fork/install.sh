@@ -7,8 +7,8 @@
 # Installed under DESTDIR/PREFIX: what QEMU's own `meson install` installs
 # for this build (the emulators qemu-system-x86_64 and
 # qemu-system-aarch64, their data files under share/qemu), plus our tools
-# bin/qemu-eif and bin/nitro-sim and the simulator's preload library
-# lib/nitro-sim/libnitro-sim.so.  QEMU's binaries are relocatable: they
+# bin/qemu-eif, bin/qemu-nitro and bin/nitro-sim and the simulator's
+# preload library lib/nitro-sim/libnitro-sim.so.  QEMU's binaries are relocatable: they
 # find their data files relative to themselves, so one build installs
 # under any PREFIX.
 #
@@ -65,6 +65,7 @@ print(next(o["value"] for o in json.load(sys.stdin) if o["name"] == "prefix"))')
 root="$stage$built_prefix"
 install -m 755 -D "$obj/contrib/qemu-eif/qemu-eif" "$root/bin/qemu-eif"
 install -m 755 -D "$obj/contrib/nitro-sim/nitro-sim" "$root/bin/nitro-sim"
+install -m 755 -D "$top/contrib/qemu-nitro/qemu-nitro" "$root/bin/qemu-nitro"
 install -m 644 -D "$obj/contrib/nitro-sim/libnitro-sim.so" \
     "$root/lib/nitro-sim/libnitro-sim.so"
 

@@ -26,7 +26,7 @@ from taptest import Tap, sample_inputs, wait_for  # noqa: E402
 PREFIX = '/opt/qemu-nitro'
 TARGETS = ['x86_64', 'aarch64']
 INSTALLED = (['bin/qemu-system-' + t for t in TARGETS] +
-             ['bin/qemu-eif', 'bin/nitro-sim',
+             ['bin/qemu-eif', 'bin/qemu-nitro', 'bin/nitro-sim',
               'lib/nitro-sim/libnitro-sim.so'])
 
 tap = Tap(max_diag=None)
