@@ -213,6 +213,81 @@ class NitroCli(NitroTest):
         self.assertIn('huge pages', err)
         self.assertEqual(self.registry(), [])
 
+    def allocator_host(self):
+        """A parent of 8 CPUs, 2 threads per core (N and N + 4), on two
+        NUMA nodes (cores 0-1, cores 2-3), with 2 MiB and 1 GiB pages: its
+        sysfs for qemu-nitro (and QEMU) under $NITRO_SYSFS_ROOT"""
+        root = os.path.join(self.workdir, 'sysfs')
+        files = {'module/nitro_enclaves/parameters/ne_cpus': '1,5',
+                 'devices/system/node/online': '0-1',
+                 'devices/system/node/node0/cpulist': '0-1,4-5',
+                 'devices/system/node/node1/cpulist': '2-3,6-7'}
+        for cpu in range(8):
+            files[f'devices/system/cpu/cpu{cpu}/topology/'
+                  'thread_siblings_list'] = f'{cpu % 4},{cpu % 4 + 4}'
+        for node in (0, 1):
+            for kb in (2048, 1048576):
+                files[self.pages(node, kb)] = '7'
+        for path, value in files.items():
+            path = os.path.join(root, path)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, 'w') as f:
+                f.write(f'{value}\n')
+        self.sim_env['NITRO_SYSFS_ROOT'] = root
+        return root
+
+    @staticmethod
+    def pages(node, kb):
+        return (f'devices/system/node/node{node}/hugepages/'
+                f'hugepages-{kb}kB/nr_hugepages')
+
+    def allocate(self, yaml, check=0):
+        config = self.scratch_file('allocator.yaml')
+        with open(config, 'w') as f:
+            f.write(yaml)
+        return self.cli('allocator', '--config', config, check=check)
+
+    def test_allocator(self):
+        root = self.allocator_host()
+
+        def read(path):
+            with open(os.path.join(root, path)) as f:
+                return f.read().strip()
+
+        # cpu_count: whole cores of the first node that has them besides
+        # CPU 0's core; memory there, the largest pages first
+        res = self.allocate('---\n# Enclave configuration file.\n'
+                            'memory_mib: 1100\ncpu_count: 4\n')
+        self.assertIn('Successfully allocated Nitro Enclaves resources: '
+                      '1100 MiB', res.stdout)
+        self.assertEqual(read('module/nitro_enclaves/parameters/ne_cpus'),
+                         '2,3,6,7')
+        self.assertEqual(read(self.pages(1, 1048576)), '1')
+        self.assertEqual(read(self.pages(1, 2048)), '38')
+        self.assertEqual(read(self.pages(0, 2048)), '7')
+        # cpu_pool as given; the memory rounded up to whole 2 MiB pages
+        self.allocate('memory_mib: 63\ncpu_pool: "1,5"\n')
+        self.assertEqual(read('module/nitro_enclaves/parameters/ne_cpus'),
+                         '1,5')
+        self.assertEqual(read(self.pages(0, 1048576)), '0')
+        self.assertEqual(read(self.pages(0, 2048)), '32')
+        # nitro-cli's rules, each refusal saying which
+        for yaml, message in [
+                ('memory_mib: 64\ncpu_count: 2\ncpu_pool: 1,5\n',
+                 'exactly one of cpu_count and cpu_pool'),
+                ('cpu_count: 2\n', 'missing memory reservation'),
+                ('memory_mib: 64\ncpu_count: 3\n',
+                 'not a multiple of 2 (threads per core)'),
+                ('memory_mib: 64\ncpu_count: 8\n', 'no NUMA node has 8'),
+                ('memory_mib: 64\ncpus: 2\n', "unexpected 'cpus'"),
+                ('memory_mib: 64\ncpu_pool: 1,2,5,6\n',
+                 'not all on one NUMA node')]:
+            res = self.allocate(yaml, check=1)
+            self.assertIn(message, res.stderr)
+        self.assertIn('cannot read', self.cli(
+            'allocator', '--config', os.path.join(root, 'none.yaml'),
+            check=1).stderr)
+
     def test_describe_eif(self):
         eif = self.make_eif()
         self.assertEqual(self.cli_json('describe-eif', '--eif-path', eif),
