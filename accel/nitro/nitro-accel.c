@@ -36,6 +36,7 @@
 #include "qemu/module.h"
 #include "qemu/notify.h"
 #include "qemu/timer.h"
+#include "qemu/units.h"
 #include "qemu/accel.h"
 #include "accel/accel-ops.h"
 #include "accel/accel-cpu-ops.h"
@@ -342,6 +343,27 @@ void nitro_enclave_device_error(Error *err)
                                            EXIT_FAILURE);
 }
 
+/*
+ * One line that says the enclave runs and where, as nitro-cli's
+ * run-enclave does; on stderr, so that a -nographic console stays clean,
+ * and not once QEMU runs as a daemon.
+ */
+static void nitro_report_started(NitroAccelState *s)
+{
+    g_autoptr(GString) cpus = g_string_new(NULL);
+
+    if (is_daemonized()) {
+        return;
+    }
+    for (unsigned i = 0; i < s->n_cpus; i++) {
+        g_string_append_printf(cpus, "%s%u", i ? ", " : "", s->cpus[i]);
+    }
+    info_report("Nitro Enclaves: started the enclave with CID %" PRIu64
+                ": %u vCPUs (%s), %" PRIu64 " MiB%s", s->cid, s->n_cpus,
+                cpus->str, current_machine->ram_size / MiB,
+                s->debug_mode ? ", debug mode" : "");
+}
+
 static bool nitro_start(NitroAccelState *s, Error **errp)
 {
     uint64_t cid = s->requested_cid;
@@ -351,6 +373,7 @@ static bool nitro_start(NitroAccelState *s, Error **errp)
     }
     s->cid = cid;
     s->state = NITRO_ENCLAVE_RUNNING;
+    nitro_report_started(s);
     qemu_set_fd_handler(s->enclave_fd, nitro_enclave_hangup, NULL, s);
     nitro_listener_started(s);
     return true;

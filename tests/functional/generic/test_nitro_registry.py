@@ -113,6 +113,34 @@ class NitroRegistry(NitroTest):
         vm.shutdown()
         self.assertEqual(self.entries(), [])
 
+    def test_start_is_reported(self):
+        # One line on stderr, with the CID, as nitro-cli's run-enclave
+        # says it; the console (stdout) stays the enclave's
+        self.sim_env['NITRO_SIM_LIFETIME_MS'] = '300'
+        res = self.run_qemu('-accel', 'nitro,debug-mode=on', '-M', 'nitro',
+                            '-m', '128M', '-kernel', self.make_eif(),
+                            '-serial', 'stdio', nodefaults=False)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        cid = self.events('start')[0]['cid']
+        started = [line for line in res.stderr.splitlines()
+                   if 'started the enclave' in line]
+        self.assertEqual(len(started), 1, res.stderr)
+        self.assertRegex(started[0], f'with CID {cid}: 2 vCPUs '
+                         r'\(\d+, \d+\), 128 MiB, debug mode$')
+        self.assertNotIn('started the enclave', res.stdout)
+        # Not once QEMU runs as a daemon
+        pidfile = os.path.join(self.workdir, 'qemu.pid')
+        self.sim_env['NITRO_SIM_LIFETIME_MS'] = '0'
+        res = self.run_qemu('-accel', 'nitro', '-M', 'nitro', '-m', '128M',
+                            '-kernel', self.make_eif(), '-daemonize',
+                            '-pidfile', pidfile, nodefaults=False)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertNotIn('started the enclave', res.stderr)
+        with open(pidfile) as f:
+            pid = int(f.read())
+        os.kill(pid, signal.SIGTERM)
+        self.wait_for(lambda: not self.entries())
+
     def test_without_serial_and_nodefaults(self):
         # libvirt's -nodefaults: registered all the same; and -serial none
         # in debug mode still has a console for the registry
