@@ -141,6 +141,13 @@ class NitroRegistry(NitroTest):
         os.kill(pid, signal.SIGTERM)
         self.wait_for(lambda: not self.entries())
 
+    def test_accel_without_machine(self):
+        # The machine that -accel nitro needs is named
+        res = self.run_qemu('-accel', 'nitro', '-kernel', self.make_eif())
+        self.assert_fails(res, 'No machine specified')
+        self.assertIn('The nitro accelerator runs the nitro machine: add '
+                      '-M nitro.', res.stderr)
+
     def test_without_serial_and_nodefaults(self):
         # libvirt's -nodefaults: registered all the same; and -serial none
         # in debug mode still has a console for the registry
