@@ -123,7 +123,7 @@ static int write_image(SimEnclave *e, const char *path)
     return 0;
 }
 
-/* a program next to this library in the build tree, or in PATH */
+/* a program at @rel from this library (build tree, install), or in PATH */
 static void default_program(const char *rel, const char *name, char *buf,
                             size_t len)
 {
@@ -313,6 +313,11 @@ int sim_boot_start(SimEnclave *e)
     } else {
         default_program("../vhost-user-vsock/vhost-user-vsock",
                         "vhost-user-vsock", backend, sizeof(backend));
+        if (!strchr(backend, '/')) {
+            /* installed: PREFIX/lib/nitro-sim/ and PREFIX/bin/ */
+            default_program("../../bin/vhost-user-vsock", "vhost-user-vsock",
+                            backend, sizeof(backend));
+        }
     }
     snprintf(e->boot_base, sizeof(e->boot_base), "%s/enclave-%u",
              e->cfg.dir, e->cid);

@@ -7,8 +7,8 @@
 # Installed under DESTDIR/PREFIX: what QEMU's own `meson install` installs
 # for this build (the emulators qemu-system-x86_64 and
 # qemu-system-aarch64, their data files under share/qemu), plus our tools
-# bin/qemu-eif, bin/qemu-nitro and bin/nitro-sim and the simulator's
-# preload library lib/nitro-sim/libnitro-sim.so.  QEMU's binaries are relocatable: they
+# bin/qemu-eif, bin/qemu-nitro, bin/nitro-sim, bin/vhost-user-vsock and
+# the simulator's preload library lib/nitro-sim/libnitro-sim.so.  QEMU's binaries are relocatable: they
 # find their data files relative to themselves, so one build installs
 # under any PREFIX.
 #
@@ -41,7 +41,8 @@ prefix=${prefix%/}
 dest="${DESTDIR:-}$prefix"
 
 tools=(contrib/qemu-eif/qemu-eif contrib/nitro-sim/nitro-sim
-       contrib/nitro-sim/libnitro-sim.so)
+       contrib/nitro-sim/libnitro-sim.so
+       contrib/vhost-user-vsock/vhost-user-vsock)
 for t in qemu-system-x86_64 qemu-system-aarch64 "${tools[@]}"; do
     [ -e "$obj/$t" ] || die "$t is not built: run make first"
 done
@@ -66,6 +67,10 @@ root="$stage$built_prefix"
 install -m 755 -D "$obj/contrib/qemu-eif/qemu-eif" "$root/bin/qemu-eif"
 install -m 755 -D "$obj/contrib/nitro-sim/nitro-sim" "$root/bin/nitro-sim"
 install -m 755 -D "$top/contrib/qemu-nitro/qemu-nitro" "$root/bin/qemu-nitro"
+# The vsock backend of -M nitro-enclave, which the simulator's real-boot
+# mode runs (it looks in PREFIX/bin)
+install -m 755 -D "$obj/contrib/vhost-user-vsock/vhost-user-vsock" \
+    "$root/bin/vhost-user-vsock"
 install -m 644 -D "$obj/contrib/nitro-sim/libnitro-sim.so" \
     "$root/lib/nitro-sim/libnitro-sim.so"
 

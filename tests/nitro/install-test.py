@@ -27,6 +27,7 @@ PREFIX = '/opt/qemu-nitro'
 TARGETS = ['x86_64', 'aarch64']
 INSTALLED = (['bin/qemu-system-' + t for t in TARGETS] +
              ['bin/qemu-eif', 'bin/qemu-nitro', 'bin/nitro-sim',
+              'bin/vhost-user-vsock',
               'lib/nitro-sim/libnitro-sim.so'])
 
 tap = Tap(max_diag=None)
