@@ -13,7 +13,7 @@
 # under any PREFIX.
 #
 # Uninstalling removes the files that installing this build puts there,
-# and the directories of ours (share/qemu, lib/nitro-sim) once empty.
+# and the directories that held them once they are empty.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -96,9 +96,10 @@ for f in "${files[@]}"; do
         n=$((n + 1))
     fi
 done
-# Our directories, deepest first, when nothing else is left in them.
+# The directories of the install (share/icons/hicolor/..., share/qemu,
+# lib/nitro-sim...), deepest first, when nothing else is left in them.
 mapfile -t dirs < <(cd "$root" && find . -mindepth 1 -type d -printf '%P\n' |
-    grep -E '(^|/)(qemu|nitro-sim)(/|$)' | LC_ALL=C sort -r)
+    LC_ALL=C sort -r)
 for d in "${dirs[@]}"; do
     [ ! -d "$dest/$d" ] || rmdir --ignore-fail-on-non-empty "$dest/$d"
 done

@@ -162,9 +162,14 @@ def main():
             left == [os.path.relpath(mine, destdir)],
             'make uninstall removes all it installed, and only that',
             res.stdout + res.stderr + f'\nleft: {left[:20]}')
+        empty = [os.path.relpath(d, destdir)
+                 for d, subdirs, names in os.walk(destdir)
+                 if not subdirs and not names]
         tap(not os.path.exists(os.path.join(root, 'share/qemu')) and
-            not os.path.exists(os.path.join(root, 'lib/nitro-sim')),
-            'make uninstall removes its directories')
+            not os.path.exists(os.path.join(root, 'lib/nitro-sim')) and
+            not empty,
+            'make uninstall removes its directories, and leaves none empty',
+            f'empty: {empty}')
 
         res = make(top, 'install', 'DESTDIR=' + destdir, 'PREFIX=opt')
         tap(res.returncode != 0 and 'PREFIX must be an absolute path' in
