@@ -16,7 +16,9 @@
 # and the directories that held them once they are empty.
 set -euo pipefail
 
-top=$(cd "$(dirname "$0")/../.." && pwd)
+# The real path: meson names its files by it, also when the checkout is
+# reached through a symlink, a bind mount or after a move
+top=$(cd "$(dirname "$0")/../.." && pwd -P)
 obj="$top/build/obj"
 meson="$obj/pyvenv/bin/meson"
 
@@ -54,11 +56,15 @@ stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mapfile -t generated < <("$meson" introspect --installed "$obj" |
     python3 -c 'import json, os, sys
-obj = sys.argv[1]
+obj = os.path.realpath(sys.argv[1])
 for src in json.load(sys.stdin):
+    src = os.path.realpath(src)
     if src.startswith(obj + "/"):
         print(os.path.relpath(src, obj))' "$obj")
-ninja -C "$obj" "${generated[@]}" >/dev/null
+# Without targets ninja would build everything, the tests too
+if [ ${#generated[@]} -gt 0 ]; then
+    ninja -C "$obj" "${generated[@]}" >/dev/null
+fi
 "$meson" install -C "$obj" --no-rebuild --quiet --destdir "$stage" >/dev/null
 built_prefix=$("$meson" introspect --buildoptions "$obj" |
     python3 -c 'import json, sys
