@@ -226,36 +226,6 @@ static char *build_metadata(const char *name, const char *version,
     return g_string_free(qobject_to_json(QOBJECT(meta)), false);
 }
 
-/*
- * A kernel that says it is for another architecture than --arch would
- * make an image that boots nothing; one that does not say is taken.
- */
-static bool check_kernel_arch(const char *path, EifArch want)
-{
-    uint8_t hdr[EIF_KERNEL_ARCH_BYTES];
-    EifArch arch;
-    struct stat st;
-    ssize_t n;
-    /* Never waits (a FIFO): the build refuses what is not a file */
-    int fd = open(path, O_RDONLY | O_NONBLOCK);
-
-    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        /* The build reports it, with the reason */
-        if (fd >= 0) {
-            close(fd);
-        }
-        return true;
-    }
-    n = pread(fd, hdr, sizeof(hdr), 0);
-    close(fd);
-    if (n > 0 && eif_kernel_arch(hdr, n, &arch) && arch != want) {
-        error_report("the kernel '%s' is for %s, not %s (--arch)", path,
-                     eif_arch_name(arch), eif_arch_name(want));
-        return false;
-    }
-    return true;
-}
-
 static bool same_file(const struct stat *a, const char *path)
 {
     struct stat b;
@@ -347,9 +317,6 @@ static int cmd_build(int argc, char **argv)
     }
     p.initrds = (const char *const *)initrds->pdata;
     p.nr_initrds = initrds->len;
-    if (!check_kernel_arch(p.kernel, p.arch)) {
-        return 1;
-    }
     metadata = build_metadata(name, version, custom, output, &err);
     if (!metadata) {
         error_report_err(err);

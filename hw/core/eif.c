@@ -23,8 +23,6 @@
 #include <zlib.h>
 
 #include "hw/core/eif-internal.h"
-#include "qemu/bswap.h"
-#include "elf.h"
 
 QEMU_BUILD_BUG_ON(sizeof(EifHeader) != EIF_HEADER_SIZE);
 QEMU_BUILD_BUG_ON(sizeof(EifSectionHeader) != EIF_SECTION_HEADER_SIZE);
@@ -47,32 +45,6 @@ const char *eif_section_type_name(unsigned type)
 const char *eif_arch_name(EifArch arch)
 {
     return arch == EIF_ARCH_AARCH64 ? "aarch64" : "x86_64";
-}
-
-bool eif_kernel_arch(const uint8_t *data, size_t size, EifArch *arch)
-{
-    const Elf64_Ehdr *ehdr = (const Elf64_Ehdr *)data;
-
-    if (size >= 0x206 && !memcmp(data + 0x202, "HdrS", 4)) {
-        *arch = EIF_ARCH_X86_64;
-        return true;
-    }
-    if (size >= 0x3c && !memcmp(data + 0x38, "ARM\x64", 4)) {
-        *arch = EIF_ARCH_AARCH64;
-        return true;
-    }
-    if (size >= sizeof(*ehdr) && !memcmp(data, ELFMAG, SELFMAG) &&
-        data[EI_CLASS] == ELFCLASS64) {
-        uint16_t machine = data[EI_DATA] == ELFDATA2MSB ?
-                           be16_to_cpu(ehdr->e_machine) :
-                           le16_to_cpu(ehdr->e_machine);
-
-        if (machine == EM_X86_64 || machine == EM_AARCH64) {
-            *arch = machine == EM_X86_64 ? EIF_ARCH_X86_64 : EIF_ARCH_AARCH64;
-            return true;
-        }
-    }
-    return false;
 }
 
 const char *eif_default_cmdline(EifArch arch)

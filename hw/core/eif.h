@@ -142,20 +142,6 @@ const char *eif_section_type_name(unsigned type);
 const char *eif_arch_name(EifArch arch);
 
 /**
- * eif_kernel_arch:
- * @data: the start of a Linux kernel image
- * @size: how many bytes of it @data holds (EIF_KERNEL_ARCH_BYTES suffice)
- * @arch: set to the kernel's architecture
- *
- * The architecture that a kernel says it is for: an x86 bzImage ("HdrS"
- * at 0x202), an arm64 Image ("ARM\x64" at 0x38) or an ELF vmlinux.
- *
- * Returns: false when the format is not one of these.
- */
-#define EIF_KERNEL_ARCH_BYTES 0x210
-bool eif_kernel_arch(const uint8_t *data, size_t size, EifArch *arch);
-
-/**
  * eif_open_file:
  * @path: the file to open for reading
  * @errp: pointer to a NULL-initialized error object

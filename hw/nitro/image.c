@@ -25,6 +25,7 @@
 #include "hw/boards.h"
 #include "system/memory.h"
 #include "system/nitro-accel.h"
+#include "elf.h"
 #include "image.h"
 #include "machine-ram.h"
 #include "trace.h"
@@ -194,37 +195,36 @@ static bool nitro_image_check_arch(const char *path, EifArch arch,
 }
 
 /*
- * The architecture of a Linux kernel image, when it says (see
- * eif_kernel_arch).  Returns false when the format is not recognised.
+ * The architecture of a Linux kernel image, when it says: an x86 bzImage
+ * ("HdrS" at 0x202), an arm64 Image ("ARM\x64" at 0x38), or an ELF
+ * vmlinux.  Returns false when the format is not recognised.
  */
 static bool nitro_image_kernel_arch(int fd, EifArch *arch)
 {
-    uint8_t hdr[EIF_KERNEL_ARCH_BYTES];
-    ssize_t n = pread(fd, hdr, sizeof(hdr), 0);
+    uint8_t hdr[0x210];
+    Elf64_Ehdr *ehdr = (Elf64_Ehdr *)hdr;
 
-    return n > 0 && eif_kernel_arch(hdr, n, arch);
-}
-
-/*
- * The kernel inside an EIF must be for the architecture of the EIF's
- * flags: the hypervisor would boot nothing.
- */
-static bool nitro_image_check_eif_kernel(const char *path, const void *eif,
-                                         const EifInfo *info, Error **errp)
-{
-    const EifSection *kernel = eif_find_section(info, EIF_SECTION_KERNEL, 0);
-    EifArch arch;
-
-    if (!kernel ||
-        !eif_kernel_arch(eif_section_data(eif, kernel), kernel->size,
-                         &arch) ||
-        arch == info->arch) {
+    if (pread(fd, hdr, sizeof(hdr), 0) != sizeof(hdr)) {
+        return false;
+    }
+    if (!memcmp(hdr + 0x202, "HdrS", 4)) {
+        *arch = EIF_ARCH_X86_64;
         return true;
     }
-    error_setg(errp, "%s: its kernel is for %s, not %s", path,
-               eif_arch_name(arch), eif_arch_name(info->arch));
-    error_append_hint(errp, "Build the image from a %s kernel.\n",
-                      eif_arch_name(info->arch));
+    if (!memcmp(hdr + 0x38, "ARM\x64", 4)) {
+        *arch = EIF_ARCH_AARCH64;
+        return true;
+    }
+    if (!memcmp(hdr, ELFMAG, SELFMAG) && hdr[EI_CLASS] == ELFCLASS64) {
+        uint16_t machine = hdr[EI_DATA] == ELFDATA2MSB ?
+                           be16_to_cpu(ehdr->e_machine) :
+                           le16_to_cpu(ehdr->e_machine);
+
+        if (machine == EM_X86_64 || machine == EM_AARCH64) {
+            *arch = machine == EM_X86_64 ? EIF_ARCH_X86_64 : EIF_ARCH_AARCH64;
+            return true;
+        }
+    }
     return false;
 }
 
@@ -295,8 +295,7 @@ static bool nitro_image_load_eif(MachineState *ms, int fd, void *dst,
         error_prepend(errp, "%s: ", ms->kernel_filename);
         return false;
     }
-    return nitro_image_check_arch(ms->kernel_filename, info->arch, errp) &&
-           nitro_image_check_eif_kernel(ms->kernel_filename, dst, info, errp);
+    return nitro_image_check_arch(ms->kernel_filename, info->arch, errp);
 }
 
 /* Wrap the kernel, -initrd and -append into an EIF at @dst. */

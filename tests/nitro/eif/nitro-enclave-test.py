@@ -89,10 +89,8 @@ def main():
 
         eif = os.path.join(tmp, 'app.eif')
         arm = os.path.join(tmp, 'arm.eif')
-        # (qemu-eif refuses an x86 bzImage for aarch64: any other bytes)
-        for out, arch, kernel in ((eif, 'x86_64', files['kernel']),
-                                  (arm, 'aarch64', files['extra'])):
-            subprocess.run([QEMU_EIF, 'build', '--kernel', kernel,
+        for out, arch in ((eif, 'x86_64'), (arm, 'aarch64')):
+            subprocess.run([QEMU_EIF, 'build', '--kernel', files['kernel'],
                             '--initrd', files['initrd'],
                             '--initrd', files['initrd2'], '--arch', arch,
                             '-o', out], check=True)
