@@ -13,18 +13,10 @@
 #include "qemu/error-report.h"
 #include "qemu/units.h"
 #include <sys/ioctl.h>
-#include "qemu/target-info.h"
 #include "standard-headers/linux/nitro_enclaves.h"
 #include "system/nitro-host.h"
 #include "nitro-driver.h"
 #include "trace.h"
-
-/* The parent instance's architecture, which its enclaves have */
-#if defined(HOST_X86_64)
-#define NITRO_HOST_ARCH "x86_64"
-#elif defined(HOST_AARCH64)
-#define NITRO_HOST_ARCH "aarch64"
-#endif
 
 typedef struct NitroDriverError {
     int err;
@@ -105,9 +97,7 @@ static const NitroDriverError nitro_driver_errors[] = {
 };
 
 /* Set @errp for a failed @op with errno @err. */
-/* @vcpus: how many the enclave asks for, 0 if not known yet */
-static void nitro_driver_error(Error **errp, const char *op, int err,
-                               unsigned vcpus)
+static void nitro_driver_error(Error **errp, const char *op, int err)
 {
     ERRP_GUARD();
     size_t i;
@@ -122,7 +112,7 @@ static void nitro_driver_error(Error **errp, const char *op, int err,
                    op, e->message, e->name);
         if (e->hint && strstr(e->hint, "%s")) {
             g_autofree char *pool = nitro_cpu_pool();
-            g_autofree char *example = nitro_pool_example(vcpus);
+            g_autofree char *example = nitro_pool_example();
 
             error_append_hint(errp, CPU_POOL_HINT, pool,
                               example ? ", on this host e.g. 'echo " : "",
@@ -163,7 +153,7 @@ int nitro_driver_create_vm(int dev_fd, uint64_t *slot_uid, Error **errp)
     int fd = ioctl(dev_fd, NE_CREATE_VM, slot_uid);
 
     if (fd < 0) {
-        nitro_driver_error(errp, "creating the enclave", errno, 0);
+        nitro_driver_error(errp, "creating the enclave", errno);
         return -1;
     }
     trace_nitro_create_vm(fd, *slot_uid);
@@ -176,7 +166,7 @@ bool nitro_driver_image_offset(int enclave_fd, uint64_t *offset,
     struct ne_image_load_info info = { .flags = NE_EIF_IMAGE };
 
     if (ioctl(enclave_fd, NE_GET_IMAGE_LOAD_INFO, &info) < 0) {
-        nitro_driver_error(errp, "getting the image load offset", errno, 0);
+        nitro_driver_error(errp, "getting the image load offset", errno);
         return false;
     }
     *offset = info.memory_offset;
@@ -214,7 +204,7 @@ bool nitro_driver_add_memory(int enclave_fd, void *host, uint64_t size,
         int err = errno;
         uint64_t larger = nitro_larger_page_size(page_size);
 
-        nitro_driver_error(errp, "donating guest RAM", err, 0);
+        nitro_driver_error(errp, "donating guest RAM", err);
         if (err != NE_ERR_MEM_MAX_REGIONS) {
             return false;
         }
@@ -248,7 +238,7 @@ bool nitro_driver_add_vcpu(int enclave_fd, uint32_t *cpu, unsigned nth,
                                               "asked with -smp", nth + 1,
                                               total);
 
-        nitro_driver_error(errp, op, err, total);
+        nitro_driver_error(errp, op, err);
         if (err == NE_ERR_NO_CPUS_AVAIL_IN_POOL) {
             error_append_hint(errp, "The pool had %u CPUs free for this "
                               "enclave; -smp %u asks for %u.\n", nth, total,
@@ -271,28 +261,14 @@ bool nitro_driver_start(int enclave_fd, bool debug_mode, uint64_t *cid,
 
     if (ioctl(enclave_fd, NE_START_ENCLAVE, &info) < 0) {
         if (errno == EADDRINUSE) {
-            /*
-             * The fix in the message itself: a QMP client (libvirt's
-             * error for cont) shows no hint
-             */
             error_setg(errp, "Nitro Enclaves: starting the enclave failed: "
                        "CID %" PRIu64 " is already used by another enclave "
-                       "or VM: choose another requested-cid, or 0 to let "
-                       "the hypervisor choose", *cid);
+                       "or VM", *cid);
+            error_append_hint(errp, "Choose another requested-cid, or 0 "
+                              "to let the hypervisor choose.\n");
             return false;
         }
-#ifdef NITRO_HOST_ARCH
-        if (errno == EINVAL && strcmp(target_name(), NITRO_HOST_ARCH)) {
-            /* The enclave runs on the parent's cores: its architecture */
-            error_setg(errp, "Nitro Enclaves: starting the enclave failed: "
-                       "the parent instance is %s, this QEMU launches %s "
-                       "enclaves", NITRO_HOST_ARCH, target_name());
-            error_append_hint(errp, "Use qemu-system-%s with an image for "
-                              "%s.\n", NITRO_HOST_ARCH, NITRO_HOST_ARCH);
-            return false;
-        }
-#endif
-        nitro_driver_error(errp, "starting the enclave", errno, 0);
+        nitro_driver_error(errp, "starting the enclave", errno);
         return false;
     }
     *cid = info.enclave_cid;

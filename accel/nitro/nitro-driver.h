@@ -17,12 +17,11 @@
 char *nitro_cpu_pool(void);
 
 /*
- * nitro-pool.c: a pool of the first whole cores that may be in it (not
- * core 0) with at least @vcpus CPUs (one core for 0), as this host numbers
- * them (e.g. "1,5" on EC2 x86), or NULL if the host does not say or has
- * no such pool.
+ * nitro-pool.c: the siblings of the first core that may be in the pool
+ * (not core 0), as this host numbers them (e.g. "1,5" on EC2 x86), or
+ * NULL if the host does not say.
  */
-char *nitro_pool_example(unsigned vcpus);
+char *nitro_pool_example(void);
 
 /* Open the device; returns the fd or -1 with @errp set. */
 int nitro_driver_open(Error **errp);

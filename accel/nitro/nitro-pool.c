@@ -31,29 +31,9 @@ char *nitro_cpu_pool(void)
     return g_strdup(*pool ? pool : "empty");
 }
 
-/* "1,5", "2-3", "1-3,5-7" */
-static char *nitro_format_cpu_list(const unsigned long *cpus)
+char *nitro_pool_example(void)
 {
-    g_autoptr(GString) s = g_string_new(NULL);
-    unsigned long first = find_first_bit(cpus, NITRO_MAX_HOST_CPUS);
-
-    while (first < NITRO_MAX_HOST_CPUS) {
-        unsigned long end = find_next_zero_bit(cpus, NITRO_MAX_HOST_CPUS,
-                                               first);
-
-        g_string_append_printf(s, "%s%lu", s->len ? "," : "", first);
-        if (end - first > 1) {
-            g_string_append_printf(s, "-%lu", end - 1);
-        }
-        first = find_next_bit(cpus, NITRO_MAX_HOST_CPUS, end);
-    }
-    return g_string_free(g_steal_pointer(&s), false);
-}
-
-char *nitro_pool_example(unsigned vcpus)
-{
-    g_autofree unsigned long *pool = bitmap_new(NITRO_MAX_HOST_CPUS);
-    g_autofree unsigned long *core = bitmap_new(NITRO_MAX_HOST_CPUS);
+    g_autofree unsigned long *cpus = bitmap_new(NITRO_MAX_HOST_CPUS);
     unsigned cpu;
 
     for (cpu = 1; cpu < NITRO_MAX_HOST_CPUS; cpu++) {
@@ -63,19 +43,13 @@ char *nitro_pool_example(unsigned vcpus)
                                                  cpu);
 
         if (!list) {
-            /* No more CPUs: this host has no pool that large */
             return NULL;
         }
-        bitmap_zero(core, NITRO_MAX_HOST_CPUS);
-        if (!nitro_parse_cpu_list(list, core) ||
-            bitmap_empty(core, NITRO_MAX_HOST_CPUS) || test_bit(0, core)) {
-            continue;
-        }
-        /* Whole cores, until they hold the vCPUs asked for */
-        bitmap_or(pool, pool, core, NITRO_MAX_HOST_CPUS);
-        if (bitmap_count_one(pool, NITRO_MAX_HOST_CPUS) >=
-            (long)MAX(vcpus, 1)) {
-            return nitro_format_cpu_list(pool);
+        bitmap_zero(cpus, NITRO_MAX_HOST_CPUS);
+        if (nitro_parse_cpu_list(list, cpus) &&
+            !bitmap_empty(cpus, NITRO_MAX_HOST_CPUS) &&
+            !test_bit(0, cpus)) {
+            return g_steal_pointer(&list);
         }
     }
     return NULL;
