@@ -38,6 +38,7 @@
 #include "qemu/notify.h"
 #include "qemu/target-info.h"
 #include "qemu/timer.h"
+#include "qemu/units.h"
 #include "qemu/accel.h"
 #include "accel/accel-ops.h"
 #include "accel/accel-cpu-ops.h"
@@ -86,6 +87,8 @@ struct NitroAccelState {
     uint64_t slot_uid;
     uint64_t image_offset;
     uint64_t cid;               /* of the enclave, once started */
+    uint32_t *cpus;             /* its host CPUs, once prepared */
+    unsigned n_cpus;
     NitroEnclaveState state;
     /* QEMU wants the enclave to run, once the machine's devices are ready */
     bool start_when_ready;
@@ -115,6 +118,17 @@ uint64_t nitro_image_offset(void)
 uint64_t nitro_enclave_cid(void)
 {
     return nitro_state ? nitro_state->cid : 0;
+}
+
+uint64_t nitro_enclave_slot_uid(void)
+{
+    return nitro_state ? nitro_state->slot_uid : 0;
+}
+
+const uint32_t *nitro_enclave_cpus(unsigned *n)
+{
+    *n = nitro_state ? nitro_state->n_cpus : 0;
+    return *n ? nitro_state->cpus : NULL;
 }
 
 const char *nitro_enclave_state(void)
@@ -342,6 +356,27 @@ void nitro_enclave_device_error(Error *err)
                                            EXIT_FAILURE);
 }
 
+/*
+ * One line that says the enclave runs and where, as nitro-cli's
+ * run-enclave does; on stderr, so that a -nographic console stays clean,
+ * and not once QEMU runs as a daemon.
+ */
+static void nitro_report_started(NitroAccelState *s)
+{
+    g_autoptr(GString) cpus = g_string_new(NULL);
+
+    if (is_daemonized()) {
+        return;
+    }
+    for (unsigned i = 0; i < s->n_cpus; i++) {
+        g_string_append_printf(cpus, "%s%u", i ? ", " : "", s->cpus[i]);
+    }
+    info_report("Nitro Enclaves: started the enclave with CID %" PRIu64
+                ": %u vCPUs (%s), %" PRIu64 " MiB%s", s->cid, s->n_cpus,
+                cpus->str, current_machine->ram_size / MiB,
+                s->debug_mode ? ", debug mode" : "");
+}
+
 static bool nitro_start(NitroAccelState *s, Error **errp)
 {
     uint64_t cid = s->requested_cid;
@@ -351,6 +386,7 @@ static bool nitro_start(NitroAccelState *s, Error **errp)
     }
     s->cid = cid;
     s->state = NITRO_ENCLAVE_RUNNING;
+    nitro_report_started(s);
     qemu_set_fd_handler(s->enclave_fd, nitro_enclave_hangup, NULL, s);
     nitro_listener_started(s);
     return true;
@@ -495,14 +531,14 @@ static bool nitro_prepare(NitroAccelState *s, MachineState *ms, Error **errp)
         !nitro_donate_memory(s->enclave_fd, ms, errp)) {
         return false;
     }
+    s->cpus = g_new0(uint32_t, ms->smp.cpus);
     for (i = 0; i < ms->smp.cpus; i++) {
-        uint32_t cpu = 0;
-
-        if (!nitro_driver_add_vcpu(s->enclave_fd, &cpu, i, ms->smp.cpus,
-                                   errp)) {
+        if (!nitro_driver_add_vcpu(s->enclave_fd, &s->cpus[i], i,
+                                   ms->smp.cpus, errp)) {
             return false;
         }
     }
+    s->n_cpus = ms->smp.cpus;
     s->state = NITRO_ENCLAVE_PREPARED;
     trace_nitro_prepared(ms->smp.cpus);
     return true;

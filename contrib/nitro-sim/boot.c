@@ -123,7 +123,7 @@ static int write_image(SimEnclave *e, const char *path)
     return 0;
 }
 
-/* a program next to this library in the build tree, or in PATH */
+/* a program at @rel from this library (build tree, install), or in PATH */
 static void default_program(const char *rel, const char *name, char *buf,
                             size_t len)
 {
@@ -257,7 +257,7 @@ int sim_boot_start(SimEnclave *e)
     char vhost[PATH_MAX + 48], gateway[PATH_MAX + 48], log[PATH_MAX + 48];
     char vsock_cid[48], att[PATH_MAX + 16], nsm_key[PATH_MAX + 32];
     char nsm_chain[PATH_MAX + 32];
-    uint64_t instance = 14695981039346656037ULL;
+    uint64_t instance;
     struct sockaddr_un sun = { .sun_family = AF_UNIX };
     int sv[2] = { -1, -1 }, lsock = -1, logfd = -1, err;
     char **qenv = NULL, **benv = NULL;
@@ -281,6 +281,11 @@ int sim_boot_start(SimEnclave *e)
     } else {
         default_program("../vhost-user-vsock/vhost-user-vsock",
                         "vhost-user-vsock", backend, sizeof(backend));
+        if (!strchr(backend, '/')) {
+            /* installed: PREFIX/lib/nitro-sim/ and PREFIX/bin/ */
+            default_program("../../bin/vhost-user-vsock", "vhost-user-vsock",
+                            backend, sizeof(backend));
+        }
     }
     snprintf(e->boot_base, sizeof(e->boot_base), "%s/enclave-%u",
              e->cfg.dir, e->cid);
@@ -330,13 +335,8 @@ int sim_boot_start(SimEnclave *e)
     }
     snprintf(nsm_key, sizeof(nsm_key), "%s/leaf.key", att);
     snprintf(nsm_chain, sizeof(nsm_chain), "%s/chain.pem", att);
-    /*
-     * module_id: an instance ID per simulation directory (FNV-1a of its
-     * path), the slot as enclave ID
-     */
-    for (const char *c = e->cfg.dir; *c; c++) {
-        instance = (instance ^ (uint8_t)*c) * 1099511628211ULL;
-    }
+    /* module_id: the simulated parent's instance ID, the slot as enclave ID */
+    instance = sim_instance(&e->cfg);
     l = (NitroEnclaveLaunch) {
         .qemu = qemu, .backend = backend, .eif = eif, .vhost = vhost,
         .gateway = gateway, .vsock_host = true, .cid = e->cid,

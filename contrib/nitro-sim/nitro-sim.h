@@ -349,6 +349,12 @@ void sim_boot_gateway_path(const SimConfig *cfg, uint32_t cid, char *buf,
 bool sim_sysfs_path(const char *path);
 /* a read-only fd with the file's content, or -1 with errno */
 int sim_sysfs_open(const char *path, int flags);
+/*
+ * The parent's instance ID, "i-" and 17 hex digits: one per simulation
+ * directory (FNV-1a of its path), in board_asset_tag as on EC2
+ */
+uint64_t sim_instance(const SimConfig *cfg);
+void sim_instance_id(const SimConfig *cfg, char *buf, size_t len);
 
 /* ---- vsock.c: AF_VSOCK over AF_UNIX ---- */
 

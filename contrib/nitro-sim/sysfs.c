@@ -3,9 +3,11 @@
  *
  * A launcher reads the CPU pool (the nitro_enclaves module's ne_cpus
  * parameter) and the host's SMT layout (thread_siblings_list of each CPU)
- * to pick and explain a valid pool.  Under the simulator these describe
- * the simulated parent (NITRO_SIM_CPUS, NITRO_SIM_HOST_CPUS,
- * NITRO_SIM_TOPOLOGY), not the machine it runs on: opening one of them
+ * to pick and explain a valid pool, and the instance ID (DMI's
+ * board_asset_tag on EC2) to name enclaves as nitro-cli does.  Under the
+ * simulator these describe the simulated parent (NITRO_SIM_CPUS,
+ * NITRO_SIM_HOST_CPUS, NITRO_SIM_TOPOLOGY, NITRO_SIM_DIR for the instance
+ * ID), not the machine it runs on: opening one of them
  * gives a read-only memfd with the content the real file would have.
  *
  * Copyright (c) 2025 Nitro Enclaves for QEMU authors
@@ -28,9 +30,10 @@
 #define SIM_SIBLINGS "/topology/thread_siblings_list"
 #define SIM_NODE_DIR "/sys/devices/system/node/"
 #define SIM_NODE_HUGEPAGES "/hugepages/hugepages-"
+#define SIM_ASSET_TAG "/sys/devices/virtual/dmi/id/board_asset_tag"
 
 enum { SF_NONE, SF_NE_CPUS, SF_SIBLINGS, SF_NODES, SF_NODE_CPUS,
-       SF_NODE_PAGES };
+       SF_NODE_PAGES, SF_ASSET_TAG };
 
 /* "<prefix><number><suffix>": the number, or -1 */
 static int numbered(const char *path, const char *prefix, const char *suffix)
@@ -65,6 +68,9 @@ static int classify(const char *path, int *n)
     if (!strcmp(path, SIM_NODE_DIR "online")) {
         return SF_NODES;
     }
+    if (!strcmp(path, SIM_ASSET_TAG)) {
+        return SF_ASSET_TAG;
+    }
     *n = numbered(path, SIM_CPU_DIR, SIM_SIBLINGS);
     if (*n >= 0 && !strcmp(strstr(path, "/topology/"), SIM_SIBLINGS)) {
         return SF_SIBLINGS;
@@ -91,6 +97,21 @@ bool sim_sysfs_path(const char *path)
     int n;
 
     return classify(path, &n) != SF_NONE;
+}
+
+uint64_t sim_instance(const SimConfig *cfg)
+{
+    uint64_t h = 14695981039346656037ULL;
+
+    for (const char *c = cfg->dir; *c; c++) {
+        h = (h ^ (uint8_t)*c) * 1099511628211ULL;
+    }
+    return h;
+}
+
+void sim_instance_id(const SimConfig *cfg, char *buf, size_t len)
+{
+    snprintf(buf, len, "i-%017llx", (unsigned long long)sim_instance(cfg));
 }
 
 /* "1-3,5-7" */
@@ -164,7 +185,9 @@ int sim_sysfs_open(const char *path, int flags)
         }
         break;
     }
-    if (kind == SF_NODE_PAGES) {
+    if (kind == SF_ASSET_TAG) {
+        sim_instance_id(&cfg, text, sizeof(text));
+    } else if (kind == SF_NODE_PAGES) {
         snprintf(text, sizeof(text), "0");
     } else {
         list_cpus(bm, text, sizeof(text) - 1);

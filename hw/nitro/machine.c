@@ -7,9 +7,11 @@
  * measurements published as the properties pcr0, pcr1, pcr2 and pcr8
  * (measure.c), and the enclave's CID once it runs (enclave-cid).
  *
- * The machine hosts the nitro vsock bus (at /machine/nitro-vsock).
- * Unless -nodefaults, it adds the heartbeat device and, in debug mode with
- * a serial chardev, the console device.  An enclave whose heartbeat
+ * The machine hosts the nitro vsock bus (at /machine/nitro-vsock), with
+ * the registry that lets tools find the enclave (registry.c).
+ * Unless -nodefaults, it adds the heartbeat device and, in debug mode, the
+ * console device, on the serial chardev (on a null chardev without one:
+ * the registry's console socket shows the console).  An enclave whose heartbeat
  * nothing answers panics at boot: the machine refuses to start one
  * without a nitro-heartbeat, unless external-heartbeat=on says that
  * another process answers it.
@@ -30,6 +32,7 @@
 #include "qapi/visitor.h"
 #include "qemu/error-report.h"
 #include "qemu/units.h"
+#include "chardev/char.h"
 #include "hw/boards.h"
 #include "hw/core/cpu.h"
 #include "hw/nitro/machine.h"
@@ -131,6 +134,10 @@ static bool nitro_machine_create_vsock(NitroMachineState *nms, Error **errp)
         return false;
     }
     bus = BUS(&NITRO_VSOCK_BRIDGE(bridge)->bus);
+    /* Even with -nodefaults (libvirt): tools find every enclave QEMU */
+    if (!qdev_realize_and_unref(qdev_new(TYPE_NITRO_REGISTRY), bus, errp)) {
+        return false;
+    }
 
     if (!defaults_enabled()) {
         return true;
@@ -138,10 +145,13 @@ static bool nitro_machine_create_vsock(NitroMachineState *nms, Error **errp)
     if (!qdev_realize_and_unref(qdev_new(TYPE_NITRO_HEARTBEAT), bus, errp)) {
         return false;
     }
-    if (nitro_debug_mode() && serial_hd(0)) {
+    if (nitro_debug_mode()) {
         DeviceState *console = qdev_new(TYPE_NITRO_SERIAL_VSOCK);
+        /* Without -serial, for the registry's console socket only */
+        Chardev *chr = serial_hd(0) ?: qemu_chr_new("nitro-console", "null",
+                                                    NULL);
 
-        qdev_prop_set_chr(console, "chardev", serial_hd(0));
+        qdev_prop_set_chr(console, "chardev", chr);
         if (!qdev_realize_and_unref(console, bus, errp)) {
             return false;
         }

@@ -12,7 +12,10 @@
  * bytes read before; a chardev that does not keep up (a stalled console
  * client) leaves the bytes waiting in the vsock connection, and a watch
  * on the chardev resumes the copy when it can take more.  No byte is
- * lost.  When the enclave stops, the console ends (EOF); until then the
+ * lost.  A null chardev never opens but takes every byte: the console is
+ * read all the same, for the registry's console socket (registry.c), which
+ * gets every byte read.  When the enclave stops, the console ends (EOF);
+ * until then the
  * device is "draining" and QEMU waits for it before it exits, so that
  * every byte the enclave sent reaches the chardev.
  *
@@ -71,6 +74,14 @@ static void nitro_serial_close(NitroSerialVsock *s)
 }
 
 static void nitro_serial_read(void *opaque);
+
+/* Can the chardev take bytes now? */
+static bool nitro_serial_chr_takes(NitroSerialVsock *s)
+{
+    return qemu_chr_fe_backend_open(&s->chr) ||
+           object_dynamic_cast(OBJECT(qemu_chr_fe_get_driver(&s->chr)),
+                               TYPE_CHARDEV_NULL);
+}
 
 /* Read from the connection exactly while the chardev can take bytes. */
 static void nitro_serial_update_reading(NitroSerialVsock *s)
@@ -137,6 +148,7 @@ static void nitro_serial_read(void *opaque)
         nitro_enclave_device_drained();
         return;
     }
+    nitro_registry_console_output(s->buf, n);
     s->buf_off = 0;
     s->buf_len = n;
     nitro_serial_flush(s);
@@ -164,7 +176,7 @@ static void nitro_serial_chr_event(void *opaque, QEMUChrEvent event)
 {
     NitroSerialVsock *s = opaque;
 
-    s->chr_open = qemu_chr_fe_backend_open(&s->chr);
+    s->chr_open = nitro_serial_chr_takes(s);
     nitro_serial_update_reading(s);
 }
 
@@ -282,7 +294,7 @@ static void nitro_serial_realize(DeviceState *dev, Error **errp)
         return;
     }
     s->timer = timer_new_ms(QEMU_CLOCK_REALTIME, nitro_serial_timer, s);
-    s->chr_open = qemu_chr_fe_backend_open(&s->chr);
+    s->chr_open = nitro_serial_chr_takes(s);
     qemu_chr_fe_set_handlers(&s->chr, nitro_serial_chr_can_receive,
                              nitro_serial_chr_receive, nitro_serial_chr_event,
                              NULL, s, NULL, true);

@@ -84,6 +84,23 @@ uint64_t nitro_image_offset(void);
 uint64_t nitro_enclave_cid(void);
 
 /**
+ * nitro_enclave_slot_uid:
+ *
+ * Returns: the driver's unique ID of the enclave slot (NE_CREATE_VM), of
+ * which nitro-cli makes the enclave ID; 0 without the accelerator.
+ */
+uint64_t nitro_enclave_slot_uid(void);
+
+/**
+ * nitro_enclave_cpus:
+ * @n: set to the number of vCPUs
+ *
+ * Returns: the host CPUs that the driver gave the enclave, once it is
+ * prepared (@n is 0 before).
+ */
+const uint32_t *nitro_enclave_cpus(unsigned *n);
+
+/**
  * nitro_enclave_state:
  *
  * Returns: where the enclave is in its life: "created" (nothing donated

@@ -6,7 +6,9 @@
 #
 # Results, as links into the meson build directory build/obj:
 # build/qemu-system-x86_64, build/qemu-system-aarch64, build/qemu-eif, the
-# simulator build/libnitro-sim.so and its CLI build/nitro-sim.
+# simulator build/libnitro-sim.so and its CLI build/nitro-sim; and
+# build/qemu-nitro, a link to the script in the tree, which finds the
+# emulators next to itself.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -123,3 +125,4 @@ for t in qemu-system-x86_64 qemu-system-aarch64 contrib/qemu-eif/qemu-eif \
         ln -sfn "obj/$t" "$top/build/$(basename "$t")"
     fi
 done
+ln -sfn tree/contrib/qemu-nitro/qemu-nitro "$top/build/qemu-nitro"

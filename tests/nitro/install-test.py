@@ -26,7 +26,8 @@ from taptest import Tap, sample_inputs, wait_for  # noqa: E402
 PREFIX = '/opt/qemu-nitro'
 TARGETS = ['x86_64', 'aarch64']
 INSTALLED = (['bin/qemu-system-' + t for t in TARGETS] +
-             ['bin/qemu-eif', 'bin/nitro-sim',
+             ['bin/qemu-eif', 'bin/qemu-nitro', 'bin/nitro-sim',
+              'bin/vhost-user-vsock',
               'lib/nitro-sim/libnitro-sim.so'])
 
 tap = Tap(max_diag=None)
@@ -120,6 +121,36 @@ def main():
                  if not f.startswith(PREFIX.lstrip('/') + '/')]
         tap(not stray, 'everything is under DESTDIR/PREFIX', str(stray))
 
+        # Through a symlink to the checkout: only what is installed is
+        # built (ninja never runs without targets, which builds all)
+        link = os.path.join(tmp, 'checkout link')
+        os.symlink(top, link)
+        shim = os.path.join(tmp, 'shim')
+        os.mkdir(shim)
+        calls = os.path.join(tmp, 'ninja-calls')
+        real_ninja = shutil.which('ninja')
+        with open(os.path.join(shim, 'ninja'), 'w') as f:
+            # One argument a line, a call ending with an empty line
+            f.write(f'#!/bin/sh\nprintf "%s\\n" "$@" "" >> \'{calls}\'\n'
+                    f'exec \'{real_ninja}\' "$@"\n')
+        os.chmod(os.path.join(shim, 'ninja'), 0o755)
+        env = dict(os.environ, PATH=shim + ':' + os.environ['PATH'])
+        res = subprocess.run(['make', '-C', link, '--no-print-directory',
+                              'install', 'DESTDIR=' + destdir + '2',
+                              'PREFIX=' + PREFIX], stdin=subprocess.DEVNULL,
+                             capture_output=True, text=True, timeout=900,
+                             env=env)
+        with open(calls) as f:
+            ninjas = [c.split('\n') for c in f.read().split('\n\n') if c]
+        # -C DIR, then the targets
+        untargeted = [c for c in ninjas
+                      if not [a for a in c[2:] if not a.startswith('-')]]
+        tap(res.returncode == 0 and ninjas and not untargeted and
+            files_under(destdir + '2') == installed,
+            'make install through a symlink builds only what it installs',
+            res.stderr[-1000:] + f'\nninja calls: {ninjas}')
+        shutil.rmtree(destdir + '2')
+
         # Another directory, far from the checkout and the build
         work = os.path.join(tmp, 'elsewhere')
         os.mkdir(work)
@@ -161,9 +192,14 @@ def main():
             left == [os.path.relpath(mine, destdir)],
             'make uninstall removes all it installed, and only that',
             res.stdout + res.stderr + f'\nleft: {left[:20]}')
+        empty = [os.path.relpath(d, destdir)
+                 for d, subdirs, names in os.walk(destdir)
+                 if not subdirs and not names]
         tap(not os.path.exists(os.path.join(root, 'share/qemu')) and
-            not os.path.exists(os.path.join(root, 'lib/nitro-sim')),
-            'make uninstall removes its directories')
+            not os.path.exists(os.path.join(root, 'lib/nitro-sim')) and
+            not empty,
+            'make uninstall removes its directories, and leaves none empty',
+            f'empty: {empty}')
 
         res = make(top, 'install', 'DESTDIR=' + destdir, 'PREFIX=opt')
         tap(res.returncode != 0 and 'PREFIX must be an absolute path' in

@@ -36,6 +36,7 @@ OBJECT_DECLARE_SIMPLE_TYPE(NitroVsockBridge, NITRO_VSOCK_BRIDGE)
 
 #define TYPE_NITRO_HEARTBEAT "nitro-heartbeat"
 #define TYPE_NITRO_SERIAL_VSOCK "nitro-serial-vsock"
+#define TYPE_NITRO_REGISTRY "nitro-registry"
 
 /* Where the machine puts the bridge */
 #define NITRO_VSOCK_BRIDGE_PATH "/machine/nitro-vsock"
@@ -80,6 +81,12 @@ struct NitroVsockBridge {
     /* Another process answers the heartbeat: none needed on the bus */
     bool external_heartbeat;
 };
+
+/*
+ * The console device passes what the enclave's console says to the
+ * registry (registry.c), for the clients of its console socket.
+ */
+void nitro_registry_console_output(const uint8_t *buf, size_t len);
 
 /* For the devices: the bridge of their bus */
 NitroVsockBridge *nitro_vsock_device_bridge(NitroVsockDevice *dev);

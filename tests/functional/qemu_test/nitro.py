@@ -81,6 +81,8 @@ class NitroTest(QemuSystemTest):
         self.sim_env = {
             'NITRO_SIM_DIR': self.sim_dir,
             'NITRO_SIM_ARCH': self.target_arch,
+            # The registry of enclave QEMUs (hw/nitro/registry.c): private
+            'QEMU_NITRO_RUNTIME_DIR': os.path.join(self.sim_dir, 'run'),
         }
 
     def tearDown(self):
