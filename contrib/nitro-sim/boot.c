@@ -3,18 +3,20 @@
  *
  * Instead of playing the enclave, the simulated hypervisor runs the image
  * that was loaded into the donated memory in QEMU's emulated
- * `-M nitro-enclave` machine under TCG, with the enclave's memory size
- * and vCPU count, and contrib/vhost-user-vsock as its vsock device with
- * the enclave's CID.  The backend runs with this library preloaded and
- * NITRO_SIM_VSOCK_CID set, so the enclave's connections (its init's
- * heartbeat to (3, 9000)) come out of the enclave's CID in the
- * simulation's vsock space; parent connections to the enclave's CID reach
- * the backend's gateway (vsock.c).  Guest time follows the instruction
- * count (-icount): on a loaded host, real-time TCG runs the kernel's TSC
- * calibration against the PIT too slowly, it fails and the kernel hangs.
- * The machine's ttyS0 becomes the debug
- * console; a kernel panic or the machine's exit (power-off) stops the
- * enclave.  Both processes die with the thread that started them
+ * -M nitro-enclave machine under TCG (boot-machine.c), with the
+ * enclave's memory size and vCPU count, and
+ * contrib/vhost-user-vsock as its vsock device with the enclave's CID.
+ * The backend runs with this library preloaded and NITRO_SIM_VSOCK_CID
+ * set, so the enclave's connections (its init's heartbeat to (3, 9000))
+ * come out of the enclave's CID in the simulation's vsock space; parent
+ * connections to the enclave's CID reach the backend's gateway
+ * (vsock.c).  The machine's serial console becomes the debug console.
+ * As on Nitro, the enclave stops when its kernel powers off
+ * (the machine exits), reboots (its "Restarting system" line: a reboot
+ * terminates an enclave, it never boots twice) or panics (once the panic
+ * is printed, up to its "Rebooting in" or end line, instead of waiting
+ * panic= seconds); the console gets every byte the machine wrote before
+ * it is ended.  Both processes die with the thread that started them
  * (PR_SET_PDEATHSIG) and are ended when the enclave stops.
  *
  * Files, all removed at stop: $NITRO_SIM_DIR/enclave-<cid>.eif (the
@@ -34,6 +36,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -52,6 +55,14 @@
 #include "nitro-sim.h"
 
 #define PANIC_LINE "Kernel panic - not syncing"
+/* the last line of a panic: before panic= seconds, or the end marker */
+#define PANIC_WAIT_LINE "Rebooting in "
+#define PANIC_END_LINE "---[ end Kernel panic"
+/* a panic's lines come this close together, and not for longer */
+#define PANIC_QUIET_MS 1000
+#define PANIC_MAX_MS 5000
+/* printed by the kernel just before it resets the machine */
+#define REBOOT_LINE "reboot: Restarting system"
 
 static void boot_log(SimEnclave *e, const char *state, const char *detail)
 {
@@ -83,54 +94,14 @@ void sim_boot_gateway_path(const SimConfig *cfg, uint32_t cid, char *buf,
     snprintf(buf, len, "%s/enclave-%u.vsock", cfg->dir, cid);
 }
 
-/* the enclave's image, as the hypervisor finds it in enclave memory */
-static int write_image(SimEnclave *e, const char *path)
-{
-    uint64_t skip = SIM_IMAGE_OFFSET, left = e->eif.size;
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    int i;
-
-    if (fd < 0) {
-        return errno;
-    }
-    for (i = 0; i < e->nregions && left; i++) {
-        const uint8_t *p = (const uint8_t *)(uintptr_t)e->regions[i].addr;
-        uint64_t n = e->regions[i].size;
-
-        if (skip >= n) {
-            skip -= n;
-            continue;
-        }
-        p += skip;
-        n -= skip;
-        skip = 0;
-        n = n < left ? n : left;
-        left -= n;
-        while (n) {
-            ssize_t w = write(fd, p, n);
-
-            if (w <= 0) {
-                int err = w < 0 ? errno : EIO;
-
-                sim_real.close(fd);
-                return err;
-            }
-            p += w;
-            n -= w;
-        }
-    }
-    sim_real.close(fd);
-    return 0;
-}
-
 /* a program next to this library in the build tree, or in PATH */
-static void default_program(const char *rel, const char *name, char *buf,
-                            size_t len)
+void sim_boot_program(const char *rel, const char *name, char *buf,
+                      size_t len)
 {
     Dl_info info;
     char lib[PATH_MAX];
 
-    if (dladdr((void *)default_program, &info) && info.dli_fname &&
+    if (dladdr((void *)sim_boot_program, &info) && info.dli_fname &&
         realpath(info.dli_fname, lib)) {
         char *slash = strrchr(lib, '/');
 
@@ -143,25 +114,6 @@ static void default_program(const char *rel, const char *name, char *buf,
         }
     }
     snprintf(buf, len, "%s", name);
-}
-
-static void default_qemu(char *buf, size_t len)
-{
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-
-    if (n > 0) {
-        const char *base;
-
-        self[n] = 0;
-        base = strrchr(self, '/');
-        if (!strcmp(base ? base + 1 : self, "qemu-system-x86_64")) {
-            snprintf(buf, len, "%s", self);
-            return;
-        }
-    }
-    default_program("../../qemu-system-x86_64", "qemu-system-x86_64", buf,
-                    len);
 }
 
 /* environment of a child: ours, minus @drop, plus @add (may be NULL) */
@@ -220,7 +172,7 @@ static pid_t spawn(const char *const argv[], char **env, int fd3, int out,
     return pid;
 }
 
-/* qemu-eif: next to this program (installed), or as default_program() */
+/* qemu-eif: next to this program (installed), or as sim_boot_program() */
 static void eif_tool(char *buf, size_t len)
 {
     char self[PATH_MAX];
@@ -238,7 +190,7 @@ static void eif_tool(char *buf, size_t len)
             }
         }
     }
-    default_program("../qemu-eif/qemu-eif", "qemu-eif", buf, len);
+    sim_boot_program("../qemu-eif/qemu-eif", "qemu-eif", buf, len);
 }
 
 /*
@@ -278,6 +230,8 @@ static bool attestation_chain(SimEnclave *e, char *dir, size_t len,
     return access(path, R_OK) == 0;
 }
 
+static void end(pid_t *pid, int *fd);
+
 static int pidfd(pid_t pid)
 {
     return syscall(SYS_pidfd_open, pid, 0);
@@ -285,38 +239,30 @@ static int pidfd(pid_t pid)
 
 int sim_boot_start(SimEnclave *e)
 {
-    char qemu[PATH_MAX], backend[PATH_MAX], eif[PATH_MAX + 48];
-    char vhost[PATH_MAX + 48], gateway[PATH_MAX + 48], log[PATH_MAX + 48];
-    char machine_chardev[PATH_MAX + 80], mem[32], smp[16], cid[16];
-    char vsock_cid[48], att[PATH_MAX + 16], nsm_key[PATH_MAX + 64];
-    char nsm_chain[PATH_MAX + 64], machine[128];
-    uint64_t instance = 14695981039346656037ULL;
+    char backend[PATH_MAX], vhost[PATH_MAX + 48], gateway[PATH_MAX + 48];
+    char log[PATH_MAX + 48], cid[16], vsock_cid[48], att[PATH_MAX + 16];
     struct sockaddr_un sun = { .sun_family = AF_UNIX };
     int sv[2] = { -1, -1 }, lsock = -1, logfd = -1, err;
     char **qenv = NULL, **benv = NULL;
+    SimArgv qargv = { 0 };
 
     e->qemu_pid = e->backend_pid = 0;
     e->qemu_pidfd = e->backend_pidfd = e->serial_fd = -1;
     e->line_len = 0;
+    e->panic_ms = e->panic_quiet_ms = 0;
     if (e->eif.arch != SIM_ARCH_X86_64) {
         return fail(e, ENOEXEC, "%s EIFs cannot boot: QEMU's -M "
                     "nitro-enclave is x86_64 only (use NITRO_SIM_BOOT=sim)",
                     sim_arch_name(e->eif.arch));
     }
-    if (e->cfg.qemu[0]) {
-        snprintf(qemu, sizeof(qemu), "%s", e->cfg.qemu);
-    } else {
-        default_qemu(qemu, sizeof(qemu));
-    }
     if (e->cfg.backend[0]) {
         snprintf(backend, sizeof(backend), "%s", e->cfg.backend);
     } else {
-        default_program("../vhost-user-vsock/vhost-user-vsock",
-                        "vhost-user-vsock", backend, sizeof(backend));
+        sim_boot_program("../vhost-user-vsock/vhost-user-vsock",
+                         "vhost-user-vsock", backend, sizeof(backend));
     }
     snprintf(e->boot_base, sizeof(e->boot_base), "%s/enclave-%u",
              e->cfg.dir, e->cid);
-    snprintf(eif, sizeof(eif), "%s.eif", e->boot_base);
     snprintf(log, sizeof(log), "%s.qemu.log", e->boot_base);
     sim_boot_gateway_path(&e->cfg, e->cid, gateway, sizeof(gateway));
     if (snprintf(vhost, sizeof(vhost), "%s.vhost", e->boot_base) >=
@@ -325,10 +271,6 @@ int sim_boot_start(SimEnclave *e)
                     "the enclave's sockets (108 bytes)", e->cfg.dir);
     }
 
-    err = write_image(e, eif);
-    if (err) {
-        return fail(e, err, "cannot write the image to %s", eif);
-    }
     /* the backend's vhost-user socket, listening before QEMU starts */
     unlink(vhost);
     memcpy(sun.sun_path, vhost, strlen(vhost) + 1);
@@ -357,6 +299,16 @@ int sim_boot_start(SimEnclave *e)
         err = fail(e, ENOMEM, "%s", "out of memory");
         goto out;
     }
+    if (!attestation_chain(e, att, sizeof(att), qenv, logfd)) {
+        err = fail(e, EIO, "cannot make the attestation chain in %s", att);
+        goto out;
+    }
+    err = sim_boot_machine(e, vhost, att, &qargv);
+    if (err) {
+        err = fail(e, err, "cannot write the image's files next to %s",
+                   e->boot_base);
+        goto out;
+    }
     {
         const char *const bargv[] = {
             backend, "--fd", "3", "--guest-cid", cid, "--uds-path", gateway,
@@ -365,44 +317,7 @@ int sim_boot_start(SimEnclave *e)
 
         e->backend_pid = spawn(bargv, benv, lsock, -1, logfd);
     }
-    snprintf(machine_chardev, sizeof(machine_chardev),
-             "socket,id=vsock0,path=%s", vhost);
-    snprintf(mem, sizeof(mem), "%lluM",
-             (unsigned long long)(e->mem_size / SIM_MIB));
-    snprintf(smp, sizeof(smp), "%d", e->nvcpus);
-    if (!attestation_chain(e, att, sizeof(att), qenv, logfd)) {
-        err = fail(e, EIO, "cannot make the attestation chain in %s", att);
-        goto out;
-    }
-    snprintf(nsm_key, sizeof(nsm_key),
-             "virtio-nsm-device.private-key=%s/leaf.key", att);
-    snprintf(nsm_chain, sizeof(nsm_chain),
-             "virtio-nsm-device.certificate-chain=%s/chain.pem", att);
-    /*
-     * module_id: an instance ID per simulation directory (FNV-1a of its
-     * path), the slot as enclave ID
-     */
-    for (const char *c = e->cfg.dir; *c; c++) {
-        instance = (instance ^ (uint8_t)*c) * 1099511628211ULL;
-    }
-    snprintf(machine, sizeof(machine), "nitro-enclave,vsock=vsock0,acpi=on,"
-             "id=i-%017llx-enc%016llx", (unsigned long long)instance,
-             (unsigned long long)e->slot);
-    {
-        const char *const qargv[] = {
-            qemu, "-M", machine, "-accel", "tcg",
-            "-icount", "shift=1", "-m", mem, "-smp", smp, "-nodefaults",
-            "-display", "none", "-no-reboot", "-chardev", machine_chardev,
-            "-global", "virtio-mmio.force-legacy=false",
-            "-global", nsm_key, "-global", nsm_chain, "-global",
-            (e->flags & NE_ENCLAVE_DEBUG_MODE) ?
-            "virtio-nsm-device.debug-mode=on" :
-            "virtio-nsm-device.debug-mode=off",
-            "-serial", "stdio", "-kernel", eif, NULL
-        };
-
-        e->qemu_pid = spawn(qargv, qenv, -1, sv[1], logfd);
-    }
+    e->qemu_pid = spawn((const char *const *)qargv.v, qenv, -1, sv[1], logfd);
     if (e->backend_pid < 0 || e->qemu_pid < 0) {
         err = fail(e, errno, "fork: %s", strerror(errno));
         goto out;
@@ -416,9 +331,10 @@ int sim_boot_start(SimEnclave *e)
     e->serial_fd = sv[0];
     sv[0] = -1;
     fcntl(e->serial_fd, F_SETFL, O_NONBLOCK);
-    boot_log(e, "started", qemu);
+    boot_log(e, "started", qargv.v[0]);
     err = 0;
 out:
+    sim_argv_free(&qargv);
     free(benv);
     free(qenv);
     if (lsock >= 0) {
@@ -439,13 +355,48 @@ out:
     return err;
 }
 
+/*
+ * Copy @n bytes of the machine's ttyS0 to the console: the stop reason
+ * they say (a reboot, the end of a panic) or NULL
+ */
+static const char *serial_bytes(SimEnclave *e, const char *buf, ssize_t n,
+                                void (*out)(SimEnclave *, const char *,
+                                            size_t))
+{
+    const char *reason = NULL;
+    uint64_t now = sim_now_ms();
+    ssize_t i;
+
+    out(e, buf, n);
+    if (e->panic_ms) {
+        e->panic_quiet_ms = now + PANIC_QUIET_MS;
+    }
+    for (i = 0; i < n; i++) {
+        if (buf[i] == '\n' || e->line_len == sizeof(e->line) - 1) {
+            e->line[e->line_len] = 0;
+            if (!e->panic_ms && strstr(e->line, PANIC_LINE)) {
+                e->panic_ms = now + PANIC_MAX_MS;
+                e->panic_quiet_ms = now + PANIC_QUIET_MS;
+            } else if (e->panic_ms && (strstr(e->line, PANIC_WAIT_LINE) ||
+                                       strstr(e->line, PANIC_END_LINE))) {
+                reason = "kernel-panic";
+            } else if (strstr(e->line, REBOOT_LINE)) {
+                /* on Nitro a reboot terminates the enclave: never boot twice */
+                reason = "reboot";
+            }
+            e->line_len = 0;
+        } else if (buf[i] != '\r') {
+            e->line[e->line_len++] = buf[i];
+        }
+    }
+    return reason;
+}
+
 const char *sim_boot_serial(SimEnclave *e, void (*out)(SimEnclave *,
                                                        const char *, size_t))
 {
     char buf[4096];
-    const char *reason = NULL;
     ssize_t n = read(e->serial_fd, buf, sizeof(buf));
-    ssize_t i;
 
     if (n <= 0) {
         if (n < 0 && errno == EAGAIN) {
@@ -456,20 +407,43 @@ const char *sim_boot_serial(SimEnclave *e, void (*out)(SimEnclave *,
         e->serial_fd = -1;
         return NULL;
     }
-    out(e, buf, n);
-    /* a panicked kernel would wait panic= seconds: stop it now */
-    for (i = 0; i < n; i++) {
-        if (buf[i] == '\n' || e->line_len == sizeof(e->line) - 1) {
-            e->line[e->line_len] = 0;
-            if (strstr(e->line, PANIC_LINE)) {
-                reason = "kernel-panic";
-            }
-            e->line_len = 0;
-        } else if (buf[i] != '\r') {
-            e->line[e->line_len++] = buf[i];
+    return serial_bytes(e, buf, n, out);
+}
+
+/*
+ * A panicked kernel would wait panic= seconds, then reboot: once its
+ * panic is printed, stop it
+ */
+uint64_t sim_boot_deadline(SimEnclave *e)
+{
+    if (!e->panic_ms) {
+        return 0;
+    }
+    return e->panic_quiet_ms < e->panic_ms ? e->panic_quiet_ms : e->panic_ms;
+}
+
+void sim_boot_drain(SimEnclave *e, void (*out)(SimEnclave *, const char *,
+                                               size_t))
+{
+    char buf[4096];
+    int waits = 0;
+
+    end(&e->qemu_pid, &e->qemu_pidfd);
+    /* QEMU is gone: the rest of what it wrote, up to EOF */
+    while (e->serial_fd >= 0 && waits < 100) {
+        ssize_t n = read(e->serial_fd, buf, sizeof(buf));
+
+        if (n > 0) {
+            serial_bytes(e, buf, n, out);
+        } else if (n < 0 && errno == EAGAIN) {
+            struct pollfd pfd = { .fd = e->serial_fd, .events = POLLIN };
+
+            poll(&pfd, 1, 10);
+            waits++;
+        } else if (n == 0 || errno != EINTR) {
+            break;
         }
     }
-    return reason;
 }
 
 const char *sim_boot_exited(SimEnclave *e)
@@ -496,6 +470,10 @@ const char *sim_boot_exited(SimEnclave *e)
         return NULL;
     }
     e->qemu_pid = 0;
+    if (WIFEXITED(st) && !WEXITSTATUS(st) && e->panic_ms) {
+        boot_log(e, "exited", "after a kernel panic");
+        return "kernel-panic";
+    }
     if (WIFEXITED(st) && !WEXITSTATUS(st)) {
         boot_log(e, "exited", "powered off");
         return "poweroff";

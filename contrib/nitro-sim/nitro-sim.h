@@ -135,6 +135,11 @@ typedef struct SimSeg {
     uint64_t len;
 } SimSeg;
 
+/* where a section's data lies in the EIF */
+typedef struct SimEifPart {
+    uint64_t off, len;
+} SimEifPart;
+
 typedef struct SimEif {
     bool ok;
     char message[256];
@@ -246,6 +251,7 @@ typedef struct SimEnclave {
     int wake[2];
     const char *stop_req;
     const char *stop_reason;
+    bool linger_end;            /* released: the thread may end */
     pthread_cond_t cond;
     int console_listen;
     int ctl_listen;
@@ -260,6 +266,8 @@ typedef struct SimEnclave {
     int serial_fd;              /* the machine's ttyS0, read end */
     char line[256];             /* the serial line being received */
     size_t line_len;
+    uint64_t panic_ms;          /* a panic started: stop by then, or 0 */
+    uint64_t panic_quiet_ms;    /* ... or once it is quiet by then */
     char boot_base[PATH_MAX + 32];  /* $dir/enclave-<cid>, files prefix */
 } SimEnclave;
 
@@ -318,6 +326,8 @@ void sim_process_exit(void);
 
 /* ---- enclave.c: the booting enclave, console and stop ---- */
 
+/* CLOCK_MONOTONIC in milliseconds */
+uint64_t sim_now_ms(void);
 /* at NE_START_ENCLAVE, lock held: listeners and the thread */
 int sim_enclave_launch(SimEnclave *e);
 /* ask the enclave to stop and wait until it has (lock held) */
@@ -334,6 +344,14 @@ int sim_boot_start(SimEnclave *e);
 /* serial output is readable: copy it to the console; a stop reason or NULL */
 const char *sim_boot_serial(SimEnclave *e, void (*out)(SimEnclave *,
                                                        const char *, size_t));
+/* sim_now_ms() at which to stop the enclave (its panic), 0: none */
+uint64_t sim_boot_deadline(SimEnclave *e);
+/*
+ * The enclave stops (lock held): end QEMU and copy the rest of its
+ * serial output to the console
+ */
+void sim_boot_drain(SimEnclave *e, void (*out)(SimEnclave *, const char *,
+                                               size_t));
 /* a child exited (its pidfd is readable): the stop reason */
 const char *sim_boot_exited(SimEnclave *e);
 /* end both processes and remove the files (lock held) */
@@ -341,6 +359,29 @@ void sim_boot_stop(SimEnclave *e);
 /* the gateway of a booted enclave (for host -> enclave connections) */
 void sim_boot_gateway_path(const SimConfig *cfg, uint32_t cid, char *buf,
                            size_t len);
+
+/* a program next to this library in the build tree (@rel), or in PATH */
+void sim_boot_program(const char *rel, const char *name, char *buf,
+                      size_t len);
+
+/* ---- boot-machine.c: the emulated machine's command line ---- */
+
+typedef struct SimArgv {
+    char **v;                   /* NULL-terminated */
+    int n, cap;
+    bool failed;                /* out of memory */
+} SimArgv;
+
+void sim_argv_add(SimArgv *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void sim_argv_free(SimArgv *a);
+/*
+ * Lock held, memory still readable: write the image's file next to
+ * e->boot_base and put the command line of the QEMU that boots it in @a;
+ * 0 or errno
+ */
+int sim_boot_machine(SimEnclave *e, const char *vhost, const char *att,
+                     SimArgv *a);
 
 /* ---- sysfs.c: ne_cpus and the SMT layout of the simulated parent ---- */
 
