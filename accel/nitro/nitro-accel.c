@@ -15,7 +15,8 @@
  *   machine's devices are ready (the heartbeat listens): QEMU's status
  *   is "running" exactly while the enclave runs;
  * - when the enclave stops (the driver reports POLLHUP), fails to boot
- *   (the heartbeat says so) or is powered down, QEMU terminates it,
+ *   (the heartbeat says so, or the enclave stops before its heartbeat)
+ *   or is powered down, QEMU terminates it,
  *   copies the rest of its console and shuts down: with a guest shutdown,
  *   a guest panic (exit status 1) or a host shutdown.  When QEMU exits,
  *   closing the enclave fd terminates the enclave.
@@ -75,6 +76,13 @@ typedef enum NitroStopCause {
     NITRO_STOP_POWERDOWN,       /* system_powerdown */
 } NitroStopCause;
 
+/* How the stop sequence begins */
+typedef enum NitroStopHow {
+    NITRO_STOP_HAS_STOPPED,     /* POLLHUP: the enclave stopped */
+    NITRO_STOP_TERMINATE,       /* terminate it now */
+    NITRO_STOP_GRACE,           /* let it stop by itself, for a moment */
+} NitroStopHow;
+
 struct NitroAccelState {
     AccelState parent_obj;
 
@@ -97,7 +105,8 @@ struct NitroAccelState {
     void *listener_opaque;
 
     NitroStopCause stop_cause;
-    bool terminated;            /* during STOPPING: the fd was closed */
+    /* during STOPPING: the enclave stopped (POLLHUP) or was terminated */
+    bool gone;
     int64_t stop_deadline_ms;
     QEMUTimer *stop_timer;
 
@@ -186,6 +195,11 @@ static bool nitro_listener_draining(NitroAccelState *s)
     return s->listener && s->listener->draining(s->listener_opaque);
 }
 
+static bool nitro_listener_booted(NitroAccelState *s)
+{
+    return !s->listener || s->listener->booted(s->listener_opaque);
+}
+
 static bool nitro_check_cid(uint64_t cid, Error **errp)
 {
     ERRP_GUARD();
@@ -242,11 +256,18 @@ static void nitro_stopped(NitroAccelState *s)
     }
 }
 
-/* Terminate the enclave, and give the machine time to copy its console. */
-static void nitro_stop_drain(NitroAccelState *s)
+/*
+ * The enclave is gone: give the machine time to copy the rest of its
+ * console.  The driver keeps a stopped enclave's slot until its fd is
+ * closed, and its console with it: a device that had not connected yet
+ * still can.
+ */
+static void nitro_stop_gone(NitroAccelState *s)
 {
-    nitro_terminate(s);
-    s->terminated = true;
+    if (s->enclave_fd >= 0) {
+        qemu_set_fd_handler(s->enclave_fd, NULL, NULL, NULL);
+    }
+    s->gone = true;
     s->stop_deadline_ms = qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
                           NITRO_DRAIN_MS;
 }
@@ -254,22 +275,25 @@ static void nitro_stop_drain(NitroAccelState *s)
 /*
  * The stop sequence, run again by each of its events (POLLHUP, a device
  * drained) and by a timer at its deadlines: a failed enclave first gets
- * a moment to stop by itself (POLLHUP), then it is terminated, then QEMU
- * waits until the devices have copied the rest of its console.
+ * a moment to stop by itself (POLLHUP), else it is terminated; then QEMU
+ * waits until the devices have copied the rest of its console, and
+ * closes the enclave fd.
  */
 static void nitro_stop_tick(void *opaque)
 {
     NitroAccelState *s = opaque;
     int64_t now = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
 
-    if (!s->terminated && now >= s->stop_deadline_ms) {
-        nitro_stop_drain(s);
+    if (!s->gone && now >= s->stop_deadline_ms) {
+        nitro_terminate(s);
+        nitro_stop_gone(s);
     }
     if (now < s->stop_deadline_ms &&
-        (!s->terminated || nitro_listener_draining(s))) {
+        (!s->gone || nitro_listener_draining(s))) {
         timer_mod(s->stop_timer, s->stop_deadline_ms);
         return;
     }
+    nitro_terminate(s);
     nitro_stopped(s);
 }
 
@@ -277,24 +301,35 @@ void nitro_enclave_device_drained(void)
 {
     NitroAccelState *s = nitro_state;
 
-    if (s->state == NITRO_ENCLAVE_STOPPING && s->terminated) {
+    if (s->state == NITRO_ENCLAVE_STOPPING && s->gone) {
         nitro_stop_tick(s);
     }
 }
 
+/*
+ * @how: the enclave has stopped (NITRO_STOP_HAS_STOPPED), is to be
+ * terminated now (NITRO_STOP_TERMINATE) or gets a moment to stop by
+ * itself (NITRO_STOP_GRACE)
+ */
 static void nitro_stop(NitroAccelState *s, NitroStopCause cause,
-                       bool terminate)
+                       NitroStopHow how)
 {
     s->state = NITRO_ENCLAVE_STOPPING;
     s->stop_cause = cause;
     s->start_when_ready = false;
     nitro_listener_stopped(s);
-    if (terminate) {
-        nitro_stop_drain(s);
-    } else {
-        s->terminated = false;
+    switch (how) {
+    case NITRO_STOP_TERMINATE:
+        nitro_terminate(s);
+        /* fall through */
+    case NITRO_STOP_HAS_STOPPED:
+        nitro_stop_gone(s);
+        break;
+    case NITRO_STOP_GRACE:
+        s->gone = false;
         s->stop_deadline_ms = qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
                               NITRO_FAIL_GRACE_MS;
+        break;
     }
     nitro_stop_tick(s);
 }
@@ -307,13 +342,20 @@ static void nitro_enclave_hangup(void *opaque)
     trace_nitro_enclave_stopped(s->cid);
     if (s->state == NITRO_ENCLAVE_STOPPING) {
         /* A failed enclave stopped within its grace period */
-        nitro_stop_drain(s);
+        nitro_stop_gone(s);
         nitro_stop_tick(s);
+        return;
+    }
+    if (!nitro_listener_booted(s)) {
+        /* nitro-cli's E36: the enclave stopped before its heartbeat */
+        error_report("Nitro Enclaves: the enclave with CID %" PRIu64 " did "
+                     "not boot: it stopped before its heartbeat", s->cid);
+        nitro_stop(s, NITRO_STOP_FAILED, NITRO_STOP_HAS_STOPPED);
         return;
     }
     info_report("Nitro Enclaves: the enclave with CID %" PRIu64 " stopped",
                 s->cid);
-    nitro_stop(s, NITRO_STOP_GUEST, true);
+    nitro_stop(s, NITRO_STOP_GUEST, NITRO_STOP_HAS_STOPPED);
 }
 
 void nitro_enclave_boot_failed(const char *why)
@@ -323,7 +365,7 @@ void nitro_enclave_boot_failed(const char *why)
     error_report("Nitro Enclaves: the enclave with CID %" PRIu64 " did not "
                  "boot: %s", s->cid, why);
     if (s->state == NITRO_ENCLAVE_RUNNING) {
-        nitro_stop(s, NITRO_STOP_FAILED, false);
+        nitro_stop(s, NITRO_STOP_FAILED, NITRO_STOP_GRACE);
     }
 }
 
@@ -346,7 +388,7 @@ static void nitro_powerdown(Notifier *n, void *data)
         return;
     }
     info_report("Nitro Enclaves: powering down: terminating the enclave");
-    nitro_stop(s, NITRO_STOP_POWERDOWN, true);
+    nitro_stop(s, NITRO_STOP_POWERDOWN, NITRO_STOP_TERMINATE);
 }
 
 void nitro_enclave_device_error(Error *err)

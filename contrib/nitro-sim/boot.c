@@ -12,9 +12,13 @@
  * the backend's gateway (vsock.c).  Guest time follows the instruction
  * count (-icount): on a loaded host, real-time TCG runs the kernel's TSC
  * calibration against the PIT too slowly, it fails and the kernel hangs.
- * The machine's ttyS0 becomes the debug
- * console; a kernel panic or the machine's exit (power-off) stops the
- * enclave.  Both processes die with the thread that started them
+ * The machine's ttyS0 becomes the debug console.  As on Nitro, the
+ * enclave stops when its kernel powers off (the machine exits), reboots
+ * (its "Restarting system" line: a reboot terminates an enclave, it never
+ * boots twice) or panics (once the panic is printed, up to its
+ * "Rebooting in" or end line, instead of waiting panic= seconds); the
+ * console gets every byte the machine wrote before it is ended.  Both
+ * processes die with the thread that started them
  * (PR_SET_PDEATHSIG) and are ended when the enclave stops.
  *
  * Files, all removed at stop: $NITRO_SIM_DIR/enclave-<cid>.eif (the
@@ -34,6 +38,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -52,6 +57,14 @@
 #include "nitro-sim.h"
 
 #define PANIC_LINE "Kernel panic - not syncing"
+/* the last line of a panic: before panic= seconds, or the end marker */
+#define PANIC_WAIT_LINE "Rebooting in "
+#define PANIC_END_LINE "---[ end Kernel panic"
+/* a panic's lines come this close together, and not for longer */
+#define PANIC_QUIET_MS 1000
+#define PANIC_MAX_MS 5000
+/* printed by the kernel just before it resets the machine */
+#define REBOOT_LINE "reboot: Restarting system"
 
 static void boot_log(SimEnclave *e, const char *state, const char *detail)
 {
@@ -388,13 +401,48 @@ out:
     return err;
 }
 
+/*
+ * Copy @n bytes of the machine's ttyS0 to the console: the stop reason
+ * they say (a reboot, the end of a panic) or NULL
+ */
+static const char *serial_bytes(SimEnclave *e, const char *buf, ssize_t n,
+                                void (*out)(SimEnclave *, const char *,
+                                            size_t))
+{
+    const char *reason = NULL;
+    uint64_t now = sim_now_ms();
+    ssize_t i;
+
+    out(e, buf, n);
+    if (e->panic_ms) {
+        e->panic_quiet_ms = now + PANIC_QUIET_MS;
+    }
+    for (i = 0; i < n; i++) {
+        if (buf[i] == '\n' || e->line_len == sizeof(e->line) - 1) {
+            e->line[e->line_len] = 0;
+            if (!e->panic_ms && strstr(e->line, PANIC_LINE)) {
+                e->panic_ms = now + PANIC_MAX_MS;
+                e->panic_quiet_ms = now + PANIC_QUIET_MS;
+            } else if (e->panic_ms && (strstr(e->line, PANIC_WAIT_LINE) ||
+                                       strstr(e->line, PANIC_END_LINE))) {
+                reason = "kernel-panic";
+            } else if (strstr(e->line, REBOOT_LINE)) {
+                /* on Nitro a reboot terminates the enclave: never boot twice */
+                reason = "reboot";
+            }
+            e->line_len = 0;
+        } else if (buf[i] != '\r') {
+            e->line[e->line_len++] = buf[i];
+        }
+    }
+    return reason;
+}
+
 const char *sim_boot_serial(SimEnclave *e, void (*out)(SimEnclave *,
                                                        const char *, size_t))
 {
     char buf[4096];
-    const char *reason = NULL;
     ssize_t n = read(e->serial_fd, buf, sizeof(buf));
-    ssize_t i;
 
     if (n <= 0) {
         if (n < 0 && errno == EAGAIN) {
@@ -405,20 +453,66 @@ const char *sim_boot_serial(SimEnclave *e, void (*out)(SimEnclave *,
         e->serial_fd = -1;
         return NULL;
     }
-    out(e, buf, n);
-    /* a panicked kernel would wait panic= seconds: stop it now */
-    for (i = 0; i < n; i++) {
-        if (buf[i] == '\n' || e->line_len == sizeof(e->line) - 1) {
-            e->line[e->line_len] = 0;
-            if (strstr(e->line, PANIC_LINE)) {
-                reason = "kernel-panic";
+    return serial_bytes(e, buf, n, out);
+}
+
+/*
+ * A panicked kernel would wait panic= seconds, then reboot: once its
+ * panic is printed, stop it
+ */
+static void end(pid_t *pid, int *fd)
+{
+    int i;
+
+    if (*pid > 0) {
+        kill(*pid, SIGTERM);
+        for (i = 0; i < 200; i++) {
+            if (waitpid(*pid, NULL, WNOHANG) == *pid) {
+                break;
             }
-            e->line_len = 0;
-        } else if (buf[i] != '\r') {
-            e->line[e->line_len++] = buf[i];
+            if (i == 100) {
+                kill(*pid, SIGKILL);
+            }
+            nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
+        }
+        *pid = 0;
+    }
+    if (*fd >= 0) {
+        sim_real.close(*fd);
+        *fd = -1;
+    }
+}
+
+uint64_t sim_boot_deadline(SimEnclave *e)
+{
+    if (!e->panic_ms) {
+        return 0;
+    }
+    return e->panic_quiet_ms < e->panic_ms ? e->panic_quiet_ms : e->panic_ms;
+}
+
+void sim_boot_drain(SimEnclave *e, void (*out)(SimEnclave *, const char *,
+                                               size_t))
+{
+    char buf[4096];
+    int waits = 0;
+
+    end(&e->qemu_pid, &e->qemu_pidfd);
+    /* QEMU is gone: the rest of what it wrote, up to EOF */
+    while (e->serial_fd >= 0 && waits < 100) {
+        ssize_t n = read(e->serial_fd, buf, sizeof(buf));
+
+        if (n > 0) {
+            serial_bytes(e, buf, n, out);
+        } else if (n < 0 && errno == EAGAIN) {
+            struct pollfd pfd = { .fd = e->serial_fd, .events = POLLIN };
+
+            poll(&pfd, 1, 10);
+            waits++;
+        } else if (n == 0 || errno != EINTR) {
+            break;
         }
     }
-    return reason;
 }
 
 const char *sim_boot_exited(SimEnclave *e)
@@ -445,6 +539,10 @@ const char *sim_boot_exited(SimEnclave *e)
         return NULL;
     }
     e->qemu_pid = 0;
+    if (WIFEXITED(st) && !WEXITSTATUS(st) && e->panic_ms) {
+        boot_log(e, "exited", "after a kernel panic");
+        return "kernel-panic";
+    }
     if (WIFEXITED(st) && !WEXITSTATUS(st)) {
         boot_log(e, "exited", "powered off");
         return "poweroff";
@@ -453,28 +551,6 @@ const char *sim_boot_exited(SimEnclave *e)
     return "qemu-failed";
 }
 
-static void end(pid_t *pid, int *fd)
-{
-    int i;
-
-    if (*pid > 0) {
-        kill(*pid, SIGTERM);
-        for (i = 0; i < 200; i++) {
-            if (waitpid(*pid, NULL, WNOHANG) == *pid) {
-                break;
-            }
-            if (i == 100) {
-                kill(*pid, SIGKILL);
-            }
-            nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
-        }
-        *pid = 0;
-    }
-    if (*fd >= 0) {
-        sim_real.close(*fd);
-        *fd = -1;
-    }
-}
 
 void sim_boot_stop(SimEnclave *e)
 {

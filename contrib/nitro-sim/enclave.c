@@ -8,8 +8,9 @@
  * then new lines), runs for NITRO_SIM_LIFETIME_MS or until stopped, and
  * on stop closes the console (EOF) and the write end of the enclave fd's
  * pipe (POLLHUP); NITRO_SIM_CONSOLE_TAIL_MS delays the console's last line
- * and EOF past the POLLHUP.  A control socket lets `nitro-sim stop CID`
- * stop it.
+ * and EOF past the POLLHUP.  Until the enclave fd is closed, a console
+ * client that connects after the stop gets the whole console and EOF.
+ * A control socket lets `nitro-sim stop CID` stop it.
  *
  * Copyright (c) 2025 Nitro Enclaves for QEMU authors
  *
@@ -35,7 +36,7 @@
 
 enum { PH_BOOT, PH_HEARTBEAT, PH_RUN };
 
-static uint64_t now_ms(void)
+uint64_t sim_now_ms(void)
 {
     struct timespec ts;
 
@@ -291,13 +292,27 @@ static void console_tail_start(SimConsoleTail *t, const char *p, size_t len)
     }
 }
 
-/* lock held: everything that makes the enclave stopped */
+static bool accept_console(SimEnclave *e);
+
+/*
+ * lock held: everything that makes the enclave stopped.  Its console is
+ * complete: the emulated machine's last bytes are copied, and a client
+ * that connected and was not accepted yet gets it all before its EOF.
+ */
 static void do_stop(SimEnclave *e, const char *reason)
 {
-    SimConsoleTail *tail = console_tail_take(e);
-    size_t from = e->con_len;
+    SimConsoleTail *tail;
+    size_t from;
     SimJson j;
 
+    if (e->cfg.boot == SIM_BOOT_QEMU) {
+        sim_boot_drain(e, con_raw);
+    }
+    while (e->console_listen >= 0 && accept_console(e)) {
+        /* each gets the console so far */
+    }
+    tail = console_tail_take(e);
+    from = e->con_len;
     if (e->cfg.boot == SIM_BOOT_QEMU) {
         sim_boot_stop(e);
         if (e->line_len) {
@@ -319,10 +334,6 @@ static void do_stop(SimEnclave *e, const char *reason)
     while (e->nclients) {
         drop_client(e, e->nclients - 1, "enclave-stop");
     }
-    if (e->console_listen >= 0) {
-        sim_real.close(e->console_listen);
-        e->console_listen = -1;
-    }
     if (e->ctl_listen >= 0) {
         sim_real.close(e->ctl_listen);
         e->ctl_listen = -1;
@@ -337,7 +348,8 @@ static void do_stop(SimEnclave *e, const char *reason)
     pthread_cond_broadcast(&e->cond);
 }
 
-static void accept_console(SimEnclave *e)
+/* a client of the console connects: false if none was waiting */
+static bool accept_console(SimEnclave *e)
 {
     int fd = sim_real.accept4(e->console_listen, NULL, NULL,
                               SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -347,7 +359,7 @@ static void accept_console(SimEnclave *e)
     SimJson j;
 
     if (fd < 0) {
-        return;
+        return false;
     }
     if (sim_real.getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
         sim_vsock_parse_name((struct sockaddr *)&ss, sl, &pcid, &pport);
@@ -365,6 +377,7 @@ static void accept_console(SimEnclave *e)
     if (e->con_len && !send_all(fd, e->con_buf, e->con_len)) {
         drop_client(e, e->nclients - 1, "error");
     }
+    return true;
 }
 
 /* a command from `nitro-sim`; returns the stop reason or NULL */
@@ -580,6 +593,43 @@ static const char *heartbeat_reply(SimEnclave *e, SimRun *run,
     return reason;
 }
 
+/*
+ * After the stop, until the enclave is released (its fd closed, when
+ * sim_enclave_stop() sets linger_end): as the hypervisor keeps the
+ * enclave's slot, a console client that connects late still gets the
+ * whole console, then EOF.  No lock: the stopped enclave's console does
+ * not change, and the releaser waits for this thread.
+ */
+static void linger_console(SimEnclave *e)
+{
+    char junk[64];
+
+    while (e->console_listen >= 0 &&
+           !__atomic_load_n(&e->linger_end, __ATOMIC_SEQ_CST)) {
+        struct pollfd pfd[2] = {
+            { .fd = e->wake[0], .events = POLLIN },
+            { .fd = e->console_listen, .events = POLLIN },
+        };
+        int fd;
+
+        if (poll(pfd, 2, -1) < 0 && errno != EINTR) {
+            break;
+        }
+        while (read(e->wake[0], junk, sizeof(junk)) > 0) {
+            /* woken: look at linger_end again */
+        }
+        fd = sim_real.accept4(e->console_listen, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0) {
+            send_all(fd, e->con_buf, e->con_len);
+            sim_real.close(fd);
+        }
+    }
+    if (e->console_listen >= 0) {
+        sim_real.close(e->console_listen);
+        e->console_listen = -1;
+    }
+}
+
 static void *enclave_main(void *opaque)
 {
     SimEnclave *e = opaque;
@@ -592,9 +642,9 @@ static void *enclave_main(void *opaque)
     if (cfg->boot == SIM_BOOT_QEMU) {
         /* the real init does the heartbeat; the console is the real ttyS0 */
         run.phase = PH_RUN;
-        run.deadline = cfg->lifetime_ms ? now_ms() + cfg->lifetime_ms : 0;
+        run.deadline = cfg->lifetime_ms ? sim_now_ms() + cfg->lifetime_ms : 0;
     } else {
-        run.deadline = now_ms() + cfg->boot_delay_ms;
+        run.deadline = sim_now_ms() + cfg->boot_delay_ms;
         banner(e);
     }
     pthread_mutex_unlock(&sim_lock);
@@ -602,15 +652,19 @@ static void *enclave_main(void *opaque)
     while (!reason) {
         int n, timeout = -1;
         bool hb_ready;
-        uint64_t now;
+        uint64_t now, stop_at;
 
         pthread_mutex_lock(&sim_lock);
         n = poll_set(e, &run, &pfd);
         pthread_mutex_unlock(&sim_lock);
 
-        now = now_ms();
-        if (run.deadline) {
-            timeout = run.deadline > now ? (int)(run.deadline - now) : 0;
+        now = sim_now_ms();
+        stop_at = cfg->boot == SIM_BOOT_QEMU ? sim_boot_deadline(e) : 0;
+        if (run.deadline && (!stop_at || run.deadline < stop_at)) {
+            stop_at = run.deadline;
+        }
+        if (stop_at) {
+            timeout = stop_at > now ? (int)(stop_at - now) : 0;
         }
         if (n < 0 || (poll(pfd, n, timeout) < 0 && errno != EINTR)) {
             reason = "internal-error";
@@ -619,7 +673,7 @@ static void *enclave_main(void *opaque)
         pthread_mutex_lock(&sim_lock);
         reason = poll_events(e, &run, pfd, n);
         hb_ready = pfd[PF_HEARTBEAT].revents & (POLLIN | POLLHUP | POLLERR);
-        now = now_ms();
+        now = sim_now_ms();
         if (!reason && run.phase == PH_BOOT && now >= run.deadline) {
             reason = heartbeat_send(e, &run, now);
         } else if (!reason && run.phase == PH_HEARTBEAT &&
@@ -628,6 +682,10 @@ static void *enclave_main(void *opaque)
         } else if (!reason && run.phase == PH_RUN && run.deadline &&
                    now >= run.deadline) {
             reason = "lifetime";
+        }
+        if (!reason && cfg->boot == SIM_BOOT_QEMU && sim_boot_deadline(e) &&
+            now >= sim_boot_deadline(e)) {
+            reason = "kernel-panic";
         }
         if (reason) {
             if (run.hb >= 0) {
@@ -643,6 +701,7 @@ static void *enclave_main(void *opaque)
         pthread_mutex_unlock(&sim_lock);
     }
     free(pfd);
+    linger_console(e);
     return NULL;
 }
 
@@ -720,6 +779,17 @@ fail:
     return err;
 }
 
+/* lock held, the enclave stopped: end its thread's linger_console() */
+static void join(SimEnclave *e)
+{
+    __atomic_store_n(&e->linger_end, true, __ATOMIC_SEQ_CST);
+    if (write(e->wake[1], "x", 1) < 0) {
+        /* the pipe is full: the thread is awake anyway */
+    }
+    pthread_join(e->thread, NULL);
+    e->thread_running = false;
+}
+
 void sim_enclave_stop(SimEnclave *e, const char *reason)
 {
     struct timespec ts;
@@ -728,8 +798,7 @@ void sim_enclave_stop(SimEnclave *e, const char *reason)
         pthread_equal(pthread_self(), e->thread)) {
         if (e->state == SIM_ST_STOPPED && e->thread_running &&
             !pthread_equal(pthread_self(), e->thread)) {
-            pthread_join(e->thread, NULL);
-            e->thread_running = false;
+            join(e);
         }
         return;
     }
@@ -747,6 +816,5 @@ void sim_enclave_stop(SimEnclave *e, const char *reason)
         }
     }
     /* the thread only returns after do_stop(): safe to join, lock held */
-    pthread_join(e->thread, NULL);
-    e->thread_running = false;
+    join(e);
 }

@@ -247,6 +247,7 @@ typedef struct SimEnclave {
     int wake[2];
     const char *stop_req;
     const char *stop_reason;
+    bool linger_end;            /* released: the thread may end */
     pthread_cond_t cond;
     int console_listen;
     int ctl_listen;
@@ -261,6 +262,8 @@ typedef struct SimEnclave {
     int serial_fd;              /* the machine's ttyS0, read end */
     char line[256];             /* the serial line being received */
     size_t line_len;
+    uint64_t panic_ms;          /* a panic started: stop by then, or 0 */
+    uint64_t panic_quiet_ms;    /* ... or once it is quiet by then */
     char boot_base[PATH_MAX + 32];  /* $dir/enclave-<cid>, files prefix */
 } SimEnclave;
 
@@ -320,6 +323,8 @@ void sim_process_exit(void);
 
 /* ---- enclave.c: the booting enclave, console and stop ---- */
 
+/* CLOCK_MONOTONIC in milliseconds */
+uint64_t sim_now_ms(void);
 /* at NE_START_ENCLAVE, lock held: listeners and the thread */
 int sim_enclave_launch(SimEnclave *e);
 /* ask the enclave to stop and wait until it has (lock held) */
@@ -336,6 +341,14 @@ int sim_boot_start(SimEnclave *e);
 /* serial output is readable: copy it to the console; a stop reason or NULL */
 const char *sim_boot_serial(SimEnclave *e, void (*out)(SimEnclave *,
                                                        const char *, size_t));
+/* sim_now_ms() at which to stop the enclave (its panic), 0: none */
+uint64_t sim_boot_deadline(SimEnclave *e);
+/*
+ * The enclave stops (lock held): end QEMU and copy the rest of its
+ * serial output to the console
+ */
+void sim_boot_drain(SimEnclave *e, void (*out)(SimEnclave *, const char *,
+                                               size_t));
 /* a child exited (its pidfd is readable): the stop reason */
 const char *sim_boot_exited(SimEnclave *e);
 /* end both processes and remove the files (lock held) */

@@ -7,9 +7,10 @@
  * port from before the enclave starts (the enclave does not start until
  * it listens), answers the enclave once and frees the port.  A connection
  * from any other CID (a local process, another enclave) is closed and
- * ignored.  If no heartbeat arrives in time, or a wrong one does, the
- * enclave failed to boot: the machine reports a guest panic (or, with
- * warn-only=on, the device warns and keeps listening for a late one).
+ * ignored.  If no heartbeat arrives in time, or a wrong one does, or the
+ * enclave stops before it sent one, the enclave failed to boot: the
+ * machine reports a guest panic (or, with warn-only=on, the device warns
+ * and keeps listening for a late one).
  *
  * Only one process can hold the port: while another launcher holds it,
  * the device retries from a timer, up to port-wait seconds; QEMU stays
@@ -173,6 +174,28 @@ static void nitro_heartbeat_enclave_started(NitroVsockDevice *dev,
     trace_nitro_heartbeat_wait(cid, s->wait_s);
     timer_mod(s->timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
               s->wait_s * 1000);
+}
+
+/*
+ * The enclave stopped by itself: it booted if its init sent the
+ * heartbeat, even if the enclave stopped before this device read it (or
+ * accepted its connection).  With warn-only=on, a missing heartbeat is
+ * not a boot failure.
+ */
+static bool nitro_heartbeat_booted(NitroVsockDevice *dev)
+{
+    NitroHeartbeat *s = NITRO_HEARTBEAT(dev);
+    uint8_t byte = 0;
+
+    if (s->answered || s->warn_only) {
+        return true;
+    }
+    if (s->conn_fd < 0 && s->listen_fd >= 0) {
+        nitro_heartbeat_accept(s);
+    }
+    return s->conn_fd >= 0 &&
+           recv(s->conn_fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 1 &&
+           byte == NITRO_HEARTBEAT_BYTE;
 }
 
 static void nitro_heartbeat_enclave_stopped(NitroVsockDevice *dev)
@@ -358,6 +381,7 @@ static void nitro_heartbeat_class_init(ObjectClass *oc, const void *data)
     vc->can_start = nitro_heartbeat_can_start;
     vc->enclave_started = nitro_heartbeat_enclave_started;
     vc->enclave_stopped = nitro_heartbeat_enclave_stopped;
+    vc->booted = nitro_heartbeat_booted;
 }
 
 static const TypeInfo nitro_heartbeat_info = {

@@ -17,7 +17,8 @@
  * gets every byte read.  When the enclave stops, the console ends (EOF);
  * until then the
  * device is "draining" and QEMU waits for it before it exits, so that
- * every byte the enclave sent reaches the chardev.
+ * every byte the enclave sent reaches the chardev, also from an enclave
+ * that stopped before the device was connected (one last attempt).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -52,6 +53,7 @@ struct NitroSerialVsock {
     uint32_t port;
     int fd;
     bool connecting;            /* fd: a connect in progress */
+    bool stopped;               /* the enclave stopped: no more retries */
     int64_t deadline_ms;
     QEMUTimer *timer;           /* the next connection attempt */
 
@@ -193,6 +195,10 @@ static void nitro_serial_retry(NitroSerialVsock *s, int err)
 
     trace_nitro_serial_connect_failed(s->port, err);
     nitro_serial_close(s);
+    if (s->stopped) {
+        nitro_enclave_device_drained();
+        return;
+    }
     if (now >= s->deadline_ms) {
         warn_report("Nitro Enclaves: no debug console: nothing listens on "
                     "vsock (%u, %u) after %u s", NITRO_CID_HYPERVISOR,
@@ -257,22 +263,25 @@ static void nitro_serial_enclave_started(NitroVsockDevice *dev, uint64_t cid)
     nitro_serial_connect(s);
 }
 
-/* The enclave is gone: no new connection, but read the rest to EOF. */
+/*
+ * The enclave is gone: read the rest to EOF.  An enclave that stopped
+ * before the device could connect keeps its console until its fd is
+ * closed: one last attempt (or the one in progress) still gets it.
+ */
 static void nitro_serial_enclave_stopped(NitroVsockDevice *dev)
 {
     NitroSerialVsock *s = NITRO_SERIAL_VSOCK(dev);
 
-    if (s->fd < 0 || s->connecting) {
-        nitro_serial_close(s);
+    s->stopped = true;
+    if (s->port && s->fd < 0 && timer_pending(s->timer)) {
         timer_del(s->timer);
+        nitro_serial_connect(s);
     }
 }
 
 static bool nitro_serial_draining(NitroVsockDevice *dev)
 {
-    NitroSerialVsock *s = NITRO_SERIAL_VSOCK(dev);
-
-    return s->fd >= 0 && !s->connecting;
+    return NITRO_SERIAL_VSOCK(dev)->fd >= 0;
 }
 
 static void nitro_serial_realize(DeviceState *dev, Error **errp)

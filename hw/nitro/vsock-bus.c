@@ -110,12 +110,27 @@ static bool nitro_vsock_bridge_draining(void *opaque)
     return false;
 }
 
+static bool nitro_vsock_bridge_booted(void *opaque)
+{
+    NitroVsockBridge *bridge = opaque;
+    NitroVsockDevice *dev;
+    NitroVsockDeviceClass *dc;
+
+    NITRO_VSOCK_FOREACH(bridge, dev, dc) {
+        if (dc->booted && !dc->booted(dev)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static const NitroEnclaveListener nitro_vsock_bridge_listener = {
     .prepare = nitro_vsock_bridge_prepare,
     .can_start = nitro_vsock_bridge_can_start,
     .started = nitro_vsock_bridge_started,
     .stopped = nitro_vsock_bridge_stopped,
     .draining = nitro_vsock_bridge_draining,
+    .booted = nitro_vsock_bridge_booted,
 };
 
 NitroVsockBridge *nitro_vsock_device_bridge(NitroVsockDevice *dev)

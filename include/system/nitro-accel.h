@@ -130,6 +130,8 @@ bool nitro_debug_mode(void);
  * @stopped: the enclave has stopped, failed or is being terminated
  * @draining: the enclave has stopped; true while its console still has
  * bytes to copy, which QEMU waits for (a bounded time) before it exits
+ * @booted: the enclave stopped by itself: had it booted (its heartbeat
+ * was received)?  An enclave that stops before is a boot failure
  */
 typedef struct NitroEnclaveListener {
     bool (*prepare)(void *opaque, Error **errp);
@@ -137,6 +139,7 @@ typedef struct NitroEnclaveListener {
     void (*started)(void *opaque, uint64_t cid);
     void (*stopped)(void *opaque);
     bool (*draining)(void *opaque);
+    bool (*booted)(void *opaque);
 } NitroEnclaveListener;
 
 /**

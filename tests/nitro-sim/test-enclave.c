@@ -330,7 +330,7 @@ static void test_lifetime(void)
 {
     NlEnclave e;
     char why[256];
-    char *text;
+    char *text, *late;
     bool eof = false;
     int cfd;
 
@@ -350,8 +350,17 @@ static void test_lifetime(void)
                         NULL) == 1,
            "NITRO_SIM_LIFETIME_MS=300: console EOF, POLLHUP, reason "
            "lifetime");
-    free(text);
     close(cfd);
+    /* stopped, its fd still open: a late client gets it all, then EOF */
+    cfd = nl_console_connect(e.cid);
+    late = cfd >= 0 ? nl_read_all(cfd, 5000, NULL, &eof) : strdup("");
+    tap_ok(eof && !strcmp(late, text),
+           "a console client after the stop gets the whole console, EOF");
+    free(late);
+    free(text);
+    if (cfd >= 0) {
+        close(cfd);
+    }
     nl_close(&e);
 }
 
@@ -727,7 +736,7 @@ int main(void)
     }
     eif_default(&spec);
     eif = eif_build(&spec, &eif_len);
-    tap_plan(40);
+    tap_plan(41);
     test_full_launch();
     test_heartbeat_fail();
     test_fd_close();

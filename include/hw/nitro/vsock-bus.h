@@ -67,6 +67,11 @@ struct NitroVsockDeviceClass {
     void (*enclave_stopped)(NitroVsockDevice *dev);
     /* After enclave_stopped: true while the device still copies bytes */
     bool (*draining)(NitroVsockDevice *dev);
+    /*
+     * The enclave stopped by itself: false if the device was waiting
+     * for a sign that it booted (its heartbeat), which it has not seen
+     */
+    bool (*booted)(NitroVsockDevice *dev);
 };
 
 struct NitroVsockBridge {

@@ -7,15 +7,19 @@
 # the console carries the kernel's boot log, parent and enclave connect
 # to each other (and are reset where nobody listens), the enclave reaches
 # another CID than the parent's, and the enclave's power-off, panic or
-# termination ends everything.  Skipped with the reason when the kernel
-# package cannot be had.
+# termination ends everything.  As on Nitro, a reboot terminates the
+# enclave (it never boots twice) and a stop before the heartbeat is a
+# boot failure, with the whole console; each of these runs 20 times.
+# Skipped with the reason when the kernel package cannot be had.
 #
 # SPDX-License-Identifier: GPL-2.0-or-later
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 from qemu_test.nitro import DEADLINE, NitroTest
@@ -93,6 +97,9 @@ c.close()
 # A CID that is neither the parent's (3) nor the enclave's
 OTHER_CID = 77
 
+# Runs of each stop test (NITRO_BOOT_RUNS to change it)
+RUNS = int(os.environ.get('NITRO_BOOT_RUNS', '20'))
+
 
 class NitroBoot(NitroTest):
 
@@ -110,7 +117,8 @@ class NitroBoot(NitroTest):
         p = subprocess.run([sys.executable, os.path.join(
             SOURCE, 'tests/nitro/enclave/build-image.py'),
             '--qemu-eif', self.qemu_eif,
-            '--out', os.path.join(build, 'tests/nitro/enclave'), '--test'],
+            '--out', os.path.join(build, 'tests/nitro/enclave'), '--test',
+            '--arch', self.target_arch],
             capture_output=True, text=True, check=False)
         if p.returncode == 77:
             self.skipTest(p.stderr.strip())
@@ -162,6 +170,21 @@ class NitroBoot(NitroTest):
         self.wait_for('the enclave app', lambda: 'echo server on port 5000'
                       in self.console_text(), 120)
         return cid
+
+    def runs(self):
+        """The runs of a stop test: in a simulation and console of their
+        own, with a QEMU of their own"""
+        eif = self.real_eif()
+        for run in range(RUNS):
+            shutil.rmtree(self.sim_dir, ignore_errors=True)
+            self.sim_dir = tempfile.mkdtemp(prefix='nsim-')
+            self.sim_env['NITRO_SIM_DIR'] = self.sim_dir
+            self.console = self.scratch_file(f'console-{run}.log')
+            vm = self._new_vm(f'run{run}')
+            try:
+                yield run, eif, vm
+            finally:
+                vm.shutdown()
 
     def children(self, cid):
         """processes of the emulated machine and its backend of this
@@ -231,6 +254,59 @@ class NitroBoot(NitroTest):
         self.assertIn('Kernel panic - not syncing', self.console_text())
         self.assertEqual(self.children(cid), [])
 
+    def test_reboot_terminates(self):
+        # The official init ends with reboot(RB_AUTOBOOT): on Nitro that
+        # terminates the enclave, which never boots twice.  QEMU reports a
+        # stop of a booted enclave: SHUTDOWN, exit status 0.
+        for run, eif, vm in self.runs():
+            vm.add_args('-accel', 'nitro,debug-mode=on', '-M', 'nitro',
+                        '-m', '256M', '-kernel', eif,
+                        '-serial', f'file:{self.console}')
+            vm.launch()
+            cid = self.events('start')[0]['cid']
+            self.wait_for('the enclave app', lambda: 'echo server on port '
+                          '5000' in self.console_text(), 120)
+            self.parent(cid, 'reboot')
+            ev = vm.event_wait('SHUTDOWN', timeout=60)
+            self.assertEqual(ev['data']['reason'], 'guest-shutdown')
+            vm.wait(timeout=60)
+            text = self.console_text()
+            self.assertEqual(vm.exitcode(), 0, f'run {run}')
+            self.assertEqual(self.events('stop')[0]['reason'], 'reboot',
+                             f'run {run}')
+            self.assertIn('reboot: Restarting system', text)
+            self.assertEqual(text.count('Linux version'), 1, f'run {run}')
+            self.assertTrue(text.endswith('nitro-sim: enclave stopped '
+                                          '(reboot)\n'), f'run {run}')
+            self.assertEqual(self.children(cid), [])
+
+    def test_panic_before_heartbeat_is_a_boot_failure(self):
+        # The init's heartbeat finds no listener on port 9000 (it is on
+        # 9001): the init exits, the kernel panics before its heartbeat:
+        # a boot failure, with the panic's last line on the console
+        for run, eif, vm in self.runs():
+            vm.add_args('-accel', 'nitro,debug-mode=on', '-M', 'nitro',
+                        '-m', '256M', '-kernel', eif, '-nodefaults',
+                        '-chardev', f'file,id=con,path={self.console}',
+                        '-device', 'nitro-serial-vsock,chardev=con',
+                        '-device', 'nitro-heartbeat,port=9001')
+            vm.launch()
+            ev = vm.event_wait('GUEST_PANICKED', timeout=120)
+            self.assertEqual(ev['data']['action'], 'poweroff')
+            vm.wait(timeout=60)
+            text = self.console_text()
+            self.assertEqual(vm.exitcode(), 1, f'run {run}')
+            self.assertIn('did not boot: it stopped before its heartbeat',
+                          vm.get_log())
+            self.assertEqual(self.events('stop')[0]['reason'],
+                             'kernel-panic', f'run {run}')
+            self.assertIn('nitro-enclave-init: heartbeat failed', text)
+            # the panic's last line, with panic=30: then nothing waits
+            self.assertRegex(text, r'Kernel panic - not syncing: Attempted '
+                             r'to kill init!.*\n(.*\n)*.*Rebooting in 30 '
+                             r'seconds\.\.\r?\n', f'run {run}')
+            self.assertEqual(text.count('Linux version'), 1, f'run {run}')
+
     def test_fd_close_ends_machine(self):
         cid = self.boot()
         self.assertTrue(self.children(cid))
@@ -240,6 +316,7 @@ class NitroBoot(NitroTest):
         left = [f for f in os.listdir(self.sim_dir)
                 if re.search(r'\.(eif|vhost|vsock)$', f)]
         self.assertEqual(left, [])
+
 
     def test_aarch64_refused(self):
         # a nitro-cli-like launcher on a simulated Graviton parent: the

@@ -346,6 +346,47 @@ class NitroLifecycle(NitroTest):
         self.assertEqual(self.vm.exitcode(), 1)
         self.assertIn('did not boot: it sent 0x00', self.vm.get_log())
 
+    def test_stop_before_the_heartbeat_is_a_guest_panic(self):
+        # The heartbeat listens on another port than the init's: the
+        # enclave panics and stops before it: a boot failure (nitro-cli's
+        # E36), with its whole console, every time (20 runs)
+        for run in range(20):
+            console = self.scratch_file(f'console-{run}.txt')
+            res = self.run_qemu('-accel', 'nitro,debug-mode=on',
+                                '-M', 'nitro', '-m', '128M',
+                                '-kernel', self.make_eif(),
+                                '-chardev', f'file,id=con,path={console}',
+                                '-device', 'nitro-serial-vsock,chardev=con',
+                                '-device', 'nitro-heartbeat,port=9001')
+            with open(console, encoding='utf-8') as f:
+                text = f.read()
+            self.assertEqual(res.returncode, 1, f'run {run}: {res.stderr}')
+            self.assertIn('did not boot: it stopped before its heartbeat',
+                          res.stderr)
+            self.assertIn('Kernel panic - not syncing', text, f'run {run}')
+            self.assertTrue(text.endswith(
+                'nitro-sim: enclave stopped (heartbeat-failed)\n'),
+                f'run {run}: {text}')
+
+    def test_stop_before_the_heartbeat_is_guest_panicked(self):
+        # nitro-sim stop before the heartbeat: GUEST_PANICKED, exit 1
+        self.sim_env['NITRO_SIM_BOOT_DELAY_MS'] = '600000'
+        self.launch()
+        cid = self.wait_for(lambda: self.events('start'))[0]['cid']
+        env = dict(os.environ, **self.sim_env)
+        subprocess.run([os.path.join(os.path.dirname(self.sim_lib),
+                                     'nitro-sim'), 'stop', str(cid)],
+                       env=env, check=True, timeout=DEADLINE,
+                       capture_output=True)
+        ev = self.vm.event_wait('GUEST_PANICKED', timeout=DEADLINE)
+        self.assertEqual(ev['data']['action'], 'poweroff')
+        ev = self.vm.event_wait('SHUTDOWN', timeout=DEADLINE)
+        self.assertEqual(ev['data']['reason'], 'guest-panic')
+        self.vm.wait(timeout=DEADLINE)
+        self.assertEqual(self.vm.exitcode(), 1)
+        self.assertIn('did not boot: it stopped before its heartbeat',
+                      self.vm.get_log())
+
     def test_heartbeat_timeout_is_a_guest_panic(self):
         self.sim_env['NITRO_SIM_HEARTBEAT'] = 'none'
         res = self.nitro('-global', 'nitro-heartbeat.timeout=1')

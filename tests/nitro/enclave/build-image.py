@@ -3,16 +3,23 @@
 # Build the sample enclave image: a real Debian kernel and our init.
 #
 #   build-image.py --qemu-eif QEMU_EIF --out DIR [--cache DIR] [--test]
+#                  [--arch x86_64|aarch64]
 #
-# The kernel comes from Debian's linux-image package for amd64, downloaded
-# with `apt-get download` (never installed) into the cache directory; only
+# The kernel comes from Debian's linux-image package for amd64 (or arm64
+# with --arch aarch64, the default on an arm64 host), downloaded with
+# `apt-get download` (never installed) into the cache directory; only
 # its vmlinuz and the modules that virtio-mmio and virtio-vsock need
-# (dependencies from its modules.dep) are extracted.  init.c is compiled
-# statically and packed with the modules into a newc initramfs whose
-# entries have fixed owners and times, so the same package and sources
-# always give the same image and PCRs.  qemu-eif packs the EIF with the
-# official x86_64 kernel command line (plus "nitro_test" with --test,
-# which turns on init's test commands).
+# (dependencies from its modules.dep) are extracted.  The arm64 package
+# of an amd64 host comes through a private apt configuration in
+# download/apt-arm64 (the system's Debian archive, arm64 only; the
+# system's apt setup is not changed).  init.c is compiled statically (by
+# Debian's aarch64-linux-gnu-gcc for arm64 on another host) and packed
+# with the modules into a newc initramfs whose entries have fixed owners
+# and times, so the same package and sources always give the same image
+# and PCRs.  qemu-eif packs the EIF with the official kernel command
+# line of the architecture, plus cryptomgr.notests (no crypto self-tests:
+# half of the kernel's boot under TCG) and, with --test, "nitro_test"
+# (init's test commands).
 #
 # Prints the path of the EIF.  Exit status 77 (skip) with the reason when
 # the kernel package cannot be had (no apt, no archive).
@@ -38,8 +45,20 @@ TOP = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 if os.path.basename(TOP) == 'tree' and \
    os.path.basename(os.path.dirname(TOP)) == 'build':
     TOP = os.path.dirname(os.path.dirname(TOP))
-CMDLINE = ('reboot=k panic=30 pci=off nomodules console=ttyS0 i8042.noaux '
-           'i8042.nomux i8042.nopnp i8042.dumbkbd random.trust_cpu=on')
+# Debian's name of the architecture, the official command line, the C
+# compiler for a static init
+ARCHES = {
+    'x86_64': ('amd64', 'reboot=k panic=30 pci=off nomodules console=ttyS0 '
+               'i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd '
+               'random.trust_cpu=on', 'x86_64-linux-gnu-gcc'),
+    'aarch64': ('arm64', 'reboot=k panic=30 pci=off nomodules console=ttyS0 '
+                'random.trust_cpu=on root=/dev/ram0', 'aarch64-linux-gnu-gcc'),
+}
+HOST_ARCH = 'aarch64' if os.uname().machine == 'aarch64' else 'x86_64'
+# The sample's own kernel options, for a faster boot under TCG: the
+# crypto self-tests of every algorithm (crypto_algapi_init) are more than
+# half of the instructions of Debian's kernel up to init
+SAMPLE_OPTIONS = ' cryptomgr.notests'
 # what init loads: the transport of the command-line devices and vsock
 WANTED = ['virtio_mmio', 'vmw_vsock_virtio_transport']
 # where they and their dependencies are in the package
@@ -55,10 +74,57 @@ def run(cmd, **kw):
     return subprocess.run(cmd, check=True, **kw)
 
 
-def kernel_package():
-    """linux-image-<version>-amd64, the package linux-image-amd64 names"""
+def apt_options(arch):
+    """apt options for the packages of @arch: none for the host's; for
+    another, a private configuration of the system's Debian archive for
+    that architecture only (its lists fetched once)"""
+    deb_arch = ARCHES[arch][0]
+    if arch == HOST_ARCH:
+        return []
+    p = subprocess.run(['apt-cache', 'policy'], capture_output=True,
+                       text=True, check=False)
+    codename = uri = None
+    with open('/etc/os-release', encoding='utf-8') as f:
+        for line in f:
+            if line.startswith('VERSION_CODENAME='):
+                codename = line.split('=', 1)[1].strip().strip('"')
+    for line in p.stdout.splitlines():
+        f = line.split()
+        if len(f) >= 3 and f[2] == f'{codename}/main':
+            uri = f[1]
+            break
+    if not uri:
+        raise Unavailable(f'no Debian {codename} archive in the apt sources')
+    apt_dir = os.path.join(TOP, 'download', f'apt-{deb_arch}')
+    os.makedirs(os.path.join(apt_dir, 'lists', 'partial'), exist_ok=True)
+    os.makedirs(os.path.join(apt_dir, 'cache', 'archives', 'partial'),
+                exist_ok=True)
+    os.makedirs(os.path.join(apt_dir, 'sources'), exist_ok=True)
+    with open(os.path.join(apt_dir, 'sources', 'debian.list'), 'w',
+              encoding='utf-8') as f:
+        f.write(f'deb [arch={deb_arch} signed-by=/usr/share/keyrings/'
+                f'debian-archive-keyring.gpg] {uri} {codename} main\n')
+    opts = ['-o', 'Dir::Etc::SourceList=/dev/null',
+            '-o', f'Dir::Etc::SourceParts={apt_dir}/sources',
+            '-o', f'Dir::State::Lists={apt_dir}/lists',
+            '-o', f'Dir::Cache={apt_dir}/cache',
+            '-o', f'APT::Architectures::={deb_arch}']
+    if not glob.glob(os.path.join(apt_dir, 'lists', '*Packages*')):
+        p = subprocess.run(['apt-get', *opts, '-q', 'update'],
+                           capture_output=True, text=True, check=False)
+        if p.returncode:
+            raise Unavailable(f'apt-get update for {deb_arch} failed: '
+                              f'{p.stderr.strip()}')
+    return opts
+
+
+def kernel_package(arch, opts):
+    """linux-image-<version>-<arch>, the package linux-image-<arch> names"""
+    deb_arch = ARCHES[arch][0]
+    meta = f'linux-image-{deb_arch}' + (f':{deb_arch}' if opts else '')
+
     def depends():
-        p = subprocess.run(['apt-cache', 'depends', 'linux-image-amd64'],
+        p = subprocess.run(['apt-cache', *opts, 'depends', meta],
                            capture_output=True, text=True, check=False)
         for line in p.stdout.splitlines():
             line = line.strip()
@@ -69,25 +135,26 @@ def kernel_package():
     if not shutil.which('apt-get'):
         raise Unavailable('no apt-get: not a Debian system')
     pkg = depends()
-    if not pkg and os.geteuid() == 0:
+    if not pkg and os.geteuid() == 0 and not opts:
         subprocess.run(['apt-get', '-q', 'update'], capture_output=True,
                        check=False)
         pkg = depends()
     if not pkg:
-        raise Unavailable('apt knows no linux-image-amd64 (no Debian '
-                          'archive in the apt sources?)')
+        raise Unavailable(f'apt knows no {meta} (no Debian archive in the '
+                          'apt sources?)')
     return pkg
 
 
-def download(pkg, cache, apt_opts=()):
-    """@pkg's .deb in @cache, downloaded once (apt-get with @apt_opts)"""
-    debs = glob.glob(os.path.join(cache, pkg + '_*.deb'))
+def download(pkg, cache, opts=()):
+    """@pkg's .deb in @cache, downloaded once (apt-get with @opts)"""
+    base = pkg.split(':')[0]
+    debs = glob.glob(os.path.join(cache, base + '_*.deb'))
     if debs:
         return debs[0]
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
-        p = subprocess.run(['apt-get', *apt_opts, 'download', pkg], cwd=tmp,
+        p = subprocess.run(['apt-get', *opts, 'download', pkg], cwd=tmp,
                            capture_output=True, text=True, check=False)
-        debs = glob.glob(os.path.join(tmp, pkg + '_*.deb'))
+        debs = glob.glob(os.path.join(tmp, base + '_*.deb'))
         if p.returncode or not debs:
             raise Unavailable(f'apt-get download {pkg} failed: '
                               f'{p.stderr.strip()}')
@@ -174,17 +241,25 @@ def cpio_newc(entries):
     return bytes(out)
 
 
-def build(qemu_eif, out, cache, test):
+def build(qemu_eif, out, cache, test, arch):
     os.makedirs(cache, exist_ok=True)
     os.makedirs(out, exist_ok=True)
-    name = 'enclave-test.eif' if test else 'enclave.eif'
+    name = ('enclave-test' if test else 'enclave') + \
+        ('' if arch == 'x86_64' else '-' + arch) + '.eif'
     eif = os.path.join(out, name)
+    _, official, compiler = ARCHES[arch]
+    if arch == HOST_ARCH:
+        compiler = 'cc'
+    elif not shutil.which(compiler):
+        raise Unavailable(f'no {compiler} (Debian package '
+                          f'gcc-{compiler[:-4]}) to compile the init')
     with open(os.path.join(cache, '.lock'), 'w') as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        pkg = kernel_package()
-        deb = download(pkg, cache)
+        opts = apt_options(arch)
+        pkg = kernel_package(arch, opts)
+        deb = download(pkg, cache, opts)
         stamp = f'{deb} {os.path.getmtime(os.path.join(HERE, "init.c"))} ' \
-                f'{test}\n'
+                f'{test}{SAMPLE_OPTIONS}\n'
         if os.path.exists(eif) and os.path.exists(eif + '.stamp'):
             with open(eif + '.stamp', encoding='utf-8') as f:
                 if f.read() == stamp:
@@ -192,7 +267,7 @@ def build(qemu_eif, out, cache, test):
         with tempfile.TemporaryDirectory() as work:
             vmlinuz, modules = kernel_files(deb, work)
             init = os.path.join(work, 'init')
-            run(['cc', '-static', '-O2', '-s', '-o', init,
+            run([compiler, '-static', '-O2', '-s', '-o', init,
                  os.path.join(HERE, 'init.c')])
             with open(init, 'rb') as f:
                 init_data = f.read()
@@ -205,10 +280,12 @@ def build(qemu_eif, out, cache, test):
             initrd = os.path.join(work, 'initrd.cpio')
             with open(initrd, 'wb') as f:
                 f.write(cpio_newc(entries))
-            cmdline = CMDLINE + (' nitro_test' if test else '')
+            cmdline = official + SAMPLE_OPTIONS + \
+                (' nitro_test' if test else '')
             env = dict(os.environ, SOURCE_DATE_EPOCH='0')
             run([qemu_eif, 'build', '--kernel', vmlinuz, '--initrd', initrd,
                  '--cmdline', cmdline, '--name', 'nitro-sample-enclave',
+                 '--arch', arch,
                  '-o', eif + '.tmp'], env=env, stdout=subprocess.DEVNULL)
             os.rename(eif + '.tmp', eif)
         with open(eif + '.stamp', 'w', encoding='utf-8') as f:
@@ -223,9 +300,11 @@ def main():
     ap.add_argument('--cache', default=os.path.join(TOP, 'download',
                                                     'enclave-kernel'))
     ap.add_argument('--test', action='store_true')
+    ap.add_argument('--arch', choices=sorted(ARCHES), default=HOST_ARCH)
     args = ap.parse_args()
     try:
-        print(build(args.qemu_eif, args.out, args.cache, args.test))
+        print(build(args.qemu_eif, args.out, args.cache, args.test,
+                    args.arch))
     except Unavailable as e:
         print(f'build-image: the Debian kernel cannot be had: {e}',
               file=sys.stderr)

@@ -18,7 +18,9 @@
  *   "connect CID PORT":  one connect() to (CID, PORT); replies "ok" or
  *                        "errno N" (ETIMEDOUT when nobody answered within
  *                        the kernel's connect timeout)
- *   "poweroff", "exit":  power off, or let init die (kernel panic)
+ *   "poweroff", "reboot", "exit": power off, reboot as the official
+ *                        init ends (reboot(RB_AUTOBOOT)), or let init die
+ *                        (kernel panic)
  *
  * Copyright (c) 2026 Nitro Enclaves for QEMU authors
  *
@@ -36,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <unistd.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
@@ -52,6 +55,10 @@
 #define BLOCK           4096
 #define MIN(a, b)       ((a) < (b) ? (a) : (b))
 
+/*
+ * A line on the console, sent before say() returns: the serial driver
+ * sends from interrupts, and a panic (init exits) stops them for good
+ */
 static void say(const char *fmt, ...)
 {
     va_list ap;
@@ -61,6 +68,7 @@ static void say(const char *fmt, ...)
     vprintf(fmt, ap);
     printf("\n");
     fflush(stdout);
+    tcdrain(STDOUT_FILENO);
     va_end(ap);
 }
 
@@ -264,6 +272,10 @@ static void test_command(int fd)
         say("powering off");
         sync();
         reboot(RB_POWER_OFF);
+    } else if (!strncmp(line, "reboot", 6)) {
+        say("rebooting");
+        sync();
+        reboot(RB_AUTOBOOT);
     } else if (!strncmp(line, "exit", 4)) {
         say("init exits");
         kill(1, SIGTERM);
