@@ -402,6 +402,17 @@ class NitroLifecycle(NitroTest):
         self.assertEqual(self.qom_pcr(self.vm, 0)['return'],
                          self.describe(signed)['Measurements']['PCR0'])
 
+    def test_signature_of_another_image(self):
+        # It verifies, but signs another PCR0: the PCRs do not describe
+        # the enclave, and reading them says why
+        signed = self.scratch_file('signed.eif')
+        eifsig.sign(self.make_eif(), signed, value=bytes(48))
+        self.launch(kernel=signed)
+        for pcr in (0, 8):
+            res = self.qom_pcr(self.vm, pcr)
+            self.assertIn("the signature does not sign this image's PCR0",
+                          res['error']['desc'])
+
     def test_pcr8_of_an_unsigned_image(self):
         # once measured: until then, every PCR is "still measuring"
         self.launch()

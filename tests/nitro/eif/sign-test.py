@@ -33,13 +33,13 @@ from cryptography.hazmat.primitives.asymmetric.utils import \
     encode_dss_signature
 from cryptography.x509.oid import NameOID
 
+from eifsig import CURVES, pcr0, pcr0_payload, sections
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 '..'))
 from taptest import Tap  # noqa: E402
 
 QEMU_EIF = sys.argv[1]
-CURVES = {'P-384': (ec.SECP384R1(), -35, hashes.SHA384(), 48),
-          'P-256': (ec.SECP256R1(), -7, hashes.SHA256(), 32)}
 
 
 def run(*args, ok=True):
@@ -83,46 +83,12 @@ def make_signer(tmp, name, curve):
     return key_path, cert_path, cert
 
 
-def sections(img):
-    count, = struct.unpack_from('>H', img, 26)
-    offsets = struct.unpack_from('>32Q', img, 28)
-    assert struct.unpack_from('>I', img, 544)[0] == \
-        zlib.crc32(img[:544] + img[548:]), 'bad CRC'
-    out = []
-    for i in range(count):
-        typ, _, size = struct.unpack_from('>HHQ', img, offsets[i])
-        out.append((typ, offsets[i], img[offsets[i] + 12:
-                                         offsets[i] + 12 + size]))
-    return out
-
-
-def pcr0(img):
-    """PCR0 read here: kernel, cmdline and ramdisks in file order"""
-    h = hashlib.sha384()
-    for typ, _, data in sections(img):
-        if typ in (1, 2, 3):
-            h.update(data)
-    return hashlib.sha384(bytes(48) + h.digest()).digest()
-
-
-def serde_cbor_pcr0(value):
-    """PcrInfo { register_index: 0, register_value: PCR0 } as serde_cbor
-    writes it: a map of text keys, the Vec<u8> an array of byte values"""
-    def head(major, n):
-        return bytes([major << 5 | n]) if n < 24 else \
-            bytes([major << 5 | 24, n])
-
-    def text(s):
-        return head(3, len(s)) + s.encode()
-    return (head(5, 2) + text('register_index') + head(0, 0) +
-            text('register_value') + head(4, len(value)) +
-            b''.join(head(0, b) for b in value))
-
-
 def check_signed(path, cert_path, cert, curve):
     """The signature section, read and verified independently"""
     with open(path, 'rb') as f:
         img = f.read()
+    assert struct.unpack_from('>I', img, 544)[0] == \
+        zlib.crc32(img[:544] + img[548:]), 'bad CRC'
     sigs = [data for typ, _, data in sections(img) if typ == 4]
     assert len(sigs) == 1, len(sigs)
     entries = cbor2.loads(sigs[0])
@@ -137,7 +103,7 @@ def check_signed(path, cert_path, cert, curve):
     _, alg, digest, half = CURVES[curve]
     assert cbor2.loads(prot) == {1: alg}, cbor2.loads(prot)
     assert unprot == {}, unprot
-    assert payload == serde_cbor_pcr0(pcr0(img)), payload.hex()
+    assert payload == pcr0_payload(pcr0(img)), payload.hex()
     assert len(sig) == 2 * half
     tbs = cbor2.dumps(['Signature1', prot, b'', payload])
     der = encode_dss_signature(int.from_bytes(sig[:half], 'big'),
