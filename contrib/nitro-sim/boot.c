@@ -24,7 +24,12 @@
  * attestation documents with a chain that qemu-eif make-attestation-chain
  * makes once per simulation directory, kept in
  * $NITRO_SIM_DIR/attestation/ (root.pem verifies them), module_id
- * i-<instance>-enc<slot> and, in debug mode, zero PCRs.
+ * <instance>-enc<slot> and, in debug mode, zero PCRs; else PCR3 and PCR4
+ * are those of the parent's IAM role (NITRO_SIM_IAM_ROLE, if any) and
+ * instance ID (NITRO_SIM_INSTANCE_ID, else made up per directory), which
+ * Nitro extends once into a zero PCR, as AWS documents them:
+ * SHA-384(48 zero bytes || the ARN or ID).  The rest of the document's
+ * boot PCRs are what the machine measures.
  *
  * Copyright (c) 2026 Nitro Enclaves for QEMU authors
  *
@@ -32,6 +37,8 @@
  */
 
 #include <dlfcn.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/crypto.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -278,6 +285,28 @@ static bool attestation_chain(SimEnclave *e, char *dir, size_t len,
     return access(path, R_OK) == 0;
 }
 
+/*
+ * "virtio-nsm-device.pcrN=" and the PCR that Nitro makes of @text:
+ * SHA-384(48 zero bytes || @text)
+ */
+static bool nsm_pcr_option(char *buf, size_t len, int n, const char *text)
+{
+    size_t tl = strlen(text), i;
+    uint8_t *msg = calloc(1, 48 + tl), pcr[48];
+    int at = snprintf(buf, len, "virtio-nsm-device.pcr%d=", n);
+    bool ok = msg && at > 0 && (size_t)at + 2 * sizeof(pcr) < len;
+
+    if (ok) {
+        memcpy(msg + 48, text, tl);
+        ok = !gnutls_hash_fast(GNUTLS_DIG_SHA384, msg, 48 + tl, pcr);
+    }
+    free(msg);
+    for (i = 0; ok && i < sizeof(pcr); i++) {
+        snprintf(buf + at + 2 * i, 3, "%02x", pcr[i]);
+    }
+    return ok;
+}
+
 static int pidfd(pid_t pid)
 {
     return syscall(SYS_pidfd_open, pid, 0);
@@ -289,7 +318,8 @@ int sim_boot_start(SimEnclave *e)
     char vhost[PATH_MAX + 48], gateway[PATH_MAX + 48], log[PATH_MAX + 48];
     char machine_chardev[PATH_MAX + 80], mem[32], smp[16], cid[16];
     char vsock_cid[48], att[PATH_MAX + 16], nsm_key[PATH_MAX + 64];
-    char nsm_chain[PATH_MAX + 64], machine[128];
+    char nsm_chain[PATH_MAX + 64], machine[128], instance_id[32];
+    char nsm_pcr3[160], nsm_pcr4[160];
     uint64_t instance = 14695981039346656037ULL;
     struct sockaddr_un sun = { .sun_family = AF_UNIX };
     int sv[2] = { -1, -1 }, lsock = -1, logfd = -1, err;
@@ -379,17 +409,28 @@ int sim_boot_start(SimEnclave *e)
     snprintf(nsm_chain, sizeof(nsm_chain),
              "virtio-nsm-device.certificate-chain=%s/chain.pem", att);
     /*
-     * module_id: an instance ID per simulation directory (FNV-1a of its
-     * path), the slot as enclave ID
+     * module_id: the parent's instance ID, else one per simulation
+     * directory (FNV-1a of its path); the slot as enclave ID
      */
-    for (const char *c = e->cfg.dir; *c; c++) {
-        instance = (instance ^ (uint8_t)*c) * 1099511628211ULL;
+    if (e->cfg.instance_id[0]) {
+        snprintf(instance_id, sizeof(instance_id), "%s", e->cfg.instance_id);
+    } else {
+        for (const char *c = e->cfg.dir; *c; c++) {
+            instance = (instance ^ (uint8_t)*c) * 1099511628211ULL;
+        }
+        snprintf(instance_id, sizeof(instance_id), "i-%017llx",
+                 (unsigned long long)instance);
     }
     snprintf(machine, sizeof(machine), "nitro-enclave,vsock=vsock0,acpi=on,"
-             "id=i-%017llx-enc%016llx", (unsigned long long)instance,
-             (unsigned long long)e->slot);
+             "id=%s-enc%016llx", instance_id, (unsigned long long)e->slot);
+    if (!nsm_pcr_option(nsm_pcr3, sizeof(nsm_pcr3), 3, e->cfg.iam_role) ||
+        !nsm_pcr_option(nsm_pcr4, sizeof(nsm_pcr4), 4, instance_id)) {
+        err = fail(e, ENOMEM, "cannot compute PCR3 and PCR4 (%s)",
+                   instance_id);
+        goto out;
+    }
     {
-        const char *const qargv[] = {
+        const char *qargv[32] = {
             qemu, "-M", machine, "-accel", "tcg",
             "-icount", "shift=1", "-m", mem, "-smp", smp, "-nodefaults",
             "-display", "none", "-no-reboot", "-chardev", machine_chardev,
@@ -398,9 +439,24 @@ int sim_boot_start(SimEnclave *e)
             (e->flags & NE_ENCLAVE_DEBUG_MODE) ?
             "virtio-nsm-device.debug-mode=on" :
             "virtio-nsm-device.debug-mode=off",
-            "-serial", "stdio", "-kernel", eif, NULL
+            "-serial", "stdio", "-kernel", eif,
         };
+        int n = 0;
 
+        while (qargv[n]) {
+            n++;
+        }
+
+        /* debug mode: PCR0-15 read as zero, presets are refused */
+        if (!(e->flags & NE_ENCLAVE_DEBUG_MODE)) {
+            if (e->cfg.iam_role[0]) {
+                qargv[n++] = "-global";
+                qargv[n++] = nsm_pcr3;
+            }
+            qargv[n++] = "-global";
+            qargv[n++] = nsm_pcr4;
+        }
+        qargv[n] = NULL;
         e->qemu_pid = spawn(qargv, qenv, -1, sv[1], logfd);
     }
     if (e->backend_pid < 0 || e->qemu_pid < 0) {

@@ -67,6 +67,8 @@ typedef struct SimConfig {
     uint32_t vsock_cid;             /* NITRO_SIM_VSOCK_CID, 0: parent */
     int topology;                   /* NITRO_SIM_TOPOLOGY */
     unsigned numa_nodes;            /* NITRO_SIM_NUMA_NODES */
+    char instance_id[32];           /* NITRO_SIM_INSTANCE_ID, "": made up */
+    char iam_role[2048];            /* NITRO_SIM_IAM_ROLE, "": none */
     bool readonly;                  /* create no file or directory (CLI) */
 } SimConfig;
 

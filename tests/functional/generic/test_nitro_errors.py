@@ -183,6 +183,12 @@ class NitroErrors(NitroTest):
                           'certificate expired on')
         self.assert_driver_untouched()
 
+    def test_bad_parent_instance_id(self):
+        res = self.nitro('-kernel', self.make_eif(),
+                         machine=',parent-id=i-12345')
+        self.assert_fails(res, "'i-12345' is not an EC2 instance ID")
+        self.assert_driver_untouched()
+
     def test_image_too_big(self):
         kernel = self.data('big-kernel', 124 * MiB, 'big')
         rd = self.data('rd', 4096, 'rd')
