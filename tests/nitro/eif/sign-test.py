@@ -224,7 +224,8 @@ def main():
             assert f'{key2} is not the private key of {cert_path}' in err, \
                 err
             assert not os.path.exists(out)
-        subtest(tap, 'a key that is not the certificate\'s is refused, ' 'and nothing is written', test5)
+        subtest(tap, "a key that is not the certificate's is refused, "
+                'and nothing is written', test5)
 
         def test6():
             with open(kernel, 'rb') as f:
