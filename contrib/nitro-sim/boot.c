@@ -28,7 +28,12 @@
  * attestation documents with a chain that qemu-eif make-attestation-chain
  * makes once per simulation directory, kept in
  * $NITRO_SIM_DIR/attestation/ (root.pem verifies them), module_id
- * i-<instance>-enc<slot> and, in debug mode, zero PCRs.
+ * <instance>-enc<slot> and, in debug mode, zero PCRs; else PCR3 and PCR4
+ * are those of the parent's IAM role (NITRO_SIM_IAM_ROLE, if any) and
+ * instance ID (NITRO_SIM_INSTANCE_ID, else made up per directory), which
+ * Nitro extends once into a zero PCR, as AWS documents them:
+ * SHA-384(48 zero bytes || the ARN or ID).  The rest of the document's
+ * boot PCRs are what the machine measures.
  *
  * Copyright (c) 2026 Nitro Enclaves for QEMU authors
  *
@@ -36,6 +41,8 @@
  */
 
 #include <dlfcn.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/crypto.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -259,6 +266,24 @@ static bool attestation_chain(SimEnclave *e, char *dir, size_t len,
     return access(path, R_OK) == 0;
 }
 
+/* The PCR that Nitro makes of @text, in hex: SHA-384(48 zeros || @text) */
+static bool nitro_pcr_of(char hex[2 * 48 + 1], const char *text)
+{
+    size_t tl = strlen(text), i;
+    uint8_t *msg = calloc(1, 48 + tl), pcr[48];
+    bool ok = msg;
+
+    if (ok) {
+        memcpy(msg + 48, text, tl);
+        ok = !gnutls_hash_fast(GNUTLS_DIG_SHA384, msg, 48 + tl, pcr);
+    }
+    free(msg);
+    for (i = 0; ok && i < sizeof(pcr); i++) {
+        snprintf(hex + 2 * i, 3, "%02x", pcr[i]);
+    }
+    return ok;
+}
+
 static int pidfd(pid_t pid)
 {
     return syscall(SYS_pidfd_open, pid, 0);
@@ -269,8 +294,8 @@ int sim_boot_start(SimEnclave *e)
     char qemu[PATH_MAX], backend[PATH_MAX], eif[PATH_MAX + 48];
     char vhost[PATH_MAX + 48], gateway[PATH_MAX + 48], log[PATH_MAX + 48];
     char vsock_cid[48], att[PATH_MAX + 16], nsm_key[PATH_MAX + 32];
-    char nsm_chain[PATH_MAX + 32];
-    uint64_t instance;
+    char nsm_chain[PATH_MAX + 32], instance_id[32];
+    char pcr3[2 * 48 + 1], pcr4[2 * 48 + 1];
     struct sockaddr_un sun = { .sun_family = AF_UNIX };
     int sv[2] = { -1, -1 }, lsock = -1, logfd = -1, err;
     char **qenv = NULL, **benv = NULL;
@@ -348,14 +373,21 @@ int sim_boot_start(SimEnclave *e)
     }
     snprintf(nsm_key, sizeof(nsm_key), "%s/leaf.key", att);
     snprintf(nsm_chain, sizeof(nsm_chain), "%s/chain.pem", att);
-    /* module_id: the simulated parent's instance ID, the slot as enclave ID */
-    instance = sim_instance(&e->cfg);
+    /* module_id: the parent's instance ID, the slot as enclave ID */
+    sim_instance_id(&e->cfg, instance_id, sizeof(instance_id));
+    if (!nitro_pcr_of(pcr3, e->cfg.iam_role) ||
+        !nitro_pcr_of(pcr4, instance_id)) {
+        err = fail(e, ENOMEM, "cannot compute PCR3 and PCR4 (%s)",
+                   instance_id);
+        goto out;
+    }
     l = (NitroEnclaveLaunch) {
         .qemu = qemu, .backend = backend, .eif = eif, .vhost = vhost,
         .gateway = gateway, .vsock_host = true, .cid = e->cid,
         .mem_mib = e->mem_size / SIM_MIB, .vcpus = e->nvcpus,
         .debug = e->flags & NE_ENCLAVE_DEBUG_MODE, .nsm_key = nsm_key,
-        .nsm_chain = nsm_chain, .instance = instance, .slot = e->slot,
+        .nsm_chain = nsm_chain, .instance_id = instance_id, .slot = e->slot,
+        .pcr3 = e->cfg.iam_role[0] ? pcr3 : NULL, .pcr4 = pcr4,
     };
     if (!nitro_enclave_launch_argv(&l)) {
         err = fail(e, ENAMETOOLONG, "NITRO_SIM_DIR %s is too long for "

@@ -251,6 +251,7 @@ typedef struct SimVar {
     { .name = "NITRO_SIM_" var, .kind = VAR_ENUM, \
       .offset = offsetof(SimConfig, f), .size = SIZE(f), \
       .names = list, .def_enum = d }
+/* A path, or any string */
 #define PATH(var, f) \
     { .name = "NITRO_SIM_" var, .kind = VAR_PATH, \
       .offset = offsetof(SimConfig, f), .size = SIZE(f) }
@@ -278,6 +279,8 @@ static const SimVar vars[] = {
     ENUM("BOOT", boot, boots, NULL),
     PATH("QEMU", qemu),
     PATH("VSOCK_BACKEND", backend),
+    PATH("INSTANCE_ID", instance_id),
+    PATH("IAM_ROLE", iam_role),
     NUM("VSOCK_CID", vsock_cid, 0, 0, UINT32_MAX - 1, 1),
     NUM("FAKE_PAGE_SIZE", fake_page_size, 0, 0, 1ULL << 40, 1),
 };
@@ -317,6 +320,11 @@ static bool load_var(SimConfig *cfg, const SimVar *var, char *err,
 
     switch (var->kind) {
     case VAR_PATH:
+        if (v && strlen(v) >= var->size) {
+            snprintf(err, errlen, "%s: longer than %zu bytes", var->name,
+                     var->size - 1);
+            return false;
+        }
         snprintf(field, var->size, "%s", v ? v : "");
         return true;
     case VAR_ENUM:
@@ -432,6 +440,15 @@ static bool config_cpus(SimConfig *cfg, char *err, size_t errlen)
     return true;
 }
 
+/* i- and 8 or 17 lowercase hex digits, as EC2 instance IDs are */
+static bool instance_id_ok(const char *id)
+{
+    size_t n = strlen(id);
+
+    return !strncmp(id, "i-", 2) && (n == 10 || n == 19) &&
+           strspn(id + 2, "0123456789abcdef") == n - 2;
+}
+
 /* every variable but NITRO_SIM_DIR */
 static bool config_values(SimConfig *cfg, char *err, size_t errlen)
 {
@@ -447,6 +464,12 @@ static bool config_values(SimConfig *cfg, char *err, size_t errlen)
         if (!load_var(cfg, &vars[i], err, errlen)) {
             return false;
         }
+    }
+    if (cfg->instance_id[0] && !instance_id_ok(cfg->instance_id)) {
+        snprintf(err, errlen, "NITRO_SIM_INSTANCE_ID: '%s' is not an EC2 "
+                 "instance ID (i- and 8 or 17 lowercase hex digits)",
+                 cfg->instance_id);
+        return false;
     }
     return config_cpus(cfg, err, errlen);
 }

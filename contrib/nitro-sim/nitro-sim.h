@@ -68,6 +68,8 @@ typedef struct SimConfig {
     uint32_t vsock_cid;             /* NITRO_SIM_VSOCK_CID, 0: parent */
     int topology;                   /* NITRO_SIM_TOPOLOGY */
     unsigned numa_nodes;            /* NITRO_SIM_NUMA_NODES */
+    char instance_id[32];           /* NITRO_SIM_INSTANCE_ID, "": made up */
+    char iam_role[2048];            /* NITRO_SIM_IAM_ROLE, "": none */
     bool readonly;                  /* create no file or directory (CLI) */
 } SimConfig;
 
@@ -366,7 +368,6 @@ int sim_sysfs_open(const char *path, int flags);
  * The parent's instance ID, "i-" and 17 hex digits: one per simulation
  * directory (FNV-1a of its path), in board_asset_tag as on EC2
  */
-uint64_t sim_instance(const SimConfig *cfg);
 void sim_instance_id(const SimConfig *cfg, char *buf, size_t len);
 
 /* ---- vsock.c: AF_VSOCK over AF_UNIX ---- */

@@ -99,7 +99,7 @@ bool sim_sysfs_path(const char *path)
     return classify(path, &n) != SF_NONE;
 }
 
-uint64_t sim_instance(const SimConfig *cfg)
+static uint64_t sim_instance(const SimConfig *cfg)
 {
     uint64_t h = 14695981039346656037ULL;
 
@@ -111,6 +111,10 @@ uint64_t sim_instance(const SimConfig *cfg)
 
 void sim_instance_id(const SimConfig *cfg, char *buf, size_t len)
 {
+    if (cfg->instance_id[0]) {
+        snprintf(buf, len, "%s", cfg->instance_id);
+        return;
+    }
     snprintf(buf, len, "i-%017llx", (unsigned long long)sim_instance(cfg));
 }
 

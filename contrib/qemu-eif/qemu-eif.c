@@ -3,8 +3,12 @@
  *
  *   qemu-eif build --kernel K [--initrd I]... [--cmdline S]
  *                  [--arch x86_64|aarch64] [--name N] [--version V]
- *                  [--metadata JSON|@FILE] -o app.eif
+ *                  [--metadata JSON|@FILE]
+ *                  [--signing-certificate CERT --private-key KEY] -o app.eif
  *   qemu-eif describe app.eif|-
+ *   qemu-eif sign --eif-path FILE --signing-certificate CERT
+ *                 --private-key KEY [-o OUTPUT]
+ *   qemu-eif pcr --input FILE | --signing-certificate CERT
  *   qemu-eif verify-attestation --root CERT [--eif FILE] [--pcr N=HEX]...
  *                               [--nonce HEX] [--time SECONDS] DOC|-
  *   qemu-eif make-attestation-chain --dir DIR [--module-id ID] [--days N]
@@ -13,7 +17,8 @@
  * must be regular files (describe also reads stdin); build writes the
  * image whole or not at all (output.c).  describe prints JSON for any
  * image that it accepts: see describe_metadata() for a metadata section
- * that is not JSON.  The attestation commands are in attest-*.c.
+ * that is not JSON.  The attestation commands are in attest-*.c, signing
+ * and pcr in eif-sign.c.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -34,6 +39,7 @@
 #include "hw/core/eif.h"
 #include "output.h"
 #include "attest.h"
+#include "sign.h"
 
 /* The largest metadata read (--metadata @FILE) or printed (describe) */
 #define DESCRIBE_MAX_TEXT (16 * 1024 * 1024)
@@ -45,8 +51,13 @@ static void usage(void)
            "[--cmdline STRING]\n"
            "                 [--arch x86_64|aarch64] [--name NAME] "
            "[--version VERSION]\n"
-           "                 [--metadata JSON|@FILE] -o|--output FILE\n"
+           "                 [--metadata JSON|@FILE]\n"
+           "                 [--signing-certificate CERT --private-key KEY]\n"
+           "                 -o|--output FILE\n"
            "  qemu-eif describe FILE|-\n"
+           "  qemu-eif sign --eif-path FILE --signing-certificate CERT\n"
+           "                --private-key KEY [-o|--output FILE]\n"
+           "  qemu-eif pcr --input FILE | --signing-certificate CERT\n"
            "  qemu-eif verify-attestation --root CERT [--eif FILE] "
            "[--pcr N=HEX]...\n"
            "                              [--nonce HEX] [--time SECONDS] "
@@ -58,13 +69,24 @@ static void usage(void)
            "kernel, cmdline, metadata and the initrds, in this order.  The\n"
            "command line defaults to the official one of the architecture,\n"
            "which defaults to the host's.  --metadata adds a JSON object as\n"
-           "CustomMetadata to the image's metadata.\n"
+           "CustomMetadata to the image's metadata.  With a certificate\n"
+           "and its ECDSA private key (PEM), the image is signed as sign\n"
+           "does.\n"
            "\n"
            "describe validates an image and prints, as JSON, its version,\n"
            "architecture, sections, CRC, measurements (PCR0, PCR1, PCR2 and,\n"
-           "if signed, PCR8) and metadata.  Metadata that is not JSON (or\n"
-           "holds a number out of range) is printed as null, with the\n"
-           "reason in MetadataError.\n"
+           "if signed, PCR8), whether its signature verifies\n"
+           "(SignatureCheck, with the reason in SignatureError) and its\n"
+           "metadata.  Metadata that is not JSON (or holds a number out of\n"
+           "range) is printed as null, with the reason in MetadataError.\n"
+           "\n"
+           "sign signs an image as nitro-cli sign-eif does: its signature\n"
+           "section (added, or replaced) holds the certificate and a\n"
+           "COSE_Sign1 of PCR0; PCR8 then measures the certificate.  It\n"
+           "rewrites FILE, or writes OUTPUT.\n"
+           "\n"
+           "pcr prints, as nitro-cli pcr does, the PCR of a file's bytes or\n"
+           "the PCR8 of a signing certificate.\n"
            "\n"
            "verify-attestation checks an NSM attestation document (AWS's\n"
            "COSE_Sign1, as virtio-nsm signs it): its ES384 signature, its\n"
@@ -244,9 +266,12 @@ static int cmd_build(int argc, char **argv)
         { "version", required_argument, NULL, 'v' },
         { "metadata", required_argument, NULL, 'm' },
         { "output", required_argument, NULL, 'o' },
+        { "signing-certificate", required_argument, NULL, 's' },
+        { "private-key", required_argument, NULL, 'p' },
         { "help", no_argument, NULL, 'h' },
         { NULL },
     };
+    const char *cert = NULL, *key = NULL;
     g_autoptr(GPtrArray) initrds = g_ptr_array_new();
     EifBuildParams p = { .arch = EIF_ARCH_X86_64 };
     const char *name = NULL, *version = NULL, *custom = NULL;
@@ -296,6 +321,12 @@ static int cmd_build(int argc, char **argv)
         case 'o':
             output = optarg;
             break;
+        case 's':
+            cert = optarg;
+            break;
+        case 'p':
+            key = optarg;
+            break;
         case 'h':
             usage();
             return 0;
@@ -315,6 +346,17 @@ static int cmd_build(int argc, char **argv)
         error_report("build needs --kernel, at least one --initrd and -o");
         return 2;
     }
+    if (!cert != !key) {
+        error_report("--signing-certificate and --private-key go together");
+        return 2;
+    }
+#ifndef QEMU_EIF_ATTEST
+    if (cert) {
+        error_report("--signing-certificate: this qemu-eif was built "
+                     "without GnuTLS or libcbor");
+        return 1;
+    }
+#endif
     p.initrds = (const char *const *)initrds->pdata;
     p.nr_initrds = initrds->len;
     metadata = build_metadata(name, version, custom, output, &err);
@@ -342,6 +384,11 @@ static int cmd_build(int argc, char **argv)
         return 1;
     }
     size = eif_build_fd(&p, fd, &err);
+#ifdef QEMU_EIF_ATTEST
+    if (size >= 0 && cert && !eif_sign_fd(fd, cert, key, &err)) {
+        size = -1;
+    }
+#endif
     if (!output_commit(fd, size >= 0, &err)) {
         error_report_err(err);
         return 1;
@@ -352,6 +399,7 @@ static int cmd_build(int argc, char **argv)
 typedef struct Describe {
     GString *cmdline;
     GString *metadata;
+    GString *signature;
 } Describe;
 
 static bool describe_data(const EifSection *s, uint64_t pos, const void *data,
@@ -359,7 +407,8 @@ static bool describe_data(const EifSection *s, uint64_t pos, const void *data,
 {
     Describe *d = opaque;
     GString *text = s->type == EIF_SECTION_CMDLINE ? d->cmdline
-                  : s->type == EIF_SECTION_METADATA ? d->metadata : NULL;
+                  : s->type == EIF_SECTION_METADATA ? d->metadata
+                  : s->type == EIF_SECTION_SIGNATURE ? d->signature : NULL;
 
     if (!text) {
         return true;
@@ -420,7 +469,9 @@ static int cmd_describe(int argc, char **argv)
 {
     g_autoptr(GString) cmdline = g_string_new(NULL);
     g_autoptr(GString) metadata = g_string_new(NULL);
-    Describe d = { .cmdline = cmdline, .metadata = metadata };
+    g_autoptr(GString) signature = g_string_new(NULL);
+    Describe d = { .cmdline = cmdline, .metadata = metadata,
+                   .signature = signature };
     g_autofree char *cmdline_json = NULL;
     g_autofree char *metadata_json = NULL;
     g_autofree char *metadata_err = NULL;
@@ -493,8 +544,25 @@ static int cmd_describe(int argc, char **argv)
         eif_pcr_to_hex(m.pcr[i], hex);
         printf(",\n    \"PCR%u\": \"%s\"", eif_pcr_index(i), hex);
     }
-    printf("\n  },\n"
-           "  \"Metadata\": %s", metadata_json);
+    printf("\n  },\n");
+#ifdef QEMU_EIF_ATTEST
+    if (m.has_pcr8) {
+        Error *sig_err = NULL;
+        bool check = eif_signature_check((uint8_t *)signature->str,
+                                         signature->len, m.pcr[EIF_PCR0],
+                                         &sig_err);
+
+        printf("  \"SignatureCheck\": %s,\n", check ? "true" : "false");
+        if (sig_err) {
+            g_autofree char *json = json_nested(QOBJECT(
+                qstring_from_str(error_get_pretty(sig_err))));
+
+            printf("  \"SignatureError\": %s,\n", json);
+            error_free(sig_err);
+        }
+    }
+#endif
+    printf("  \"Metadata\": %s", metadata_json);
     if (metadata_err) {
         printf(",\n  \"MetadataError\": %s", metadata_err);
     }
@@ -519,11 +587,19 @@ int main(int argc, char **argv)
         return cmd_describe(argc - 1, argv + 1);
     }
     if (argc >= 2 && (!strcmp(argv[1], "verify-attestation") ||
-                      !strcmp(argv[1], "make-attestation-chain"))) {
+                      !strcmp(argv[1], "make-attestation-chain") ||
+                      !strcmp(argv[1], "sign") || !strcmp(argv[1], "pcr"))) {
 #ifdef QEMU_EIF_ATTEST
-        return argv[1][0] == 'v' ?
-               cmd_verify_attestation(argc - 1, argv + 1) :
-               cmd_make_attestation_chain(argc - 1, argv + 1);
+        switch (argv[1][0]) {
+        case 'v':
+            return cmd_verify_attestation(argc - 1, argv + 1);
+        case 'm':
+            return cmd_make_attestation_chain(argc - 1, argv + 1);
+        case 's':
+            return cmd_sign(argc - 1, argv + 1);
+        default:
+            return cmd_pcr(argc - 1, argv + 1);
+        }
 #else
         error_report("%s: this qemu-eif was built without GnuTLS or "
                      "libcbor", argv[1]);
@@ -535,7 +611,7 @@ int main(int argc, char **argv)
         usage();
         return 0;
     }
-    error_report("expected a command: build, describe, verify-attestation "
-                 "or make-attestation-chain (see --help)");
+    error_report("expected a command: build, describe, sign, pcr, "
+                 "verify-attestation or make-attestation-chain (see --help)");
     return 2;
 }

@@ -7,14 +7,17 @@
  * the first of which signs PCR0.  The validator checks this structure
  * and that the first certificate's DER can be extracted; PCR8 measures
  * that DER.  Just enough CBOR (RFC 8949) is read for this, bounds-checked
- * and fuzzed: definite lengths only, nesting limited.  The signature
- * itself is not verified: attestation does that.
+ * and fuzzed: definite lengths only, nesting limited.  The validator does
+ * not look into the signature; eif_signature_parse() reads its
+ * COSE_Sign1 (as nitro-cli writes it: see EifSignature) for a verifier,
+ * which does the cryptography.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
 #include "qemu/osdep.h"
 #include "qapi/error.h"
+#include "qemu/host-utils.h"
 
 #include "hw/core/eif-internal.h"
 
@@ -233,28 +236,34 @@ static GByteArray *eif_pem_to_der(const GByteArray *pem, Error **errp)
     return g_byte_array_new_take(g_steal_pointer(&der), len);
 }
 
-GByteArray *eif_signing_certificate(const uint8_t *sig, size_t len,
-                                    Error **errp)
+/*
+ * The signing certificate (PEM, as is) and the signature of the first
+ * entry of a signature section
+ */
+static bool eif_signature_entry0(const uint8_t *sig, size_t len,
+                                 GByteArray **pem_out, GByteArray **cose_out,
+                                 Error **errp)
 {
     EifCbor c = { sig, sig + len };
     g_autoptr(GByteArray) pem = NULL;
+    g_autoptr(GByteArray) cose = NULL;
     unsigned major;
     uint64_t entries, pairs;
 
     if (!eif_cbor_skip(&c, EIF_CBOR_MAX_DEPTH)) {
         error_setg(errp, "invalid or unsupported CBOR at byte %td",
                    c.p - sig);
-        return NULL;
+        return false;
     }
     if (c.p != c.end) {
         error_setg(errp, "%td bytes after the CBOR item", c.end - c.p);
-        return NULL;
+        return false;
     }
     c.p = sig;
     eif_cbor_head(&c, &major, &entries);
     if (major != 4 || !entries) {
         error_setg(errp, "not a non-empty CBOR array");
-        return NULL;
+        return false;
     }
     for (unsigned i = 0; i < entries; i++) {
         g_autoptr(GByteArray) cert = NULL;
@@ -263,27 +272,205 @@ GByteArray *eif_signing_certificate(const uint8_t *sig, size_t len,
         eif_cbor_head(&c, &major, &pairs);
         if (major != 5) {
             error_setg(errp, "entry %u is not a map", i);
-            return NULL;
+            return false;
         }
         /* Both are bytes, as serde deserializes them */
         cert = eif_cbor_map_bytes(c, pairs, i, "signing_certificate", errp);
         if (!cert) {
-            return NULL;
+            return false;
         }
         signature = eif_cbor_map_bytes(c, pairs, i, "signature", errp);
         if (!signature) {
-            return NULL;
+            return false;
         }
         if (!cert->len) {
             error_setg(errp, "entry %u: empty signing_certificate", i);
-            return NULL;
+            return false;
         }
         if (!i) {
             pem = g_steal_pointer(&cert);
+            cose = g_steal_pointer(&signature);
         }
         for (uint64_t n = 0; n < 2 * pairs; n++) {
             eif_cbor_skip(&c, EIF_CBOR_MAX_DEPTH);
         }
     }
+    *pem_out = g_steal_pointer(&pem);
+    if (cose_out) {
+        *cose_out = g_steal_pointer(&cose);
+    }
+    return true;
+}
+
+GByteArray *eif_signing_certificate(const uint8_t *sig, size_t len,
+                                    Error **errp)
+{
+    g_autoptr(GByteArray) pem = NULL;
+
+    if (!eif_signature_entry0(sig, len, &pem, NULL, errp)) {
+        return NULL;
+    }
     return eif_pem_to_der(pem, errp);
+}
+
+/* The next item of @c, a byte string, into @out */
+static bool eif_cose_bytes(EifCbor *c, GByteArray **out)
+{
+    unsigned major;
+    uint64_t arg;
+
+    eif_cbor_head(c, &major, &arg);
+    if (major != 2) {
+        return false;
+    }
+    *out = g_byte_array_new();
+    g_byte_array_append(*out, c->p, arg);
+    c->p += arg;
+    return true;
+}
+
+/* The algorithm of a protected header that is exactly {1: alg} */
+static bool eif_cose_alg(const GByteArray *prot, int64_t *alg)
+{
+    EifCbor c = { prot->data, prot->data + prot->len };
+    unsigned major;
+    uint64_t arg;
+
+    if (!eif_cbor_head(&c, &major, &arg) || major != 5 || arg != 1 ||
+        !eif_cbor_head(&c, &major, &arg) || major != 0 || arg != 1 ||
+        !eif_cbor_head(&c, &major, &arg) || major != 1 || arg > INT32_MAX) {
+        return false;
+    }
+    *alg = -1 - (int64_t)arg;
+    return c.p == c.end;
+}
+
+bool eif_signature_parse(const uint8_t *sig, size_t len, EifSignature *out,
+                         Error **errp)
+{
+    g_autoptr(GByteArray) pem = NULL;
+    g_autoptr(GByteArray) cose = NULL;
+    EifCbor c;
+    unsigned major;
+    uint64_t arg;
+
+    memset(out, 0, sizeof(*out));
+    if (!eif_signature_entry0(sig, len, &pem, &cose, errp)) {
+        return false;
+    }
+    out->cert_der = eif_pem_to_der(pem, errp);
+    if (!out->cert_der) {
+        return false;
+    }
+    c = (EifCbor) { cose->data, cose->data + cose->len };
+    if (!eif_cbor_skip(&c, EIF_CBOR_MAX_DEPTH) || c.p != c.end) {
+        error_setg(errp, "entry 0: the signature is not one CBOR item");
+        goto fail;
+    }
+    c.p = cose->data;
+    eif_cbor_head(&c, &major, &arg);
+    if (major == 6 && arg == 18) {
+        eif_cbor_head(&c, &major, &arg);
+    }
+    if (major != 4 || arg != 4 || !eif_cose_bytes(&c, &out->protected_hdr)) {
+        goto not_cose;
+    }
+    eif_cbor_head(&c, &major, &arg);
+    if (major != 5) {
+        goto not_cose;
+    }
+    for (uint64_t n = 0; n < 2 * arg; n++) {
+        eif_cbor_skip(&c, EIF_CBOR_MAX_DEPTH);
+    }
+    if (!eif_cose_bytes(&c, &out->payload) ||
+        !eif_cose_bytes(&c, &out->signature)) {
+        goto not_cose;
+    }
+    if (!eif_cose_alg(out->protected_hdr, &out->alg)) {
+        error_setg(errp, "entry 0: the COSE_Sign1's protected header is "
+                   "not {1: algorithm}");
+        goto fail;
+    }
+    return true;
+
+not_cose:
+    error_setg(errp, "entry 0: the signature is not a COSE_Sign1");
+fail:
+    eif_signature_clear(out);
+    return false;
+}
+
+void eif_signature_clear(EifSignature *s)
+{
+    g_clear_pointer(&s->cert_der, g_byte_array_unref);
+    g_clear_pointer(&s->protected_hdr, g_byte_array_unref);
+    g_clear_pointer(&s->payload, g_byte_array_unref);
+    g_clear_pointer(&s->signature, g_byte_array_unref);
+}
+
+/* The head of an item, in the shortest form (as serde_cbor writes it) */
+static void eif_cbor_put_head(GByteArray *out, unsigned major, uint64_t n)
+{
+    uint8_t b[9];
+    unsigned len = n < 24 ? 0 : n <= UINT8_MAX ? 1 : n <= UINT16_MAX ? 2 :
+                   n <= UINT32_MAX ? 4 : 8;
+
+    b[0] = major << 5 | (len ? 23 + ctz32(len) + 1 : n);
+    for (unsigned i = 0; i < len; i++) {
+        b[1 + i] = n >> (8 * (len - 1 - i));
+    }
+    g_byte_array_append(out, b, 1 + len);
+}
+
+static void eif_cbor_put_text(GByteArray *out, const char *text)
+{
+    eif_cbor_put_head(out, 3, strlen(text));
+    g_byte_array_append(out, (const uint8_t *)text, strlen(text));
+}
+
+static void eif_cbor_put_bytes(GByteArray *out, const GByteArray *bytes)
+{
+    eif_cbor_put_head(out, 2, bytes->len);
+    g_byte_array_append(out, bytes->data, bytes->len);
+}
+
+GByteArray *eif_signature_pcr0_payload(const uint8_t pcr0[EIF_PCR_LEN])
+{
+    GByteArray *out = g_byte_array_new();
+
+    eif_cbor_put_head(out, 5, 2);
+    eif_cbor_put_text(out, "register_index");
+    eif_cbor_put_head(out, 0, 0);
+    eif_cbor_put_text(out, "register_value");
+    eif_cbor_put_head(out, 4, EIF_PCR_LEN);
+    for (unsigned i = 0; i < EIF_PCR_LEN; i++) {
+        eif_cbor_put_head(out, 0, pcr0[i]);
+    }
+    return out;
+}
+
+GByteArray *eif_signature_tbs(const EifSignature *s)
+{
+    GByteArray *out = g_byte_array_new();
+    g_autoptr(GByteArray) empty = g_byte_array_new();
+
+    eif_cbor_put_head(out, 4, 4);
+    eif_cbor_put_text(out, "Signature1");
+    eif_cbor_put_bytes(out, s->protected_hdr);
+    eif_cbor_put_bytes(out, empty);
+    eif_cbor_put_bytes(out, s->payload);
+    return out;
+}
+
+bool eif_signature_signs_pcr0(const EifSignature *s,
+                              const uint8_t pcr0[EIF_PCR_LEN], Error **errp)
+{
+    g_autoptr(GByteArray) expected = eif_signature_pcr0_payload(pcr0);
+
+    if (s->payload->len != expected->len ||
+        memcmp(s->payload->data, expected->data, expected->len)) {
+        error_setg(errp, "the signature does not sign this image's PCR0");
+        return false;
+    }
+    return true;
 }

@@ -386,6 +386,72 @@ typedef bool (*EifDataFunc)(const EifSection *s, uint64_t pos,
 bool eif_read_fd(int fd, EifDataFunc fn, void *opaque, EifInfo *info,
                  EifMeasurements *pcrs, Error **errp);
 
+/*
+ * The first entry of a signature section, as nitro-cli writes it: the
+ * signing certificate and a COSE_Sign1 (tagged 18 or not) [protected
+ * {1: alg}, unprotected map, payload, signature], whose payload is the
+ * serde_cbor of PcrInfo { register_index: 0, register_value: PCR0 }.
+ */
+typedef struct EifSignature {
+    /* The signing certificate, DER */
+    GByteArray *cert_der;
+    /* The COSE_Sign1's protected header (the bytes it signs) */
+    GByteArray *protected_hdr;
+    /* Its algorithm: -7 (ES256), -35 (ES384), -36 (ES512)... */
+    int64_t alg;
+    GByteArray *payload;
+    /* r || s */
+    GByteArray *signature;
+} EifSignature;
+
+/**
+ * eif_signature_parse:
+ * @sig: the data of a signature section
+ * @len: its size
+ * @out: receives the parts (free them with eif_signature_clear())
+ * @errp: pointer to a NULL-initialized error object
+ *
+ * Read the signing certificate and the COSE_Sign1 of the section's first
+ * entry.  No cryptography: a verifier checks the signature over
+ * eif_signature_tbs() with the certificate's key.
+ *
+ * Returns: true on success, false with @errp set (and @out clear).
+ */
+bool eif_signature_parse(const uint8_t *sig, size_t len, EifSignature *out,
+                         Error **errp);
+
+void eif_signature_clear(EifSignature *s);
+
+/**
+ * eif_signature_tbs:
+ * @s: a parsed signature
+ *
+ * Returns: what the COSE_Sign1's signature signs, its Sig_structure
+ * ["Signature1", protected, h'', payload].
+ */
+GByteArray *eif_signature_tbs(const EifSignature *s);
+
+/**
+ * eif_signature_pcr0_payload:
+ * @pcr0: an image's PCR0
+ *
+ * Returns: the COSE_Sign1 payload that signs @pcr0, as nitro-cli writes
+ * it (serde_cbor: a map of text keys, the value an array of byte values).
+ */
+GByteArray *eif_signature_pcr0_payload(const uint8_t pcr0[EIF_PCR_LEN]);
+
+/**
+ * eif_signature_signs_pcr0:
+ * @s: a parsed signature
+ * @pcr0: the PCR0 of the image it is in
+ * @errp: pointer to a NULL-initialized error object
+ *
+ * Returns: true if @s's payload is eif_signature_pcr0_payload(@pcr0),
+ * false with @errp set otherwise.
+ */
+bool eif_signature_signs_pcr0(const EifSignature *s,
+                              const uint8_t pcr0[EIF_PCR_LEN], Error **errp);
+
 /* What eif_build() puts into an image */
 typedef struct EifBuildParams {
     EifArch arch;

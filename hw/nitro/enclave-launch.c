@@ -38,9 +38,17 @@ bool nitro_enclave_launch_argv(NitroEnclaveLaunch *l)
 {
     const char **q = l->qemu_argv, **b = l->backend_argv;
 
-    if (!FITS(l->machine, "nitro-enclave,vsock=vsock0,acpi=on,"
-              "id=i-%017llx-enc%016llx", (unsigned long long)l->instance,
-              (unsigned long long)l->slot) ||
+    if ((l->instance_id ?
+         !FITS(l->machine, "nitro-enclave,vsock=vsock0,acpi=on,"
+               "id=%s-enc%016llx", l->instance_id,
+               (unsigned long long)l->slot) :
+         !FITS(l->machine, "nitro-enclave,vsock=vsock0,acpi=on,"
+               "id=i-%017llx-enc%016llx", (unsigned long long)l->instance,
+               (unsigned long long)l->slot)) ||
+        (l->pcr3 && !FITS(l->pcr3_opt, "virtio-nsm-device.pcr3=%s",
+                          l->pcr3)) ||
+        (l->pcr4 && !FITS(l->pcr4_opt, "virtio-nsm-device.pcr4=%s",
+                          l->pcr4)) ||
         !FITS(l->chardev, "socket,id=vsock0,path=%s", l->vhost) ||
         !FITS(l->mem, "%lluM", (unsigned long long)l->mem_mib) ||
         !FITS(l->smp, "%u", l->vcpus) ||
@@ -84,6 +92,15 @@ bool nitro_enclave_launch_argv(NitroEnclaveLaunch *l)
     *q++ = "-global";
     *q++ = l->debug ? "virtio-nsm-device.debug-mode=on" :
                       "virtio-nsm-device.debug-mode=off";
+    /* debug mode: PCR0-15 read as zero, presets are refused */
+    if (l->pcr3 && !l->debug) {
+        *q++ = "-global";
+        *q++ = l->pcr3_opt;
+    }
+    if (l->pcr4 && !l->debug) {
+        *q++ = "-global";
+        *q++ = l->pcr4_opt;
+    }
     *q++ = "-serial";
     *q++ = "stdio";
     *q++ = "-kernel";

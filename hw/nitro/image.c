@@ -27,6 +27,7 @@
 #include "system/nitro-accel.h"
 #include "image.h"
 #include "machine-ram.h"
+#include "signature.h"
 #include "trace.h"
 
 EifArch nitro_image_arch(void)
@@ -227,6 +228,32 @@ static bool nitro_image_check_memory(MachineState *ms, const NitroImage *img,
     return false;
 }
 
+/*
+ * A signed image's signature must verify, as nitro-cli run-enclave checks
+ * before it loads one, and Nitro before it boots it
+ */
+static bool nitro_image_check_signature(const char *path, const void *image,
+                                        NitroImage *img, Error **errp)
+{
+    const EifSection *s = eif_find_section(&img->info, EIF_SECTION_SIGNATURE,
+                                           0);
+
+    if (!s) {
+        return true;
+    }
+    if (!eif_signature_parse(eif_section_data(image, s), s->size,
+                             &img->signature, errp) ||
+        !nitro_signature_verify(&img->signature, time(NULL), errp)) {
+        error_prepend(errp, "%s: the image is signed, but ", path);
+        error_append_hint(errp, "nitro-cli run-enclave refuses it too (E59) "
+                          "and Nitro does not boot it.  Sign the image "
+                          "again (qemu-eif sign, nitro-cli sign-eif).\n");
+        return false;
+    }
+    img->is_signed = true;
+    return true;
+}
+
 /* Read the EIF @fd into @dst, then validate it there. */
 static bool nitro_image_load_eif(MachineState *ms, int fd, void *dst,
                                  uint64_t capacity, NitroImage *img,
@@ -269,7 +296,8 @@ static bool nitro_image_load_eif(MachineState *ms, int fd, void *dst,
         error_prepend(errp, "%s: ", ms->kernel_filename);
         return false;
     }
-    return nitro_image_check_arch(ms->kernel_filename, info->arch, errp);
+    return nitro_image_check_arch(ms->kernel_filename, info->arch, errp) &&
+           nitro_image_check_signature(ms->kernel_filename, dst, img, errp);
 }
 
 /* Wrap the kernel, -initrd and -append into an EIF at @dst. */

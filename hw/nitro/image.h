@@ -18,6 +18,9 @@ typedef struct NitroImage {
     char **initrds;
     /* -M nitro,allow-small-memory=on: below NITRO_IMAGE_MEMORY_FACTOR */
     bool allow_small_memory;
+    /* A signed EIF: its signature, verified but for its PCR0 */
+    bool is_signed;
+    EifSignature signature;
 } NitroImage;
 
 /* Enclave memory must be at least this many times the image size */

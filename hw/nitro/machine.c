@@ -45,6 +45,7 @@
 #include "image.h"
 #include "machine-ram.h"
 #include "measure.h"
+#include "parent.h"
 
 
 struct NitroMachineState {
@@ -54,6 +55,10 @@ struct NitroMachineState {
     uint64_t hugepage_size;
     OnOffAuto acpi;
     bool external_heartbeat;
+
+    /* The parent's IAM role ARN and instance ID, for PCR3 and PCR4 */
+    char *parent_iam_role;
+    char *parent_instance_id;
 
     NitroImage image;
     NitroMeasure *measure;
@@ -307,6 +312,65 @@ static char *nitro_machine_get_pcr8(Object *obj, Error **errp)
     return nitro_measure_get_pcr(NITRO_MACHINE(obj)->measure, EIF_PCR8, errp);
 }
 
+static char *nitro_machine_get_iam_role(Object *obj, Error **errp)
+{
+    return g_strdup(NITRO_MACHINE(obj)->parent_iam_role ?: "");
+}
+
+static void nitro_machine_set_iam_role(Object *obj, const char *value,
+                                       Error **errp)
+{
+    NitroMachineState *nms = NITRO_MACHINE(obj);
+
+    if (nitro_machine_settable("parent-role", errp)) {
+        g_free(nms->parent_iam_role);
+        nms->parent_iam_role = *value ? g_strdup(value) : NULL;
+    }
+}
+
+static char *nitro_machine_get_instance_id(Object *obj, Error **errp)
+{
+    return g_strdup(NITRO_MACHINE(obj)->parent_instance_id ?: "");
+}
+
+static void nitro_machine_set_instance_id(Object *obj, const char *value,
+                                          Error **errp)
+{
+    NitroMachineState *nms = NITRO_MACHINE(obj);
+
+    if (nitro_machine_settable("parent-id", errp) &&
+        (!*value || nitro_parent_check_instance_id(value, errp))) {
+        g_free(nms->parent_instance_id);
+        nms->parent_instance_id = *value ? g_strdup(value) : NULL;
+    }
+}
+
+static char *nitro_machine_get_pcr3(Object *obj, Error **errp)
+{
+    const char *role = NITRO_MACHINE(obj)->parent_iam_role;
+
+    if (!role) {
+        error_setg(errp, "the parent's IAM role is not known");
+        error_append_hint(errp, "Nitro measures it into PCR3; give it with "
+                          "-M nitro,parent-role=ARN.\n");
+        return NULL;
+    }
+    return nitro_parent_pcr(role, errp);
+}
+
+static char *nitro_machine_get_pcr4(Object *obj, Error **errp)
+{
+    const char *id = NITRO_MACHINE(obj)->parent_instance_id;
+
+    if (!id) {
+        error_setg(errp, "the parent's instance ID is not known");
+        error_append_hint(errp, "Nitro measures it into PCR4; give it with "
+                          "-M nitro,parent-id=ID.\n");
+        return NULL;
+    }
+    return nitro_parent_pcr(id, errp);
+}
+
 static void nitro_machine_instance_init(Object *obj)
 {
     /* 0: the largest free pages first */
@@ -388,6 +452,23 @@ static void nitro_machine_class_init(ObjectClass *oc, const void *data)
     object_class_property_add_str(oc, "pcr2", nitro_machine_get_pcr2, NULL);
     object_class_property_set_description(oc, "pcr2",
         "PCR2 of the enclave image: the ramdisks after the first (hex)");
+    object_class_property_add_str(oc, "parent-role",
+                                  nitro_machine_get_iam_role,
+                                  nitro_machine_set_iam_role);
+    object_class_property_set_description(oc, "parent-role",
+        "ARN of the parent instance's IAM role, which Nitro measures into "
+        "PCR3");
+    object_class_property_add_str(oc, "parent-id",
+                                  nitro_machine_get_instance_id,
+                                  nitro_machine_set_instance_id);
+    object_class_property_set_description(oc, "parent-id",
+        "ID of the parent instance (i-...), which Nitro measures into PCR4");
+    object_class_property_add_str(oc, "pcr3", nitro_machine_get_pcr3, NULL);
+    object_class_property_set_description(oc, "pcr3",
+        "PCR3: the parent's IAM role, from parent-role (hex)");
+    object_class_property_add_str(oc, "pcr4", nitro_machine_get_pcr4, NULL);
+    object_class_property_set_description(oc, "pcr4",
+        "PCR4: the parent's instance ID, from parent-id (hex)");
     object_class_property_add_str(oc, "pcr8", nitro_machine_get_pcr8, NULL);
     object_class_property_set_description(oc, "pcr8",
         "PCR8 of a signed enclave image: its signing certificate (hex)");

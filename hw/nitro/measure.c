@@ -6,7 +6,8 @@
  * is not QEMU's once the enclave runs.  A thread measures the image from
  * the files it was loaded from instead, on another core, while the
  * enclave starts, and checks that those files still hold what was loaded
- * (the EIF's CRC, or each section of a built image).  The PCRs are
+ * (the EIF's CRC, or each section of a built image), and that the
+ * signature of a signed image signs its PCR0.  The PCRs are
  * machine properties: reading one while the thread still measures is an
  * error that says so, so that no monitor ever waits for the thread.
  *
@@ -40,6 +41,13 @@ static void *nitro_measure_thread(void *opaque)
               eif_measure_inputs(&img->build, &img->info, &m->pcrs, &m->err);
     int i;
 
+    /* The signature verified when the image was loaded: does it sign it? */
+    if (ok && img->is_signed &&
+        !eif_signature_signs_pcr0(&img->signature, m->pcrs.pcr[EIF_PCR0],
+                                  &m->err)) {
+        error_prepend(&m->err, "%s: ", img->build.kernel);
+        ok = false;
+    }
     if (ok) {
         for (i = 0; i < EIF_NR_PCRS; i++) {
             eif_pcr_to_hex(m->pcrs.pcr[i], m->hex[i]);

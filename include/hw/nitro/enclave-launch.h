@@ -36,9 +36,13 @@ typedef struct NitroEnclaveLaunch {
     /* virtio-nsm's signing key and chain, or NULL for the device's own */
     const char *nsm_key;
     const char *nsm_chain;
-    /* module_id i-<instance>-enc<slot> */
+    /* module_id i-<instance>-enc<slot>, or <instance_id>-enc<slot> */
     uint64_t instance;
+    const char *instance_id;
     uint64_t slot;
+    /* virtio-nsm's PCR3 and PCR4 (hex), or NULL; not in debug mode */
+    const char *pcr3;
+    const char *pcr4;
 
     /* Filled in by nitro_enclave_launch_argv() */
     char machine[128];
@@ -48,6 +52,8 @@ typedef struct NitroEnclaveLaunch {
     char cid_str[16];
     char key_opt[PATH_MAX + 64];
     char chain_opt[PATH_MAX + 64];
+    char pcr3_opt[160];
+    char pcr4_opt[160];
     const char *qemu_argv[40];
     const char *backend_argv[16];
 } NitroEnclaveLaunch;

@@ -11,10 +11,16 @@ import os
 import shutil
 import struct
 import subprocess
+import sys
 import tempfile
 import zlib
 
 from qemu_test.nitro import DEADLINE, NitroTest, MiB
+
+# Signed images, as the tests of the EIF library make them
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                '..', '..', 'nitro', 'eif'))
+import eifsig  # noqa: E402
 
 
 class NitroErrors(NitroTest):
@@ -186,6 +192,42 @@ class NitroErrors(NitroTest):
         self.assert_fails(res, f'mixed.eif: section 0 (kernel) is a Linux '
                           f'kernel for {other} in an image for '
                           f'{self.target_arch}')
+        self.assert_driver_untouched()
+
+    # Signed images whose signature does not verify, refused as
+    # nitro-cli run-enclave refuses them (E59)
+
+    def test_signature_that_does_not_verify(self):
+        signed = self.scratch_file('signed.eif')
+        eifsig.sign(self.make_eif(), signed)
+        with open(signed, 'rb') as f:
+            img = bytearray(f.read())
+        # The last byte of the section is the last of s (r || s)
+        img[-1] ^= 1
+        img[544:548] = zlib.crc32(img[:544] + img[548:]).to_bytes(4, 'big')
+        with open(signed, 'wb') as f:
+            f.write(img)
+        res = self.nitro('-kernel', signed)
+        self.assert_fails(res, 'signed.eif: the image is signed, but the '
+                          'COSE_Sign1 does not verify with the signing '
+                          "certificate's key")
+        self.assertIn('nitro-cli run-enclave refuses it too (E59)',
+                      res.stderr)
+        self.assert_driver_untouched()
+
+    def test_signing_certificate_expired(self):
+        signed = self.scratch_file('signed.eif')
+        eifsig.sign(self.make_eif(), signed,
+                    signer=eifsig.make_signer(days=1, offset=-3))
+        res = self.nitro('-kernel', signed)
+        self.assert_fails(res, 'the image is signed, but the signing '
+                          'certificate expired on')
+        self.assert_driver_untouched()
+
+    def test_bad_parent_instance_id(self):
+        res = self.nitro('-kernel', self.make_eif(),
+                         machine=',parent-id=i-12345')
+        self.assert_fails(res, "'i-12345' is not an EC2 instance ID")
         self.assert_driver_untouched()
 
     def test_image_too_big(self):

@@ -8,6 +8,7 @@
 #
 # SPDX-License-Identifier: GPL-2.0-or-later
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -495,6 +496,36 @@ class NitroLifecycle(NitroTest):
                          self.describe(signed)['Measurements']['PCR8'])
         self.assertEqual(self.qom_pcr(self.vm, 0)['return'],
                          self.describe(signed)['Measurements']['PCR0'])
+
+    def test_signature_of_another_image(self):
+        # It verifies, but signs another PCR0: the PCRs do not describe
+        # the enclave, and reading them says why
+        signed = self.scratch_file('signed.eif')
+        eifsig.sign(self.make_eif(), signed, value=bytes(48))
+        self.launch(kernel=signed)
+        for pcr in (0, 8):
+            res = self.qom_pcr(self.vm, pcr)
+            self.assertIn("the signature does not sign this image's PCR0",
+                          res['error']['desc'])
+
+    def test_pcr3_pcr4_of_the_parent(self):
+        # As AWS documents them for key policies: SHA-384 of 48 zero
+        # bytes and the IAM role's ARN (PCR3), the instance ID (PCR4)
+        role = 'arn:aws:iam::123456789012:role/Webserver'
+        instance = 'i-0123456789abcdef0'
+        self.launch('-machine', f'parent-role={role},'
+                    f'parent-id={instance}')
+        for n, text in ((3, role), (4, instance)):
+            self.assertEqual(
+                self.qom_pcr(self.vm, n)['return'],
+                hashlib.sha384(bytes(48) + text.encode()).hexdigest())
+
+    def test_pcr3_pcr4_unknown(self):
+        self.launch()
+        self.assertIn("the parent's IAM role is not known",
+                      self.qom_pcr(self.vm, 3)['error']['desc'])
+        self.assertIn("the parent's instance ID is not known",
+                      self.qom_pcr(self.vm, 4)['error']['desc'])
 
     def test_pcr8_of_an_unsigned_image(self):
         # once measured: until then, every PCR is "still measuring"

@@ -4,7 +4,9 @@
 # that `qemu-eif make-attestation-chain` made, and both `qemu-eif
 # verify-attestation` and an independent verifier written here (Python's
 # cryptography and cbor2) accept them, and reject a changed payload, a
-# wrong root, a stale certificate and a wrong nonce.  The device runs in
+# wrong root, a stale certificate and a wrong nonce.  The other requests
+# of the NSM API (DescribeNSM, GetRandom, DescribePCR, ExtendPCR, LockPCR,
+# LockPCRs) answer as it documents them.  The device runs in
 # -M microvm under qtest; nsm_qtest.py drives it as a guest driver
 # would, through its virtio-mmio transport.
 #
@@ -14,6 +16,7 @@
 
 import base64
 import datetime
+import hashlib
 import json
 import os
 import shutil
@@ -312,6 +315,55 @@ def run(tap, tmp):
         got[1] == {'Error': 'ReadOnlyIndex'} and 'ExtendPCR' in got[2],
         'DescribePCR reads a preset PCR, locked; ExtendPCR refuses it',
         repr(got)[:600])
+
+    # The other requests of the NSM API, as an application sends them
+    zero = bytes(48)
+    pcr16 = hashlib.sha384(zero + b'abc').digest()
+    got = nsm_session(QEMU, tmp, signed, [
+        'DescribeNSM',
+        'GetRandom',
+        'GetRandom',
+        {'ExtendPCR': {'index': 16, 'data': b'abc'}},
+        {'DescribePCR': {'index': 16}},
+        {'LockPCR': {'index': 16}},
+        {'DescribePCR': {'index': 16}},
+        {'ExtendPCR': {'index': 16, 'data': b'abc'}},
+        {'LockPCRs': {'range': 18}},
+        {'ExtendPCR': {'index': 17, 'data': b'abc'}},
+        {'DescribePCR': {'index': 32}},
+        {'ExtendPCR': {'index': 32, 'data': b'abc'}},
+        'DescribeNSM',
+    ])
+    tap(isinstance(got, list) and len(got) == 13, 'the NSM answers each '
+        'request of the API', repr(got)[:600])
+    if isinstance(got, list) and len(got) == 13:
+        nsm = got[0].get('DescribeNSM', {})
+        tap(nsm.get('digest') == 'SHA384' and nsm.get('max_pcrs') == 32 and
+            nsm.get('module_id') == 'i-0123-enc4567' and
+            sorted(nsm.get('locked_pcrs', [])) == list(range(16)) and
+            all(isinstance(nsm.get(f'version_{v}'), int)
+                for v in ('major', 'minor', 'patch')),
+            'DescribeNSM: version, module_id, 32 PCRs, 0-15 locked, SHA384',
+            got[0])
+        rnd = [g.get('GetRandom', {}).get('random') for g in got[1:3]]
+        tap(all(isinstance(r, bytes) and len(r) >= 32 for r in rnd) and
+            rnd[0] != rnd[1], 'GetRandom: random bytes, new each time',
+            got[1:3])
+        tap(got[3] == {'ExtendPCR': {'data': pcr16}} and
+            got[4] == {'DescribePCR': {'data': pcr16, 'lock': False}},
+            'ExtendPCR 16: SHA-384 of the PCR and the data; DescribePCR '
+            'reads it', got[3:5])
+        tap(got[5] == 'LockPCR' and
+            got[6] == {'DescribePCR': {'data': pcr16, 'lock': True}} and
+            got[7] == {'Error': 'ReadOnlyIndex'},
+            'LockPCR 16: locked, and no longer extended', got[5:8])
+        tap(got[8] == 'LockPCRs' and got[9] == {'Error': 'ReadOnlyIndex'} and
+            sorted(got[12].get('DescribeNSM', {}).get('locked_pcrs', [])) ==
+            list(range(18)),
+            'LockPCRs 18: PCRs 0 to 17 locked', [got[8], got[9], got[12]])
+        tap(got[10] == {'Error': 'InvalidIndex'} and
+            got[11] == {'Error': 'InvalidIndex'},
+            'PCR 32 does not exist: InvalidIndex', got[10:12])
 
     # The largest request with a chain just under the limit still fits
     big_key, big_chain, big_root = make_chain(tmp, 'big', count=13)[:3]

@@ -3,7 +3,9 @@
 # The simulator's real-boot mode (NITRO_SIM_BOOT=qemu) gives the
 # -M nitro-enclave machine's virtio-nsm a signing chain, made once per
 # simulation directory and kept there, a module_id of the shape
-# i-<instance>-enc<id> and, for a debug-mode enclave, zero PCRs.  The
+# i-<instance>-enc<id> and, for a debug-mode enclave, zero PCRs; else
+# PCR3 and PCR4 of the parent's IAM role and instance ID
+# (NITRO_SIM_IAM_ROLE, NITRO_SIM_INSTANCE_ID) as AWS documents them.  The
 # machine is a stand-in (NITRO_SIM_QEMU) that records its command line;
 # the recorded virtio-nsm options then sign a document in -M microvm
 # (nsm_qtest.py) that qemu-eif verifies against the directory's root.
@@ -14,6 +16,7 @@
 #
 # SPDX-License-Identifier: GPL-2.0-or-later
 
+import hashlib
 import os
 import re
 import shutil
@@ -44,12 +47,12 @@ mv "$ATT_ARGV.$n.tmp" "$ATT_ARGV.$n"
 '''
 
 
-def launch(tmp, sim, eif, debug):
+def launch(tmp, sim, eif, debug, **extra):
     """Launch @eif on the simulator in @sim; the recorded command line of
     the -M nitro-enclave machine it started"""
     argv = os.path.join(tmp, 'argv')
     before = {f for f in os.listdir(tmp) if f.startswith('argv.')}
-    env = dict(os.environ, LD_PRELOAD=SIM_LIB, NITRO_SIM_DIR=sim,
+    env = dict(os.environ, **extra, LD_PRELOAD=SIM_LIB, NITRO_SIM_DIR=sim,
                NITRO_SIM_BOOT='qemu',
                NITRO_SIM_QEMU=os.path.join(tmp, 'fake qemu'),
                NITRO_SIM_VSOCK_BACKEND='true', ATT_ARGV=argv)
@@ -136,13 +139,35 @@ def run(tap, tmp):
         'its document verifies with the directory\'s root.pem, zero PCRs',
         p.stderr)
 
-    argv, err = launch(tmp, sim, eif, debug=False)
+    role = 'arn:aws:iam::123456789012:role/Webserver'
+    instance = 'i-0123456789abcdef0'
+    argv, err = launch(tmp, sim, eif, debug=False,
+                       NITRO_SIM_IAM_ROLE=role,
+                       NITRO_SIM_INSTANCE_ID=instance)
     with open(os.path.join(att, 'root.pem'), 'rb') as f:
         kept = f.read() == root
-    tap(argv is not None and kept and
-        'debug-mode=off' in option(argv, 'virtio-nsm-device.'),
+    nsm = option(argv or [], 'virtio-nsm-device.')
+    tap(argv is not None and kept and 'debug-mode=off' in nsm,
         'the next enclave keeps the chain; not in debug mode, real PCRs',
         err)
+
+    # PCR3 and PCR4 as AWS documents them for key policies
+    pcr3 = hashlib.sha384(bytes(48) + role.encode()).hexdigest()
+    pcr4 = hashlib.sha384(bytes(48) + instance.encode()).hexdigest()
+    machine = option(argv or [], 'nitro-enclave,')
+    tap(f'pcr3={pcr3}' in nsm and f'pcr4={pcr4}' in nsm and
+        len(machine) == 1 and f',id={instance}-enc' in machine[0],
+        'PCR3 and PCR4 of the parent\'s IAM role and instance ID, which '
+        'the module_id names', '\n'.join(nsm + machine))
+    globals_ = [a for o in nsm for a in ('-global', f'virtio-nsm-device.{o}')]
+    pcrs = cbor2.loads(cbor2.loads(
+        attestation(QEMU, tmp, 'virtio-nsm-device', args=globals_))[2])['pcrs']
+    tap(pcrs[3].hex() == pcr3 and pcrs[4].hex() == pcr4,
+        'the document reports them', pcrs)
+    argv, err = launch(tmp, sim, eif, debug=False,
+                       NITRO_SIM_INSTANCE_ID='i-123')
+    tap(argv is None and 'NITRO_SIM_INSTANCE_ID: \'i-123\' is not an EC2 '
+        'instance ID' in err, 'a bad NITRO_SIM_INSTANCE_ID is refused', err)
 
 
 if __name__ == '__main__':

@@ -155,6 +155,30 @@ static bool check_chunk(const EifSection *s, uint64_t pos, const void *data,
     return true;
 }
 
+/* The COSE_Sign1 reader of a valid image's signature, for a verifier */
+static void check_signature(const uint8_t *data, const EifInfo *info,
+                            const EifMeasurements *m)
+{
+    const EifSection *s = eif_find_section(info, EIF_SECTION_SIGNATURE, 0);
+    EifSignature sig;
+    Error *err = NULL;
+
+    if (!s) {
+        return;
+    }
+    if (eif_signature_parse(eif_section_data(data, s), s->size, &sig,
+                            &err)) {
+        g_autoptr(GByteArray) tbs = eif_signature_tbs(&sig);
+
+        assert(tbs->len > sig.payload->len);
+        eif_signature_signs_pcr0(&sig, m->pcr[EIF_PCR0], &err);
+        eif_signature_clear(&sig);
+    } else {
+        assert(!sig.cert_der && !sig.payload);
+    }
+    error_free(err);
+}
+
 static void check_image(const uint8_t *data, size_t size)
 {
     Error *err = NULL, *err_fd = NULL, *err_m = NULL;
@@ -188,6 +212,7 @@ static void check_image(const uint8_t *data, size_t size)
                 }
             }
         }
+        check_signature(data, &info, &m);
     }
 
     /* The streaming reader: same verdict, same error, same results */

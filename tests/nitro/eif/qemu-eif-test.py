@@ -165,6 +165,7 @@ def signed(tmp, good):
     desc = json.loads(run('describe', path))
     der = ssl.PEM_cert_to_DER_cert(pem.decode())
     assert desc['IsSigned'] is True
+    assert desc['SignatureCheck'] is True, desc
     assert desc['Measurements']['PCR8'] == extend(der), desc
     assert desc['Sections'][-1]['Type'] == 'signature'
 
