@@ -12,6 +12,11 @@
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
+# Run from the mirror below (tests run `make install` there): build the
+# checkout it mirrors
+if [ -f "$top/.nitro-mirror-of" ]; then
+    top=$(cat "$top/.nitro-mirror-of")
+fi
 
 # QEMU's configure and its Python venv refuse or break on a path with a
 # space or a colon.  Then the build happens in a mirror of the checkout
@@ -31,6 +36,7 @@ case "$top" in
         [ -e "$entry" ] && [ "$name" != build ] || continue
         ln -sfn "$entry" "$mirror/$name"
     done
+    printf '%s\n' "$top" >"$mirror/.nitro-mirror-of"
     ;;
 esac
 mkdir -p "$top/build"
