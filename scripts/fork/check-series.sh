@@ -17,6 +17,11 @@
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
+# Run from the mirror of a checkout whose path has a space (build.sh):
+# export the checkout it mirrors
+if [ -f "$top/.nitro-mirror-of" ]; then
+    top=$(cat "$top/.nitro-mirror-of")
+fi
 repo="$top/build/export"
 dir="$top/build/series"
 src="$dir/tree"
