@@ -50,6 +50,8 @@ class NitroOpMatrix(NitroTest):
             self.sim_env['NITRO_SIM_HEARTBEAT'] = 'bad'
         self.launches = getattr(self, 'launches', 0) + 1
         vm = self._new_vm(f'{state}{self.launches}')
+        # a failed check leaves no QEMU behind (a no-op once it ended)
+        self.addCleanup(vm.shutdown, hard=True)
         vm.add_args('-accel', 'nitro,debug-mode=on', '-M', 'nitro',
                     '-m', '128M', '-kernel', self.make_eif(),
                     '-display', 'none', '-action', 'panic=pause')
