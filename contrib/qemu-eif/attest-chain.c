@@ -27,6 +27,7 @@
 #include "qemu/error-report.h"
 #include "qapi/error.h"
 #include "attest.h"
+#include "cli.h"
 
 #define CHAIN_DAYS_DEFAULT  365
 #define CHAIN_DAYS_MAX      (100 * 365)
@@ -199,7 +200,7 @@ int cmd_make_attestation_chain(int argc, char **argv)
     Error *err = NULL;
     int c, ret = 1;
 
-    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
         switch (c) {
         case 'd':
             dir = optarg;
@@ -218,7 +219,7 @@ int cmd_make_attestation_chain(int argc, char **argv)
                    "[--module-id ID] [--days N]\n");
             return 0;
         default:
-            return usage_error("unknown option");
+            return cli_bad_option(c, argv);
         }
     }
     if (!dir || optind != argc || !*module_id) {

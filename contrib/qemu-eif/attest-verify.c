@@ -34,6 +34,7 @@
 #include "qobject/qstring.h"
 #include "hw/core/eif.h"
 #include "attest.h"
+#include "cli.h"
 
 /* A document is a few KiB: the NSM's response buffer is 12 KiB */
 #define DOC_MAX_SIZE    (64 * 1024)
@@ -85,39 +86,6 @@ static GByteArray *from_hex(const char *hex)
         g_byte_array_append(out, &b, 1);
     }
     return g_steal_pointer(&out);
-}
-
-static GByteArray *read_input(const char *path, size_t max, Error **errp)
-{
-    g_autoptr(GByteArray) data = g_byte_array_new();
-    uint8_t buf[4096];
-    int fd = strcmp(path, "-") ? eif_open_file(path, errp) : 0;
-    ssize_t n;
-
-    if (fd < 0) {
-        return NULL;
-    }
-    while ((n = read(fd, buf, sizeof(buf))) != 0) {
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0 || data->len + n > max) {
-            if (n < 0) {
-                error_setg_errno(errp, errno, "%s", path);
-            } else {
-                error_setg(errp, "%s: larger than %zu bytes", path, max);
-            }
-            if (fd) {
-                close(fd);
-            }
-            return NULL;
-        }
-        g_byte_array_append(data, buf, n);
-    }
-    if (fd) {
-        close(fd);
-    }
-    return g_steal_pointer(&data);
 }
 
 /* The value of text key @key in @map, or NULL */
@@ -644,7 +612,7 @@ static bool expect_eif(Expect *e, const char *path, Error **errp)
 static gnutls_x509_crt_t load_root(const char *path, GByteArray **der,
                                    Error **errp)
 {
-    g_autoptr(GByteArray) data = read_input(path, DOC_MAX_SIZE, errp);
+    g_autoptr(GByteArray) data = cli_read_file(path, DOC_MAX_SIZE, errp);
     gnutls_datum_t d, out;
     gnutls_x509_crt_t crt;
     int ret;
@@ -694,7 +662,7 @@ int cmd_verify_attestation(int argc, char **argv)
     int c;
     bool ok;
 
-    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
         g_autoptr(GByteArray) value = NULL;
         const char *end;
         char *eq;
@@ -747,9 +715,7 @@ int cmd_verify_attestation(int argc, char **argv)
                    "[--time SECONDS] DOC|-\n");
             return 0;
         default:
-            error_report("verify-attestation: unknown option %s (see "
-                         "--help)", argv[optind - 1]);
-            return 2;
+            return cli_bad_option(c, argv);
         }
     }
     if (!root_path || optind != argc - 1) {
@@ -759,7 +725,7 @@ int cmd_verify_attestation(int argc, char **argv)
     }
     e.nonce = nonce;
     root = load_root(root_path, &root_der, &err);
-    doc = root ? read_input(argv[optind], DOC_MAX_SIZE, &err) : NULL;
+    doc = root ? cli_read_file(argv[optind], DOC_MAX_SIZE, &err) : NULL;
     ok = doc && verify(doc, root, root_der, &e, &err);
     if (root) {
         gnutls_x509_crt_deinit(root);

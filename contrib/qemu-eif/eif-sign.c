@@ -30,6 +30,7 @@
 #include "qemu/bswap.h"
 #include "qemu/error-report.h"
 #include "qapi/error.h"
+#include "cli.h"
 #include "output.h"
 #include "sign.h"
 
@@ -67,37 +68,6 @@ static const SignAlg *sign_alg_of(gnutls_pubkey_t pub, Error **errp)
     error_setg(errp, "the key is not an ECDSA key on P-256, P-384 or "
                "P-521");
     return NULL;
-}
-
-/* The regular file @path, whole */
-static GByteArray *read_small(const char *path, Error **errp)
-{
-    g_autoptr(GByteArray) data = g_byte_array_new();
-    uint8_t buf[4096];
-    int fd = eif_open_file(path, errp);
-    ssize_t n;
-
-    if (fd < 0) {
-        return NULL;
-    }
-    while ((n = read(fd, buf, sizeof(buf))) != 0) {
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0 || data->len + n > SIGN_INPUT_MAX) {
-            if (n < 0) {
-                error_setg_errno(errp, errno, "cannot read '%s'", path);
-            } else {
-                error_setg(errp, "'%s' is bigger than %d bytes", path,
-                           SIGN_INPUT_MAX);
-            }
-            close(fd);
-            return NULL;
-        }
-        g_byte_array_append(data, buf, n);
-    }
-    close(fd);
-    return g_steal_pointer(&data);
 }
 
 /* The first certificate of PEM @pem */
@@ -175,7 +145,7 @@ static bool pcr_of_file(const char *path, uint8_t pcr[EIF_PCR_LEN],
 static bool pcr_of_cert(const char *path, uint8_t pcr[EIF_PCR_LEN],
                         Error **errp)
 {
-    g_autoptr(GByteArray) pem = read_small(path, errp);
+    g_autoptr(GByteArray) pem = cli_read_file(path, SIGN_INPUT_MAX, errp);
     gnutls_x509_crt_t crt;
     gnutls_datum_t der;
     bool ok;
@@ -224,16 +194,11 @@ int cmd_pcr(int argc, char **argv)
             printf("Usage: qemu-eif pcr --input FILE | "
                    "--signing-certificate CERT\n");
             return 0;
-        case ':':
-            error_report("option '%s' needs an argument", argv[optind - 1]);
-            return 2;
         default:
-            error_report("unknown option '%s'", argv[optind - 1]);
-            return 2;
+            return cli_bad_option(c, argv);
         }
     }
-    if (optind < argc) {
-        error_report("unexpected argument '%s'", argv[optind]);
+    if (!cli_no_operands(argc, argv)) {
         return 2;
     }
     if (!input == !cert) {
@@ -371,8 +336,8 @@ static bool signer_load(Signer *s, const char *cert_path,
     bool ok = false;
     int ret;
 
-    s->pem = read_small(cert_path, errp);
-    key_pem = s->pem ? read_small(key_path, errp) : NULL;
+    s->pem = cli_read_file(cert_path, SIGN_INPUT_MAX, errp);
+    key_pem = s->pem ? cli_read_file(key_path, SIGN_INPUT_MAX, errp) : NULL;
     if (!key_pem) {
         return false;
     }
@@ -668,16 +633,11 @@ int cmd_sign(int argc, char **argv)
                    "--signing-certificate CERT\n"
                    "                     --private-key KEY [-o OUTPUT]\n");
             return 0;
-        case ':':
-            error_report("option '%s' needs an argument", argv[optind - 1]);
-            return 2;
         default:
-            error_report("unknown option '%s'", argv[optind - 1]);
-            return 2;
+            return cli_bad_option(c, argv);
         }
     }
-    if (optind < argc) {
-        error_report("unexpected argument '%s'", argv[optind]);
+    if (!cli_no_operands(argc, argv)) {
         return 2;
     }
     if (!eif || !cert || !key) {

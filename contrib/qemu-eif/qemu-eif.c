@@ -37,6 +37,7 @@
 #include "qobject/qstring.h"
 #include "crypto/init.h"
 #include "hw/core/eif.h"
+#include "cli.h"
 #include "output.h"
 #include "attest.h"
 #include "sign.h"
@@ -330,16 +331,11 @@ static int cmd_build(int argc, char **argv)
         case 'h':
             usage();
             return 0;
-        case ':':
-            error_report("option '%s' needs an argument", argv[optind - 1]);
-            return 2;
         default:
-            error_report("unknown option '%s'", argv[optind - 1]);
-            return 2;
+            return cli_bad_option(c, argv);
         }
     }
-    if (optind < argc) {
-        error_report("unexpected argument '%s'", argv[optind]);
+    if (!cli_no_operands(argc, argv)) {
         return 2;
     }
     if (!p.kernel || !initrds->len || !output) {
