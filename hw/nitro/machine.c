@@ -345,30 +345,29 @@ static void nitro_machine_set_instance_id(Object *obj, const char *value,
     }
 }
 
-static char *nitro_machine_get_pcr3(Object *obj, Error **errp)
+/* PCR @pcr, measured from what the parent says of itself in -M nitro,@opt */
+static char *nitro_machine_parent_pcr(const char *value, const char *what,
+                                      int pcr, const char *opt, Error **errp)
 {
-    const char *role = NITRO_MACHINE(obj)->parent_iam_role;
-
-    if (!role) {
-        error_setg(errp, "the parent's IAM role is not known");
-        error_append_hint(errp, "Nitro measures it into PCR3; give it with "
-                          "-M nitro,parent-role=ARN.\n");
+    if (!value) {
+        error_setg(errp, "the parent's %s is not known", what);
+        error_append_hint(errp, "Nitro measures it into PCR%d; give it with "
+                          "-M nitro,%s.\n", pcr, opt);
         return NULL;
     }
-    return nitro_parent_pcr(role, errp);
+    return nitro_parent_pcr(value, errp);
+}
+
+static char *nitro_machine_get_pcr3(Object *obj, Error **errp)
+{
+    return nitro_machine_parent_pcr(NITRO_MACHINE(obj)->parent_iam_role,
+                                    "IAM role", 3, "parent-role=ARN", errp);
 }
 
 static char *nitro_machine_get_pcr4(Object *obj, Error **errp)
 {
-    const char *id = NITRO_MACHINE(obj)->parent_instance_id;
-
-    if (!id) {
-        error_setg(errp, "the parent's instance ID is not known");
-        error_append_hint(errp, "Nitro measures it into PCR4; give it with "
-                          "-M nitro,parent-id=ID.\n");
-        return NULL;
-    }
-    return nitro_parent_pcr(id, errp);
+    return nitro_machine_parent_pcr(NITRO_MACHINE(obj)->parent_instance_id,
+                                    "instance ID", 4, "parent-id=ID", errp);
 }
 
 static void nitro_machine_instance_init(Object *obj)
