@@ -12,11 +12,7 @@
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
-# Run from the mirror below (tests run `make install` there): build the
-# checkout it mirrors
-if [ -f "$top/.nitro-mirror-of" ]; then
-    top=$(cat "$top/.nitro-mirror-of")
-fi
+. "$top/scripts/fork/checkout.sh"
 
 # QEMU's configure and its Python venv refuse or break on a path with a
 # space or a colon.  Then the build happens in a mirror of the checkout

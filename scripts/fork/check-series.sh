@@ -17,11 +17,7 @@
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
-# Run from the mirror of a checkout whose path has a space (build.sh):
-# export the checkout it mirrors
-if [ -f "$top/.nitro-mirror-of" ]; then
-    top=$(cat "$top/.nitro-mirror-of")
-fi
+. "$top/scripts/fork/checkout.sh"
 repo="$top/build/export"
 dir="$top/build/series"
 src="$dir/tree"

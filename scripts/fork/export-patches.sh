@@ -25,11 +25,7 @@ case "${1:-}" in
 esac
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
-# Run from the mirror of a checkout whose path has a space (build.sh):
-# export the checkout it mirrors
-if [ -f "$top/.nitro-mirror-of" ]; then
-    top=$(cat "$top/.nitro-mirror-of")
-fi
+. "$top/scripts/fork/checkout.sh"
 . "$top/scripts/fork/base.conf"
 repo="$top/build/export"
 out="$top/build/patches"
