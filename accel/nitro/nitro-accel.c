@@ -536,7 +536,7 @@ static bool nitro_can_pause(AccelState *as, Error **errp)
     return true;
 }
 
-static bool nitro_can_read_memory(AccelState *as, Error **errp)
+static bool nitro_can_access_memory(AccelState *as, Error **errp)
 {
     NitroAccelState *s = NITRO_ACCEL(as);
 
@@ -726,7 +726,7 @@ static void nitro_accel_class_init(ObjectClass *oc, const void *data)
     ac->name = "Nitro";
     ac->init_machine = nitro_init_machine;
     ac->can_pause = nitro_can_pause;
-    ac->can_read_memory = nitro_can_read_memory;
+    ac->can_access_memory = nitro_can_access_memory;
     ac->prepare_run = nitro_prepare_run;
     ac->allowed = &nitro_allowed;
 
