@@ -38,17 +38,17 @@ MESON = check.MESON
 Mutant = namedtuple('Mutant', 'name file old new tests')
 
 # The tests, by meson name (x86_64 is enough: the code is shared)
-LAUNCH = 'nitro-func-x86_64/nitro_launch'
-ERRORS = 'nitro-func-x86_64/nitro_errors'
-VSOCK = 'nitro-func-x86_64/nitro_vsock'
-LIFECYCLE = 'nitro-func-x86_64/nitro_lifecycle'
+LAUNCH = 'func-x86_64-nitro_launch'
+ERRORS = 'func-x86_64-nitro_errors'
+VSOCK = 'func-x86_64-nitro_vsock'
+LIFECYCLE = 'func-x86_64-nitro_lifecycle'
 EIF_UNIT = 'test-eif'
 QEMU_EIF = 'qemu-eif'
 SIM = ['nitro-sim-driver', 'nitro-sim-enclave']
-MEMORY = 'nitro-func-x86_64/nitro_memory'
-BOOT = 'nitro-func-x86_64/nitro_boot'
+MEMORY = 'func-x86_64-nitro_memory'
+BOOT = 'func-x86_64-nitro_boot'
 VHOST_VSOCK = 'nitro-vhost-user-vsock'
-OP_MATRIX = 'nitro-func-x86_64/nitro_op_matrix'
+OP_MATRIX = 'func-x86_64-nitro_op_matrix'
 
 
 MUTANTS = [
@@ -248,8 +248,15 @@ def run(cmd, **kw):
                           stderr=subprocess.STDOUT, text=True, **kw)
 
 
+# The fork's own tests, which check.py runs outside meson
+FORK = {name: (argv, timeout) for name, argv, timeout in check.FORK_TESTS}
+
+
 def outputs_of(names):
-    """What the tests @names need built, relative to build/obj"""
+    """What the tests @names need built, relative to build/obj: [] for
+    everything, when one of the fork's own tests is among them"""
+    if any(n in FORK for n in names):
+        return []
     tests = [t for t in check.introspect('tests') if t['name'] in names]
     missing = set(names) - {t['name'] for t in tests}
     if missing:
@@ -261,16 +268,23 @@ PASS = ('OK', 'EXPECTEDFAIL')
 
 
 def run_tests(names):
-    """{test name: meson's result (OK, SKIP, FAIL, TIMEOUT...)} of the
-    meson tests @names on the tree as it is"""
+    """{test name: result (OK, SKIP, FAIL, TIMEOUT...)} of the tests
+    @names on the tree as it is, one at a time (they share the host's
+    huge pages)"""
+    results = {name: 'NOT RUN' for name in names}
+    for name in set(names) & set(FORK):
+        results[name] = check.run_fork_test(name, *FORK[name])['result']
+    meson_names = sorted(set(names) - set(FORK))
+    if not meson_names:
+        return results
     logbase = 'mutants'
     log = os.path.join(OBJ, 'meson-logs', logbase + '.json')
     if os.path.exists(log):
         os.unlink(log)
     run([MESON, 'test', '-C', OBJ, '--no-rebuild', '--quiet',
-         '--logbase', logbase] + sorted(names),
+         '--setup', 'thorough', '--num-processes', '1',
+         '--logbase', logbase] + meson_names,
         env=dict(os.environ, NITRO_CONSOLE_RUNS='20'))
-    results = {name: 'NOT RUN' for name in names}
     if os.path.exists(log):
         with open(log) as f:
             for line in f:

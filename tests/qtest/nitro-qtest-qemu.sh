@@ -1,7 +1,7 @@
 #!/bin/sh
 #
-# The QTEST_QEMU_BINARY of tests/nitro/qtest-nitro.py, as
-# "qtest-nitro-qemu.sh EMULATOR": libqtest runs it with the emulator's
+# The QTEST_QEMU_BINARY of tests/qtest/nitro-qtest.py, as
+# "nitro-qtest-qemu.sh EMULATOR": libqtest runs it with the emulator's
 # arguments.  Every emulator runs on the simulator (NITRO_SIM_LIB); a
 # -M nitro one also gets what the machine needs and QEMU's generic qtests
 # do not give it: -accel nitro, before libqtest's -accel qtest (QEMU takes

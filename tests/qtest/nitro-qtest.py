@@ -3,11 +3,11 @@
 # QEMU's generic machine-loop qtests (qom-test, device-introspect-test,
 # test-hmp) on -M nitro, on the simulator.  libqtest leaves the nitro
 # machine out of its loops unless QTEST_NITRO is set, since the machine
-# needs -accel nitro, an image and /dev/nitro_enclaves: qtest-nitro-qemu.sh
+# needs -accel nitro, an image and /dev/nitro_enclaves: nitro-qtest-qemu.sh
 # gives them to it.  A property getter, a device's introspection or an
 # HMP command that crashes QEMU on the nitro machine fails the test.
 #
-# Usage: qtest-nitro.py EMULATOR QTEST [--running] CASE [QTEST-ARGS...],
+# Usage: nitro-qtest.py EMULATOR QTEST [--running] CASE [QTEST-ARGS...],
 # with NITRO_SIM_LIB and QEMU_EIF set: runs the case of the nitro machine
 # CASE (its path without the target, such as /qom/nitro).  --running
 # starts the enclave even if the qtest passes -S: test-hmp does, so that
@@ -27,7 +27,7 @@ import tempfile
 from qemu_test.nitro import reserve_hugepages
 from taptest import sample_eif
 
-# What qtest-nitro-qemu.sh gives -M nitro, in huge pages of 2 MiB; the
+# What nitro-qtest-qemu.sh gives -M nitro, in huge pages of 2 MiB; the
 # qtests run one QEMU at a time
 HUGEPAGES = 32
 
@@ -48,7 +48,7 @@ def main():
         eif = os.path.join(tmp, 'app.eif')
         sample_eif(os.environ['QEMU_EIF'], tmp, arch, eif)
         wrapper = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                               'qtest-nitro-qemu.sh')
+                               'nitro-qtest-qemu.sh')
         env = dict(os.environ,
                    QTEST_QEMU_BINARY=f'sh {wrapper} {emulator}',
                    QTEST_NITRO='1',

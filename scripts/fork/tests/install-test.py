@@ -18,10 +18,8 @@ import subprocess
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.dirname(os.path.abspath(__file__)))), 'tests', 'functional'))
-from qemu_test.nitro import reserve_hugepages  # noqa: E402
-from taptest import Tap, sample_inputs, wait_for  # noqa: E402
+from qemu_test.nitro import reserve_hugepages
+from taptest import Tap, sample_inputs, wait_for
 
 PREFIX = '/opt/qemu-nitro'
 TARGETS = ['x86_64', 'aarch64']

@@ -45,6 +45,9 @@ import libvirt_backports
 from qemu_test.nitro import reserve_hugepages, sim_events
 from taptest import Tap, sample_eif, wait_for
 
+# the checkout: this file is its scripts/fork/tests/libvirt-system-test.py
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))))
 QEMU_NS = 'http://libvirt.org/schemas/domain/qemu/1.0'
 DOMAIN = 'nitro-app'
 URI = 'qemu:///system'
@@ -113,8 +116,7 @@ def sim_env(arch):
 def domain_xml(arch, memory_mib=None):
     """The documented XML with the simulator's <qemu:env> of the chapter."""
     ET.register_namespace('qemu', QEMU_NS)
-    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..',
-                       '..', 'docs', 'system', f'nitro-domain-{arch}.xml')
+    src = os.path.join(TOP, 'docs', 'system', f'nitro-domain-{arch}.xml')
     dom = ET.parse(src).getroot()
     cl = dom.find(f'{{{QEMU_NS}}}commandline')
     for name, value in sim_env(arch):

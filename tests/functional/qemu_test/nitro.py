@@ -60,6 +60,13 @@ def sim_events(sim_dir, kind=None):
     return [e for e in evs if kind is None or e['event'] == kind]
 
 
+def build_output(var, *path):
+    """The build's @path (under QEMU_BUILD_ROOT), unless the environment
+    variable @var names another file"""
+    return os.environ.get(var) or \
+        os.path.join(os.environ.get('QEMU_BUILD_ROOT', '.'), *path)
+
+
 class NitroTest(QemuSystemTest):
     """A test of the nitro accelerator and machine on the simulator."""
 
@@ -68,10 +75,17 @@ class NitroTest(QemuSystemTest):
 
     def setUp(self):
         super().setUp()
-        self.sim_lib = os.environ.get('NITRO_SIM_LIB')
-        self.qemu_eif = os.environ.get('QEMU_EIF')
-        self.assertIsNotNone(self.sim_lib, 'NITRO_SIM_LIB must be set')
-        self.assertIsNotNone(self.qemu_eif, 'QEMU_EIF must be set')
+        accels = subprocess.run([self.qemu_bin, '-accel', 'help'],
+                                stdout=subprocess.PIPE, text=True).stdout
+        if 'nitro' not in accels.split():
+            self.skipTest(f'{self.qemu_bin} has no nitro accelerator')
+        self.sim_lib = build_output('NITRO_SIM_LIB', 'contrib', 'nitro-sim',
+                                    'libnitro-sim.so')
+        self.qemu_eif = build_output('QEMU_EIF', 'contrib', 'qemu-eif',
+                                     'qemu-eif')
+        for path in (self.sim_lib, self.qemu_eif):
+            if not os.path.exists(path):
+                self.skipTest(f'{path} was not built')
         reason = reserve_hugepages(self.HUGEPAGES)
         if reason:
             self.skipTest(reason)
