@@ -30,17 +30,6 @@ ENCLAVE_ID = re.compile(r'^i-[0-9a-f]{17}-enc[0-9a-f]+$')
 
 class NitroCli(NitroTest):
 
-    def tearDown(self):
-        # The daemons that a failed test leaves: none outlives the test
-        run = self.sim_env['QEMU_NITRO_RUNTIME_DIR']
-        for entry in self.registry():
-            try:
-                with open(os.path.join(run, entry, 'info.json')) as f:
-                    os.kill(json.load(f)['ProcessID'], signal.SIGKILL)
-            except (OSError, ValueError, KeyError):
-                pass
-        super().tearDown()
-
     def env(self):
         return dict(os.environ, LD_PRELOAD=self.sim_lib,
                     QEMU_NITRO_QEMU=self.qemu_bin, **self.sim_env)
