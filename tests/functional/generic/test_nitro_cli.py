@@ -59,6 +59,12 @@ class NitroCli(NitroTest):
         self.assertEqual(res.stdout, '')
         return res.stderr
 
+    def assert_usage_error(self, code, *args):
+        """What nitro-cli's argument parser refuses: exit status 2"""
+        res = self.cli(*args, check=2)
+        self.assertIn(f'[ E{code:02d} ]', res.stderr)
+        self.assertEqual(res.stdout, '')
+
     def assert_launch_error(self, code, *args):
         """run-enclave's failure to launch: as nitro-cli, whose enclave
         process reports @code, then E39 and status 39"""
@@ -208,11 +214,18 @@ class NitroCli(NitroTest):
 
     def test_errors(self):
         eif = self.make_eif()
-        self.assert_error(1, 'run-enclave', '--eif-path', eif,
-                          '--cpu-count', '2')
-        self.assert_error(2, 'run-enclave', '--eif-path', eif,
-                          '--memory', '128', '--cpu-count', '2',
-                          '--cpu-ids', '1', '3')
+        self.assert_usage_error(1, 'run-enclave', '--eif-path', eif,
+                                '--cpu-count', '2')
+        self.assert_usage_error(1, 'run-enclave', '--eif-path', eif,
+                                '--memory', '128')
+        self.assert_usage_error(2, 'run-enclave', '--eif-path', eif,
+                                '--memory', '128', '--cpu-count', '2',
+                                '--cpu-ids', '1', '3')
+        self.assert_usage_error(3, 'run-enclave', '--eif-path', eif,
+                                '--memory', '128', '--cpus', '2')
+        self.assert_usage_error(1, 'terminate-enclave')
+        self.assert_usage_error(2, 'console', '--enclave-id', 'x',
+                                '--enclave-name', 'x')
         self.assert_error(3, 'run-enclave', '--eif-path', eif,
                           '--memory', 'lots', '--cpu-count', '2')
         config = self.scratch_file('bad.json')
@@ -223,6 +236,14 @@ class NitroCli(NitroTest):
             json.dump({'eif_path': eif, 'memory_mib': 128, 'cpu_count': 2,
                        'cpu_ids': [1, 5]}, f)
         self.assert_error(2, 'run-enclave', '--config', config)
+        # nitro-cli's own checks of the file
+        with open(config, 'w') as f:
+            json.dump({'eif_path': eif, 'memory_mib': 128}, f)
+        self.assert_error(1, 'run-enclave', '--config', config)
+        with open(config, 'w') as f:
+            json.dump({'eif_path': eif, 'cpu_count': 2}, f)
+        self.assertIn('memory_mib', self.assert_error(
+            17, 'run-enclave', '--config', config))
         need = -(-4 * os.stat(eif).st_size // (1024 * 1024))
         self.assertIn(f'--memory {need}', self.assert_launch_error(
             26, 'run-enclave', '--eif-path', eif, '--memory', '4',
@@ -235,8 +256,8 @@ class NitroCli(NitroTest):
                           'i-0000000000000000-enc99')
         self.assert_error(58, 'console', '--enclave-name', 'none')
         self.assert_error(58, 'terminate-enclave', '--enclave-name', 'none')
-        self.assert_error(2, 'terminate-enclave', '--all', '--enclave-name',
-                          'x')
+        self.assert_usage_error(2, 'terminate-enclave', '--all',
+                                '--enclave-name', 'x')
         # QEMU's own refusal, with nitro-cli's code: no huge pages
         self.fake_sysfs({2 * 1024 * 1024: (0, 0)})
         err = self.assert_launch_error(27, 'run-enclave', '--eif-path', eif,
@@ -404,7 +425,9 @@ class NitroCli(NitroTest):
                                        TEST_CERT), {'PCR8': pcr8})
         self.assert_error(19, 'pcr', '--input', data + '.none')
         self.assert_error(57, 'pcr', '--signing-certificate', data)
-        self.assert_error(1, 'pcr')
+        self.assert_usage_error(1, 'pcr')
+        self.assert_usage_error(2, 'pcr', '--input', data,
+                                '--signing-certificate', TEST_CERT)
 
     def test_describe_eif(self):
         eif = self.make_eif()
