@@ -106,7 +106,7 @@ class NitroCli(NitroTest):
     def test_session(self):
         eif = self.make_eif()
         first = self.cli_json('run-enclave', '--eif-path', eif,
-                              '--memory', '128', '--cpu-count', '2',
+                              '--memory', '128M', '--cpu-count', '2',
                               '--debug-mode', '--enclave-name', 'first')
         self.assert_run_info(first)
         self.assertEqual(first['EnclaveName'], 'first')
@@ -228,6 +228,8 @@ class NitroCli(NitroTest):
                                 '--enclave-name', 'x')
         self.assert_error(3, 'run-enclave', '--eif-path', eif,
                           '--memory', 'lots', '--cpu-count', '2')
+        self.assert_error(3, 'run-enclave', '--eif-path', eif,
+                          '--memory', '128K', '--cpu-count', '2')
         config = self.scratch_file('bad.json')
         with open(config, 'w') as f:
             f.write('{"eif_path": ')
