@@ -8,7 +8,8 @@
  * - when the accelerator is initialised it opens /dev/nitro_enclaves and
  *   creates the enclave slot;
  * - once the machine is complete (its image loaded, its devices
- *   realized) it donates all guest RAM and adds the -smp vCPUs: the
+ *   realized) it donates all guest RAM and adds the -smp vCPUs (the
+ *   host CPUs of cpu-ids, or any of the CPU pool): the
  *   enclave is prepared, and QEMU is in "prelaunch";
  * - when the guest first runs (at start-up, or at "cont" after -S, which
  *   is how libvirt starts every domain) it starts the enclave, once the
@@ -31,6 +32,7 @@
 #include "qemu/osdep.h"
 #include <sys/utsname.h>
 #include "qapi/error.h"
+#include "qapi/qapi-builtin-visit.h"
 #include "qapi/qapi-commands-migration.h"
 #include "qapi/visitor.h"
 #include "qemu/error-report.h"
@@ -89,6 +91,7 @@ struct NitroAccelState {
     /* Properties */
     bool debug_mode;
     uint64_t requested_cid;     /* 0 for any */
+    uint32List *cpu_ids;        /* the host CPUs to ask for, NULL for any */
 
     int dev_fd;
     int enclave_fd;
@@ -557,6 +560,28 @@ static bool nitro_can_access_memory(AccelState *as, Error **errp)
     return true;
 }
 
+/* The CPUs of cpu-ids, one per vCPU of -smp, into s->cpus */
+static bool nitro_take_cpu_ids(NitroAccelState *s, MachineState *ms,
+                               Error **errp)
+{
+    unsigned n = 0;
+    uint32List *l;
+
+    for (l = s->cpu_ids; l; l = l->next, n++) {
+        if (n < ms->smp.cpus) {
+            s->cpus[n] = l->value;
+        }
+    }
+    if (n != ms->smp.cpus) {
+        error_setg(errp, "cpu-ids names %u CPUs, but -smp asks for %u vCPUs",
+                   n, ms->smp.cpus);
+        error_append_hint(errp, "Give -smp %u, or name %u CPUs in "
+                          "cpu-ids.\n", n, ms->smp.cpus);
+        return false;
+    }
+    return true;
+}
+
 static bool nitro_prepare(NitroAccelState *s, MachineState *ms, Error **errp)
 {
     ERRP_GUARD();
@@ -574,6 +599,9 @@ static bool nitro_prepare(NitroAccelState *s, MachineState *ms, Error **errp)
         return false;
     }
     s->cpus = g_new0(uint32_t, ms->smp.cpus);
+    if (s->cpu_ids && !nitro_take_cpu_ids(s, ms, errp)) {
+        return false;
+    }
     for (i = 0; i < ms->smp.cpus; i++) {
         if (!nitro_driver_add_vcpu(s->enclave_fd, &s->cpus[i], i,
                                    ms->smp.cpus, errp)) {
@@ -711,6 +739,42 @@ static void nitro_set_cid(Object *obj, Visitor *v, const char *name,
     s->requested_cid = cid;
 }
 
+static void nitro_get_cpu_ids(Object *obj, Visitor *v, const char *name,
+                              void *opaque, Error **errp)
+{
+    NitroAccelState *s = NITRO_ACCEL(obj);
+
+    visit_type_uint32List(v, name, &s->cpu_ids, errp);
+}
+
+static void nitro_set_cpu_ids(Object *obj, Visitor *v, const char *name,
+                              void *opaque, Error **errp)
+{
+    NitroAccelState *s = NITRO_ACCEL(obj);
+    g_autoptr(uint32List) ids = NULL;
+    uint32List *l, *m;
+
+    if (!visit_type_uint32List(v, name, &ids, errp)) {
+        return;
+    }
+    for (l = ids; l; l = l->next) {
+        if (!l->value) {
+            error_setg(errp, "cpu-ids cannot name CPU 0: it is never in "
+                       "the CPU pool (the parent keeps CPU 0's core)");
+            return;
+        }
+        for (m = l->next; m; m = m->next) {
+            if (m->value == l->value) {
+                error_setg(errp, "cpu-ids names CPU %u more than once",
+                           l->value);
+                return;
+            }
+        }
+    }
+    qapi_free_uint32List(s->cpu_ids);
+    s->cpu_ids = g_steal_pointer(&ids);
+}
+
 static void nitro_accel_instance_init(Object *obj)
 {
     NitroAccelState *s = NITRO_ACCEL(obj);
@@ -741,6 +805,12 @@ static void nitro_accel_class_init(ObjectClass *oc, const void *data)
         "vsock CID to ask for the enclave: 0 (default) lets the hypervisor "
         "choose, otherwise 4 to 4294967294; the machine's enclave-cid says "
         "which CID it has");
+    object_class_property_add(oc, "cpu-ids", "uint32List", nitro_get_cpu_ids,
+                              nitro_set_cpu_ids, NULL, NULL);
+    object_class_property_set_description(oc, "cpu-ids",
+        "Host CPUs of the CPU pool to give the enclave, one per vCPU of "
+        "-smp, as ranges: cpu-ids=2-3 or cpu-ids=1,,5 (a doubled comma); "
+        "by default the driver chooses");
 }
 
 static const TypeInfo nitro_accel_type = {

@@ -245,9 +245,10 @@ bool nitro_driver_add_vcpu(int enclave_fd, uint32_t *cpu, unsigned nth,
 
     if (ioctl(enclave_fd, NE_ADD_VCPU, cpu) < 0) {
         int err = errno;
-        g_autofree char *op = g_strdup_printf("adding vCPU %u of the %u "
-                                              "asked with -smp", nth + 1,
-                                              total);
+        g_autofree char *op = want ?
+            g_strdup_printf("adding CPU %u of cpu-ids", want) :
+            g_strdup_printf("adding vCPU %u of the %u asked with -smp",
+                            nth + 1, total);
 
         nitro_driver_pool_error(errp, op, err, total);
         if (err == NE_ERR_NO_CPUS_AVAIL_IN_POOL) {

@@ -10,7 +10,9 @@
  * ignored.  If no heartbeat arrives in time, or a wrong one does, or the
  * enclave stops before it sent one, the enclave failed to boot: the
  * machine reports a guest panic (or, with warn-only=on, the device warns
- * and keeps listening for a late one).
+ * and keeps listening for a late one).  Its read-only property
+ * "answered" says when the enclave has booted, for a launcher that waits
+ * for it (qemu-nitro run-enclave, as nitro-cli's does).
  *
  * Only one process can hold the port: while another launcher holds it,
  * the device retries from a timer, up to port-wait seconds; QEMU stays
@@ -361,6 +363,11 @@ static void nitro_heartbeat_init(Object *obj)
     s->conn_fd = -1;
 }
 
+static bool nitro_heartbeat_get_answered(Object *obj, Error **errp)
+{
+    return NITRO_HEARTBEAT(obj)->answered;
+}
+
 static const Property nitro_heartbeat_properties[] = {
     DEFINE_PROP_UINT32("port", NitroHeartbeat, port, 9000),
     DEFINE_PROP_UINT32("timeout", NitroHeartbeat, timeout, 0),
@@ -378,6 +385,11 @@ static void nitro_heartbeat_class_init(ObjectClass *oc, const void *data)
     dc->unrealize = nitro_heartbeat_unrealize;
     dc->hotpluggable = false;
     device_class_set_props(dc, nitro_heartbeat_properties);
+    object_class_property_add_bool(oc, "answered",
+                                   nitro_heartbeat_get_answered, NULL);
+    object_class_property_set_description(oc, "answered",
+        "The enclave's init sent its heartbeat and got the answer: the "
+        "enclave has booted (what nitro-cli's run-enclave waits for)");
     vc->can_start = nitro_heartbeat_can_start;
     vc->enclave_started = nitro_heartbeat_enclave_started;
     vc->enclave_stopped = nitro_heartbeat_enclave_stopped;

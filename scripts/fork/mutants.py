@@ -49,6 +49,7 @@ MEMORY = 'func-x86_64-nitro_memory'
 BOOT = 'func-x86_64-nitro_boot'
 VHOST_VSOCK = 'nitro-vhost-user-vsock'
 OP_MATRIX = 'func-x86_64-nitro_op_matrix'
+NITRO_CLI = 'func-x86_64-nitro_cli'
 
 
 MUTANTS = [
@@ -240,6 +241,10 @@ MUTANTS = [
     Mutant('ram-not-in-address-space', 'hw/nitro/machine.c',
            'memory_region_add_subregion(get_system_memory(), 0, ms->ram);',
            ';', [LIFECYCLE]),
+    # qemu-nitro: nitro-cli's JSON
+    Mutant('cli-run-json-keys', 'contrib/qemu-nitro/qemu-nitro',
+           'RUN_KEYS = DESCRIBE_KEYS[:7]',
+           'RUN_KEYS = DESCRIBE_KEYS[:6]', [NITRO_CLI]),
 ]
 
 

@@ -10,13 +10,16 @@
 #
 # SPDX-License-Identifier: GPL-2.0-or-later
 
+import hashlib
 import json
 import os
 import re
+import ssl
 import signal
 import subprocess
 import sys
 
+from qemu.qmp.legacy import QEMUMonitorProtocol
 from qemu_test.nitro import DEADLINE, NitroTest
 
 QEMU_NITRO = os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -25,21 +28,12 @@ QEMU_NITRO = os.path.join(os.path.dirname(os.path.abspath(__file__)),
 RUN_KEYS = ['EnclaveName', 'EnclaveID', 'ProcessID', 'EnclaveCID',
             'NumberOfCPUs', 'CPUIDs', 'MemoryMiB']
 DESCRIBE_KEYS = RUN_KEYS + ['State', 'Flags']
+TEST_CERT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                         '..', '..', 'nitro', 'eif', 'test-cert.pem')
 ENCLAVE_ID = re.compile(r'^i-[0-9a-f]{17}-enc[0-9a-f]+$')
 
 
 class NitroCli(NitroTest):
-
-    def tearDown(self):
-        # The daemons that a failed test leaves: none outlives the test
-        run = self.sim_env['QEMU_NITRO_RUNTIME_DIR']
-        for entry in self.registry():
-            try:
-                with open(os.path.join(run, entry, 'info.json')) as f:
-                    os.kill(json.load(f)['ProcessID'], signal.SIGKILL)
-            except (OSError, ValueError, KeyError):
-                pass
-        super().tearDown()
 
     def env(self):
         return dict(os.environ, LD_PRELOAD=self.sim_lib,
@@ -62,6 +56,23 @@ class NitroCli(NitroTest):
     def assert_error(self, code, *args):
         res = self.cli(*args, check=code)
         self.assertIn(f'[ E{code:02d} ]', res.stderr)
+        self.assertEqual(res.stdout, '')
+        return res.stderr
+
+    def assert_usage_error(self, code, *args):
+        """What nitro-cli's argument parser refuses: exit status 2"""
+        res = self.cli(*args, check=2)
+        self.assertIn(f'[ E{code:02d} ]', res.stderr)
+        self.assertEqual(res.stdout, '')
+
+    def assert_launch_error(self, code, *args):
+        """run-enclave's failure to launch: as nitro-cli, whose enclave
+        process reports @code, then E39 and status 39"""
+        res = self.cli(*args, check=39)
+        self.assertIn(f'[ E{code:02d} ]', res.stderr)
+        self.assertIn('[ E39 ]', res.stderr)
+        self.assertLess(res.stderr.index(f'[ E{code:02d} ]'),
+                        res.stderr.index('[ E39 ]'))
         self.assertEqual(res.stdout, '')
         return res.stderr
 
@@ -95,7 +106,7 @@ class NitroCli(NitroTest):
     def test_session(self):
         eif = self.make_eif()
         first = self.cli_json('run-enclave', '--eif-path', eif,
-                              '--memory', '128', '--cpu-count', '2',
+                              '--memory', '128M', '--cpu-count', '2',
                               '--debug-mode', '--enclave-name', 'first')
         self.assert_run_info(first)
         self.assertEqual(first['EnclaveName'], 'first')
@@ -182,10 +193,12 @@ class NitroCli(NitroTest):
         self.assertIn('not in debug mode',
                       self.assert_error(44, 'console', '--enclave-name',
                                         'by-hand'))
-        # A second enclave of that name is refused
-        self.assert_error(58, 'run-enclave', '--eif-path', self.make_eif(),
-                          '--memory', '128', '--cpu-count', '2',
-                          '--enclave-name', 'by-hand')
+        # A second enclave of that name is named as nitro-cli does
+        second = self.cli_json('run-enclave', '--eif-path', self.make_eif(),
+                               '--memory', '128', '--cpu-count', '2',
+                               '--enclave-name', 'by-hand')
+        self.assertEqual(second['EnclaveName'], 'by-hand_1')
+        self.cli('terminate-enclave', '--enclave-name', 'by-hand_1')
         self.cli('terminate-enclave', '--enclave-name', 'by-hand')
         self.vm.wait(timeout=DEADLINE)
         self.assertEqual(self.cli_json('describe-enclaves'), [])
@@ -201,26 +214,56 @@ class NitroCli(NitroTest):
 
     def test_errors(self):
         eif = self.make_eif()
-        self.assert_error(1, 'run-enclave', '--eif-path', eif,
-                          '--cpu-count', '2')
-        self.assert_error(2, 'run-enclave', '--eif-path', eif,
-                          '--memory', '128', '--cpu-count', '2',
-                          '--cpu-ids', '1', '3')
+        self.assert_usage_error(1, 'run-enclave', '--eif-path', eif,
+                                '--cpu-count', '2')
+        self.assert_usage_error(1, 'run-enclave', '--eif-path', eif,
+                                '--memory', '128')
+        self.assert_usage_error(2, 'run-enclave', '--eif-path', eif,
+                                '--memory', '128', '--cpu-count', '2',
+                                '--cpu-ids', '1', '3')
+        self.assert_usage_error(3, 'run-enclave', '--eif-path', eif,
+                                '--memory', '128', '--cpus', '2')
+        self.assert_usage_error(1, 'terminate-enclave')
+        self.assert_usage_error(2, 'console', '--enclave-id', 'x',
+                                '--enclave-name', 'x')
         self.assert_error(3, 'run-enclave', '--eif-path', eif,
                           '--memory', 'lots', '--cpu-count', '2')
+        self.assert_error(3, 'run-enclave', '--eif-path', eif,
+                          '--memory', '128K', '--cpu-count', '2')
+        config = self.scratch_file('bad.json')
+        with open(config, 'w') as f:
+            f.write('{"eif_path": ')
+        self.assert_error(17, 'run-enclave', '--config', config)
+        with open(config, 'w') as f:
+            json.dump({'eif_path': eif, 'memory_mib': 128, 'cpu_count': 2,
+                       'cpu_ids': [1, 5]}, f)
+        self.assert_error(2, 'run-enclave', '--config', config)
+        # nitro-cli's own checks of the file
+        with open(config, 'w') as f:
+            json.dump({'eif_path': eif, 'memory_mib': 128}, f)
+        self.assert_error(1, 'run-enclave', '--config', config)
+        with open(config, 'w') as f:
+            json.dump({'eif_path': eif, 'cpu_count': 2}, f)
+        self.assertIn('memory_mib', self.assert_error(
+            17, 'run-enclave', '--config', config))
         need = -(-4 * os.stat(eif).st_size // (1024 * 1024))
-        self.assertIn(f'--memory {need}', self.assert_error(
+        self.assertIn(f'--memory {need}', self.assert_launch_error(
             26, 'run-enclave', '--eif-path', eif, '--memory', '4',
             '--cpu-count', '2'))
-        self.assert_error(39, 'terminate-enclave', '--enclave-id',
+        # nitro-cli: an ID that no enclave has is a socket error, a name
+        # a naming error
+        self.assert_error(11, 'terminate-enclave', '--enclave-id',
                           'i-0000000000000000-enc99')
-        self.assert_error(39, 'console', '--enclave-name', 'none')
-        self.assert_error(2, 'terminate-enclave', '--all', '--enclave-name',
-                          'x')
+        self.assert_error(11, 'console', '--enclave-id',
+                          'i-0000000000000000-enc99')
+        self.assert_error(58, 'console', '--enclave-name', 'none')
+        self.assert_error(58, 'terminate-enclave', '--enclave-name', 'none')
+        self.assert_usage_error(2, 'terminate-enclave', '--all',
+                                '--enclave-name', 'x')
         # QEMU's own refusal, with nitro-cli's code: no huge pages
         self.fake_sysfs({2 * 1024 * 1024: (0, 0)})
-        err = self.assert_error(27, 'run-enclave', '--eif-path', eif,
-                                '--memory', '128', '--cpu-count', '2')
+        err = self.assert_launch_error(27, 'run-enclave', '--eif-path', eif,
+                                       '--memory', '128', '--cpu-count', '2')
         self.assertIn('huge pages', err)
         self.assertEqual(self.registry(), [])
 
@@ -298,6 +341,95 @@ class NitroCli(NitroTest):
         self.assertIn('cannot read', self.cli(
             'allocator', '--config', os.path.join(root, 'none.yaml'),
             check=1).stderr)
+
+    def test_cpu_ids(self):
+        # The simulator's parent: 8 CPUs, siblings N and N + 4, pool 1-3,5-7
+        eif = self.make_eif()
+        info = self.cli_json('run-enclave', '--eif-path', eif, '--memory',
+                             '128', '--cpu-ids', '6', '2')
+        self.assert_run_info(info)
+        self.assertEqual(sorted(info['CPUIDs']), [2, 6])
+        config = self.scratch_file('enclave.json')
+        with open(config, 'w') as f:
+            json.dump({'eif_path': eif, 'memory_mib': 128,
+                       'cpu_ids': [3, 7]}, f)
+        info = self.cli_json('run-enclave', '--config', config)
+        self.assertEqual(sorted(info['CPUIDs']), [3, 7])
+        self.assertEqual(
+            sorted(sorted(d['CPUIDs'])
+                   for d in self.cli_json('describe-enclaves')),
+            [[2, 6], [3, 7]])
+        # nitro-cli's errors: a CPU named twice, a CPU outside the pool
+        # (CPU 0's sibling, CPU 0, another enclave's)
+        self.assertIn('CPU(s) [1]', self.assert_launch_error(
+            20, 'run-enclave', '--eif-path', eif, '--memory', '128',
+            '--cpu-ids', '1', '1'))
+        for ids in (['4', '5'], ['1', '0'], ['2', '6']):
+            self.assert_launch_error(21, 'run-enclave', '--eif-path', eif,
+                                     '--memory', '128', '--cpu-ids', *ids)
+        self.assertEqual(len(self.cli_json('describe-enclaves')), 2)
+        self.cli('terminate-enclave', '--all')
+
+    def test_accel_cpu_ids(self):
+        # What qemu-nitro's --cpu-ids becomes: -accel nitro,cpu-ids=
+        eif = self.make_eif()
+        for ids, smp, message in [
+                ('2,,2', '2', 'cpu-ids names CPU 2 more than once'),
+                ('2,,6', '4', 'cpu-ids names 2 CPUs, but -smp asks for 4'),
+                ('4-5', '2', 'NE_ERR_VCPU_NOT_IN_CPU_POOL')]:
+            res = self.run_qemu('-accel', f'nitro,cpu-ids={ids}', '-M',
+                                'nitro', '-m', '128M', '-smp', smp,
+                                '-device', 'nitro-heartbeat', '-kernel', eif)
+            self.assert_fails(res, message)
+        self.vm.add_args('-accel', 'nitro,cpu-ids=3,,7', '-M', 'nitro',
+                         '-m', '128M', '-smp', '2', '-kernel', eif)
+        self.vm.launch()
+        self.wait_for(lambda: self.heartbeats('ok'))
+        [d] = self.cli_json('describe-enclaves')
+        self.assertEqual(sorted(d['CPUIDs']), [3, 7])
+
+    def test_waits_for_heartbeat(self):
+        # As nitro-cli's, run-enclave returns once the enclave has booted
+        self.sim_env['NITRO_SIM_BOOT_DELAY_MS'] = '1500'
+        info = self.cli_json('run-enclave', '--eif-path', self.make_eif(),
+                             '--memory', '128', '--cpu-count', '2')
+        run = self.sim_env['QEMU_NITRO_RUNTIME_DIR']
+        qmp = QEMUMonitorProtocol(os.path.join(run, info['EnclaveID'],
+                                               'qmp.sock'))
+        qmp.connect()
+        self.assertEqual(qmp.cmd('qom-get', path='/machine/peripheral/'
+                                 'nitro-heartbeat', property='answered'),
+                         True)
+        qmp.close()
+        self.cli('terminate-enclave', '--all')
+
+    def test_boot_failure(self):
+        # An enclave that stops before its heartbeat: nitro-cli's E36
+        self.sim_env['NITRO_SIM_HEARTBEAT'] = 'bad'
+        err = self.assert_launch_error(36, 'run-enclave', '--eif-path',
+                                       self.make_eif(), '--memory', '128',
+                                       '--cpu-count', '2')
+        self.assertIn('before its heartbeat', err)
+        self.assertEqual(self.cli_json('describe-enclaves'), [])
+
+    def test_pcr(self):
+        data = self.data('input', 100000, 'pcr')
+        with open(data, 'rb') as f:
+            digest = hashlib.sha384(f.read()).digest()
+        pcr = hashlib.sha384(bytes(48) + digest).hexdigest()
+        res = self.cli('pcr', '--input', data)
+        self.assertEqual(res.stdout, f'{{\n  "PCR": "{pcr}"\n}}\n')
+        with open(TEST_CERT) as f:
+            der = ssl.PEM_cert_to_DER_cert(f.read())
+        pcr8 = hashlib.sha384(bytes(48) +
+                              hashlib.sha384(der).digest()).hexdigest()
+        self.assertEqual(self.cli_json('pcr', '--signing-certificate',
+                                       TEST_CERT), {'PCR8': pcr8})
+        self.assert_error(19, 'pcr', '--input', data + '.none')
+        self.assert_error(57, 'pcr', '--signing-certificate', data)
+        self.assert_usage_error(1, 'pcr')
+        self.assert_usage_error(2, 'pcr', '--input', data,
+                                '--signing-certificate', TEST_CERT)
 
     def test_describe_eif(self):
         eif = self.make_eif()

@@ -10,6 +10,7 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -100,8 +101,21 @@ class NitroTest(QemuSystemTest):
         }
 
     def tearDown(self):
+        self.kill_registered()
         super().tearDown()
         shutil.rmtree(self.sim_dir, ignore_errors=True)
+
+    def kill_registered(self):
+        """End the enclave QEMUs of the test's registry that a failed test
+        left running (daemons that no QEMUMachine owns)"""
+        run = self.sim_env['QEMU_NITRO_RUNTIME_DIR']
+        entries = os.listdir(run) if os.path.isdir(run) else []
+        for entry in entries:
+            try:
+                with open(os.path.join(run, entry, 'info.json')) as f:
+                    os.kill(json.load(f)['ProcessID'], signal.SIGKILL)
+            except (OSError, ValueError, KeyError):
+                pass
 
     def sim_wrapper(self):
         env = dict(self.sim_env, LD_PRELOAD=self.sim_lib)
