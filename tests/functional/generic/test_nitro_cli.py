@@ -37,7 +37,8 @@ class NitroCli(NitroTest):
 
     def env(self):
         return dict(os.environ, LD_PRELOAD=self.sim_lib,
-                    QEMU_NITRO_QEMU=self.qemu_bin, **self.sim_env)
+                    QEMU_NITRO_QEMU=self.qemu_bin, QEMU_EIF=self.qemu_eif,
+                    **self.sim_env)
 
     def cli(self, *args, check=0):
         res = subprocess.run([sys.executable, QEMU_NITRO] + list(args),
