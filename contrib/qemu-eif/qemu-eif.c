@@ -147,31 +147,13 @@ static bool json_check_finite(QObject *obj, const char *where, Error **errp)
 /* The contents of the text file @path, at most DESCRIBE_MAX_TEXT bytes */
 static char *read_text_file(const char *path, Error **errp)
 {
-    g_autoptr(GString) text = g_string_new(NULL);
-    char buf[4096];
-    ssize_t n;
-    int fd = eif_open_file(path, errp);
+    g_autoptr(GByteArray) text = cli_read_file(path, DESCRIBE_MAX_TEXT, errp);
 
-    if (fd < 0) {
+    if (!text) {
         return NULL;
     }
-    while ((n = read(fd, buf, sizeof(buf))) != 0) {
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            error_setg_errno(errp, errno, "cannot read '%s'", path);
-            break;
-        }
-        if (text->len + n > DESCRIBE_MAX_TEXT) {
-            error_setg(errp, "'%s' is bigger than %d bytes", path,
-                       DESCRIBE_MAX_TEXT);
-            break;
-        }
-        g_string_append_len(text, buf, n);
-    }
-    close(fd);
-    return n ? NULL : g_string_free(g_steal_pointer(&text), false);
+    g_byte_array_append(text, (const guint8 *)"", 1);
+    return (char *)g_byte_array_free(g_steal_pointer(&text), false);
 }
 
 static QObject *parse_json_object(const char *what, const char *text,
