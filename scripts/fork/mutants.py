@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Mutation run: does a test fail when the behaviour it covers breaks?
 
-Each mutant below is one single-point change to a file of the overlay:
-a string that must appear exactly once in it, and what replaces it.  For
+Each mutant below is one single-point change to a file of the overlay
+(or of a QEMU file as the patch series leaves it): a string that must
+appear exactly once in it, and what replaces it.  For
 each, the script changes the file in the build tree (build/tree, which
 `make` re-creates from the overlay: the checkout is never touched),
 rebuilds incrementally, runs only the tests that can see that code, and
@@ -49,6 +50,7 @@ MEMORY = 'nitro-func-x86_64/nitro_memory'
 BOOT = 'nitro-func-x86_64/nitro_boot'
 VHOST_VSOCK = 'nitro-vhost-user-vsock'
 OP_MATRIX = 'nitro-func-x86_64/nitro_op_matrix'
+ATTEST = 'nitro-attest'
 
 
 MUTANTS = [
@@ -240,6 +242,14 @@ MUTANTS = [
     Mutant('ram-not-in-address-space', 'hw/nitro/machine.c',
            'memory_region_add_subregion(get_system_memory(), 0, ms->ram);',
            ';', [LIFECYCLE]),
+
+    # Attestation without AWS: virtio-nsm's signature (patch 0091) and
+    # qemu-eif verify-attestation
+    Mutant('nsm-signs-another-context', 'hw/virtio/virtio-nsm.c',
+           'cbor_build_string("Signature1"),',
+           'cbor_build_string("Signature"),', [ATTEST]),
+    Mutant('verify-nonce-unchecked', 'contrib/qemu-eif/attest-verify.c',
+           '    if (e->nonce) {', '    if (false) {', [ATTEST]),
 ]
 
 
