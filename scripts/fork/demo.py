@@ -11,7 +11,11 @@ says why and falls back to the simulated enclave and a sample image made
 by qemu-eif.  It prints what a user checks first: the enclave's debug
 console (QEMU answers its heartbeat), the CID and the PCRs read over QMP,
 what the driver saw and, with the real enclave, a parent -> enclave vsock
-echo.
+echo and an attestation: the same image launched in production mode (a
+debug-mode enclave attests zero PCRs, as on Nitro) answers a fresh nonce
+on its attestation port (5005) with a document from its NSM, which
+`qemu-eif verify-attestation` checks against the simulation's root
+(NITRO_SIM_DIR/attestation/root.pem), PCR0-2 read over QMP and the nonce.
 
 Usage: make demo [EIF=app.eif] [MEM=256M] [CPUS=2]
 """
@@ -86,6 +90,76 @@ def vsock_echo(wrapper, cid):
                        check=False)
     return p.stdout.strip() if p.returncode == 0 else \
         f'failed: {p.stderr.strip()}'
+
+
+# The parent side of an attestation request, run with the simulator
+# preloaded: waits for the enclave's attestation service (port 5005,
+# tests/nitro/enclave/init.c), sends "NONCE" in hex, writes the document
+ATTEST = """
+import errno, socket, sys, time
+cid, nonce, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+deadline = time.monotonic() + 120
+while True:
+    s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+    s.settimeout(60)
+    try:
+        s.connect((cid, 5005))
+        break
+    except OSError as e:
+        s.close()
+        if e.errno not in (errno.ECONNRESET, errno.ECONNREFUSED,
+                           errno.ETIMEDOUT) or \\
+           time.monotonic() > deadline:
+            sys.exit(f'cannot connect to port 5005: {e}')
+        time.sleep(0.1)
+s.sendall(nonce.encode() + b'\\n')
+f = s.makefile('rb')
+status = f.readline().decode().strip()
+if not status.startswith('ok '):
+    sys.exit(f'the enclave answered: {status}')
+with open(out, 'wb') as d:
+    d.write(f.read(int(status.split()[1])))
+"""
+
+
+def attestation(wrapper, sim_dir, arch, eif, mem, workdir):
+    """Launch @eif in production mode, ask it for an attestation document
+    with a fresh nonce and verify it: the line to print, and whether it
+    verified"""
+    args = ['-accel', 'nitro,debug-mode=off', '-M', 'nitro', '-m', mem,
+            '-kernel', eif]
+    print('demo: attestation: the same image in production mode (a '
+          'debug-mode enclave attests zero PCRs, as on Nitro)')
+    print('demo: attestation: ' + ' '.join([f'qemu-system-{arch}'] + args))
+    vm = QEMUMachine(os.path.join(BUILD, f'qemu-system-{arch}'),
+                     args=args, wrapper=wrapper, base_temp_dir=workdir)
+    vm.launch()
+    try:
+        cid = vm.cmd('qom-get', path='/machine/nitro-vsock',
+                     property='enclave-cid')
+        nonce = os.urandom(32).hex()
+        doc = os.path.join(workdir, 'attestation.cbor')
+        p = subprocess.run(wrapper + [sys.executable, '-c', ATTEST, str(cid),
+                                      nonce, doc],
+                           capture_output=True, text=True, timeout=180,
+                           check=False)
+        if p.returncode:
+            return f'failed: {p.stderr.strip()}', False
+        pcrs = []
+        for i in range(3):
+            pcrs += ['--pcr', f'{i}={qom_pcr(vm, i)}']
+    finally:
+        vm.shutdown()
+    root = os.path.join(sim_dir, 'attestation', 'root.pem')
+    print(f'demo: attestation: qemu-eif verify-attestation --root {root} '
+          f'--nonce {nonce[:16]}... --pcr 0=... --pcr 1=... --pcr 2=...')
+    p = subprocess.run([os.path.join(BUILD, 'qemu-eif'),
+                        'verify-attestation', '--root', root,
+                        '--nonce', nonce, *pcrs, doc],
+                       capture_output=True, text=True, check=False)
+    if p.returncode:
+        return f'REJECTED: {p.stderr.strip()}', False
+    return 'signature valid, PCR0-2 = qom-get, nonce echoed', True
 
 
 def reserve_hugepages(mem_bytes):
@@ -209,11 +283,17 @@ def main():
         if boot == 'qemu':
             print(f'demo: parent -> enclave vsock echo on port 5000: '
                   f'{vsock_echo(wrapper, cid)}')
+        vm.shutdown()
+        print('demo: QEMU quit, the enclave was terminated')
+        attested = True
+        if boot == 'qemu':
+            line, attested = attestation(wrapper, sim_dir, arch, eif, mem,
+                                         workdir)
+            print(f'demo: attestation: {line}')
     finally:
         vm.shutdown()
         shutil.rmtree(workdir, ignore_errors=True)
-    print('demo: QEMU quit, the enclave was terminated')
-    return 0
+    return 0 if attested else 1
 
 
 if __name__ == '__main__':

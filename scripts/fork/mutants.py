@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Mutation run: does a test fail when the behaviour it covers breaks?
 
-Each mutant below is one single-point change to a file of the overlay:
-a string that must appear exactly once in it, and what replaces it.  For
+Each mutant below is one single-point change to a file of the overlay
+(or of a QEMU file as the patch series leaves it): a string that must
+appear exactly once in it, and what replaces it.  For
 each, the script changes the file in the build tree (build/tree, which
 `make` re-creates from the overlay: the checkout is never touched),
 rebuilds incrementally, runs only the tests that can see that code, and
@@ -50,6 +51,7 @@ BOOT = 'func-x86_64-nitro_boot'
 VHOST_VSOCK = 'nitro-vhost-user-vsock'
 OP_MATRIX = 'func-x86_64-nitro_op_matrix'
 NITRO_CLI = 'func-x86_64-nitro_cli'
+ATTEST = 'nitro-attest'
 
 
 MUTANTS = [
@@ -245,6 +247,14 @@ MUTANTS = [
     Mutant('cli-run-json-keys', 'contrib/qemu-nitro/qemu-nitro',
            'RUN_KEYS = DESCRIBE_KEYS[:7]',
            'RUN_KEYS = DESCRIBE_KEYS[:6]', [NITRO_CLI]),
+
+    # Attestation without AWS: virtio-nsm's signature (patch 0091) and
+    # qemu-eif verify-attestation
+    Mutant('nsm-signs-another-context', 'hw/virtio/virtio-nsm.c',
+           'cbor_build_string("Signature1"),',
+           'cbor_build_string("Signature"),', [ATTEST]),
+    Mutant('verify-nonce-unchecked', 'contrib/qemu-eif/attest-verify.c',
+           '    if (e->nonce) {', '    if (false) {', [ATTEST]),
 ]
 
 

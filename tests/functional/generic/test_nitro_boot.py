@@ -10,10 +10,16 @@
 # termination ends everything.  As on Nitro, a reboot terminates the
 # enclave (it never boots twice) and a stop before the heartbeat is a
 # boot failure, with the whole console; each of these runs 20 times.
+# The sample enclave attests: a production-mode enclave answers a
+# request with a fresh nonce on its attestation port with a document from
+# its NSM that qemu-eif verify-attestation and the independent verifier
+# of tests/nitro/attest/pyverify.py accept against the simulation's root,
+# PCR0-2 equal to qom-get, and reject with another nonce.
 # Skipped with the reason when the kernel package cannot be had.
 #
 # SPDX-License-Identifier: GPL-2.0-or-later
 
+import json
 import os
 import re
 import shutil
@@ -22,10 +28,15 @@ import sys
 import tempfile
 import time
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
 from qemu_test.nitro import DEADLINE, NitroTest
 
 SOURCE = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.dirname(os.path.abspath(__file__)))))
+sys.path.insert(0, os.path.join(SOURCE, 'tests', 'nitro', 'attest'))
+from pyverify import py_verify  # noqa: E402
 
 # Runs with the simulator preloaded: AF_VSOCK is the simulation's
 PARENT = r'''
@@ -92,6 +103,35 @@ while True:
         break
     c.sendall(b)
 c.close()
+'''
+
+# Runs with the simulator preloaded: one request to the enclave's
+# attestation service (init.c), once it listens; prints its answer's
+# status line and writes the document to a file
+ATTEST = r'''
+import errno, socket, sys, time
+cid, line, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+deadline = time.monotonic() + 120
+while True:
+    s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+    s.settimeout(60)
+    try:
+        s.connect((cid, 5005))
+        break
+    except OSError as e:
+        s.close()
+        if e.errno not in (errno.ECONNRESET, errno.ECONNREFUSED,
+                           errno.ETIMEDOUT) or \
+           time.monotonic() > deadline:
+            raise
+        time.sleep(0.1)
+s.sendall(line.encode() + b'\n')
+f = s.makefile('rb')
+status = f.readline().decode().strip()
+print(status, flush=True)
+if status.startswith('ok '):
+    with open(out, 'wb') as d:
+        d.write(f.read(int(status.split()[1])))
 '''
 
 # A CID that is neither the parent's (3) nor the enclave's
@@ -244,6 +284,72 @@ class NitroBoot(NitroTest):
         self.assertEqual(self.vm.exitcode(), 0)
         self.assertEqual(self.events('stop')[0]['reason'], 'poweroff')
         self.assertEqual(self.children(cid), [])
+
+    def attest(self, cid, line):
+        """The status line and the document of attestation request @line"""
+        doc = self.scratch_file('doc.cbor')
+        if os.path.exists(doc):
+            os.unlink(doc)
+        env = dict(os.environ, **self.sim_env, LD_PRELOAD=self.sim_lib)
+        p = subprocess.run([sys.executable, '-c', ATTEST, str(cid), line,
+                            doc], env=env, capture_output=True, text=True,
+                           timeout=180, check=False)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        if not os.path.exists(doc):
+            return p.stdout.strip(), None
+        with open(doc, 'rb') as f:
+            return p.stdout.strip(), f.read()
+
+    def verify(self, doc, *args):
+        """qemu-eif verify-attestation of @doc against the simulation's
+        root: exit status, stdout, stderr"""
+        path = self.scratch_file('verify.cbor')
+        with open(path, 'wb') as f:
+            f.write(doc)
+        p = subprocess.run([self.qemu_eif, 'verify-attestation', '--root',
+                            os.path.join(self.sim_dir, 'attestation',
+                                         'root.pem'), *args, path],
+                           capture_output=True, text=True, timeout=60,
+                           check=False)
+        return p.returncode, p.stdout, p.stderr
+
+    def test_attestation(self):
+        # A production-mode enclave (debug mode attests zero PCRs): no
+        # console, the attestation service is waited for on its port
+        self.vm.add_args('-accel', 'nitro,debug-mode=off', '-M', 'nitro',
+                         '-m', '256M', '-kernel', self.real_eif())
+        self.vm.launch()
+        cid = self.events('start')[0]['cid']
+        nonce, user = os.urandom(32), b'sample user data'
+        status, doc = self.attest(cid, f'{nonce.hex()} {user.hex()}')
+        self.assertTrue(status.startswith('ok '), status)
+        pcrs = []
+        for n in range(3):
+            res = self.qom_pcr(self.vm, n)
+            self.assertIn('return', res, res)
+            pcrs += ['--pcr', f'{n}={res["return"]}']
+        rc, out, err = self.verify(doc, '--nonce', nonce.hex(), *pcrs)
+        self.assertEqual(rc, 0, err)
+        payload = json.loads(out)
+        self.assertEqual(payload['nonce'], nonce.hex())
+        self.assertEqual(payload['user_data'], user.hex())
+        with open(os.path.join(self.sim_dir, 'attestation', 'root.pem'),
+                  'rb') as f:
+            root = x509.load_pem_x509_certificate(f.read()).public_bytes(
+                serialization.Encoding.DER)
+        self.assertIsNone(py_verify(doc, root, nonce=nonce))
+
+        # another nonce: rejected by both
+        other = os.urandom(32)
+        rc, out, err = self.verify(doc, '--nonce', other.hex())
+        self.assertEqual(rc, 1, out)
+        self.assertIn('nonce', err)
+        self.assertEqual(py_verify(doc, root, nonce=other), 'wrong nonce')
+
+        # a request the service does not understand is answered so
+        status, doc = self.attest(cid, 'not hex')
+        self.assertIsNone(doc)
+        self.assertRegex(status, r'^error expected "NONCE \[USER_DATA\]"')
 
     def test_panic_stops_enclave(self):
         cid = self.boot()

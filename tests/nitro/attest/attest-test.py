@@ -4,7 +4,8 @@
 # that `qemu-eif make-attestation-chain` made, and both `qemu-eif
 # verify-attestation` and an independent verifier written here (Python's
 # cryptography and cbor2) accept them, and reject a changed payload, a
-# wrong root, a stale certificate and a wrong nonce.  The other requests
+# wrong root, a stale certificate and a wrong nonce (the independent
+# verifier is pyverify.py, which the boot test shares).  The other requests
 # of the NSM API (DescribeNSM, GetRandom, DescribePCR, ExtendPCR, LockPCR,
 # LockPCRs) answer as it documents them.  The device runs in
 # -M microvm under qtest; nsm_qtest.py drives it as a guest driver
@@ -27,17 +28,15 @@ import time
 
 import cbor2
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import \
-    encode_dss_signature
 from cryptography.x509.oid import NameOID
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 '..'))
 from taptest import Tap, sample_eif  # noqa: E402
 from nsm_qtest import attestation, nsm_session  # noqa: E402
+from pyverify import py_verify  # noqa: E402
 
 QEMU_EIF, QEMU = sys.argv[1:3]
 
@@ -60,52 +59,6 @@ def our_verify(tmp, doc, root, *args):
     if rc != 1 or out or len(err.splitlines()) != 1:
         return f'unexpected: rc {rc}, stdout {out!r}, stderr {err!r}', None
     return err, None
-
-
-def py_verify(doc, root_der, nonce=None):
-    """None if @doc verifies up to @root_der independently of QEMU (and
-    has @nonce, if given), else the reason"""
-    try:
-        cose = cbor2.loads(doc)
-        if isinstance(cose, cbor2.CBORTag):
-            cose = cose.value
-        prot, unprot, payload_b, sig = cose
-        if cbor2.loads(prot) != {1: -35} or unprot != {}:
-            return 'not ES384'
-        payload = cbor2.loads(payload_b)
-        leaf = x509.load_der_x509_certificate(payload['certificate'])
-        if len(sig) != 96:
-            return 'signature length'
-        leaf.public_key().verify(
-            encode_dss_signature(int.from_bytes(sig[:48], 'big'),
-                                 int.from_bytes(sig[48:], 'big')),
-            cbor2.dumps(['Signature1', prot, b'', payload_b]),
-            ec.ECDSA(hashes.SHA384()))
-        if payload['cabundle'][0] != root_der:
-            return 'cabundle[0] is not the root'
-        chain = [x509.load_der_x509_certificate(c)
-                 for c in payload['cabundle']] + [leaf]
-        for issuer, cert in zip([chain[0]] + chain, chain):
-            if cert.issuer != issuer.subject:
-                return f'{cert.subject} not issued by {issuer.subject}'
-            issuer.public_key().verify(cert.signature,
-                                       cert.tbs_certificate_bytes,
-                                       ec.ECDSA(cert.signature_hash_algorithm))
-        for cert in chain[:-1]:
-            if not cert.extensions.get_extension_for_class(
-                    x509.BasicConstraints).value.ca:
-                return f'{cert.subject} is not a CA'
-        now = datetime.datetime.utcnow()
-        for cert in chain:
-            if not cert.not_valid_before <= now <= cert.not_valid_after:
-                return f'{cert.subject} is not valid now'
-        if nonce is not None and payload.get('nonce') != nonce:
-            return 'wrong nonce'
-        return None
-    except InvalidSignature:
-        return 'bad signature'
-    except Exception as e:  # any malformed document is a rejection
-        return f'{type(e).__name__}: {e}'
 
 
 def make_chain(directory, name, count=3, stale=False):

@@ -5,11 +5,15 @@
 #   build-image.py --qemu-eif QEMU_EIF --out DIR [--cache DIR] [--test]
 #                  [--arch x86_64|aarch64]
 #
-# The kernel comes from Debian's linux-image package for amd64 (or arm64
-# with --arch aarch64, the default on an arm64 host), downloaded with
-# `apt-get download` (never installed) into the cache directory; only
-# its vmlinuz and the modules that virtio-mmio and virtio-vsock need
-# (dependencies from its modules.dep) are extracted.  The arm64 package
+# The kernel of amd64 is Debian's 6.12 cloud kernel from
+# bookworm-backports (linux-image-6.12.*-cloud-amd64, the first with the
+# NSM driver nsm.ko: /dev/nsm), found and downloaded through the private
+# apt configuration of scripts/nitro-parent-vm (download/apt-backports);
+# that of arm64 (--arch aarch64, the default on an arm64 host) the
+# package linux-image-arm64 names.  The package is downloaded with
+# `apt-get download` (never installed) into the cache directory; only its
+# vmlinuz and the modules that virtio-mmio, virtio-vsock and the NSM need
+# (dependencies from their modinfo) are extracted.  The arm64 package
 # of an amd64 host comes through a private apt configuration in
 # download/apt-arm64 (the system's Debian archive, arm64 only; the
 # system's apt setup is not changed).  init.c is compiled statically (by
@@ -31,6 +35,8 @@
 import argparse
 import fcntl
 import glob
+import importlib.machinery
+import importlib.util
 import lzma
 import os
 import shutil
@@ -59,10 +65,12 @@ HOST_ARCH = 'aarch64' if os.uname().machine == 'aarch64' else 'x86_64'
 # crypto self-tests of every algorithm (crypto_algapi_init) are more than
 # half of the instructions of Debian's kernel up to init
 SAMPLE_OPTIONS = ' cryptomgr.notests'
-# what init loads: the transport of the command-line devices and vsock
-WANTED = ['virtio_mmio', 'vmw_vsock_virtio_transport']
+# what init loads: the transport of the command-line devices, vsock and
+# the NSM (/dev/nsm, for the attestation service); a module the package
+# does not have is built in (or, for nsm, absent: no attestation)
+WANTED = ['virtio_mmio', 'vmw_vsock_virtio_transport', 'nsm']
 # where they and their dependencies are in the package
-MODULE_DIRS = ['drivers/virtio', 'net/vmw_vsock']
+MODULE_DIRS = ['drivers/virtio', 'net/vmw_vsock', 'drivers/misc']
 SKIP = 77
 
 
@@ -143,6 +151,28 @@ def kernel_package(arch, opts):
         raise Unavailable(f'apt knows no {meta} (no Debian archive in the '
                           'apt sources?)')
     return pkg
+
+
+def cloud_kernel(cache):
+    """The .deb of bookworm-backports' newest 6.12 cloud kernel for amd64
+    in @cache (the one there, else downloaded with scripts/nitro-parent-vm's
+    apt configuration)"""
+    debs = sorted(glob.glob(os.path.join(
+        cache, 'linux-image-6.12.*-cloud-amd64_*.deb')))
+    if debs:
+        return debs[-1]
+    # imported here: nitro-parent-vm imports this file
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        HERE))), 'scripts', 'nitro-parent-vm')
+    loader = importlib.machinery.SourceFileLoader('nitro_parent_vm', path)
+    parent_vm = importlib.util.module_from_spec(
+        importlib.util.spec_from_loader(loader.name, loader))
+    loader.exec_module(parent_vm)
+    try:
+        opts = parent_vm.apt_opts()
+        return download(parent_vm.newest_kernel(opts), cache, opts)
+    except parent_vm.Unavailable as e:
+        raise Unavailable(str(e)) from e
 
 
 def download(pkg, cache, opts=()):
@@ -255,9 +285,11 @@ def build(qemu_eif, out, cache, test, arch):
                           f'gcc-{compiler[:-4]}) to compile the init')
     with open(os.path.join(cache, '.lock'), 'w') as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        opts = apt_options(arch)
-        pkg = kernel_package(arch, opts)
-        deb = download(pkg, cache, opts)
+        if arch == 'x86_64':
+            deb = cloud_kernel(cache)
+        else:
+            opts = apt_options(arch)
+            deb = download(kernel_package(arch, opts), cache, opts)
         stamp = f'{deb} {os.path.getmtime(os.path.join(HERE, "init.c"))} ' \
                 f'{test}{SAMPLE_OPTIONS}\n'
         if os.path.exists(eif) and os.path.exists(eif + '.stamp'):

@@ -2,12 +2,18 @@
  * The init of the sample enclave image (build-image.py)
  *
  * A static program run as /init from the initramfs of a Debian kernel:
- * it loads the virtio-mmio and vsock modules (/modules/order lists them,
- * dependencies first), sends the Nitro Enclaves boot heartbeat exactly as
- * the official init does (connect to CID 3 port 9000, write 0xB7, read
- * one byte that must be 0xB7, no retry: otherwise it exits and the kernel
- * panics), then runs the sample app: a line on the console and a vsock
- * echo server on port 5000.
+ * it loads the virtio-mmio, vsock and NSM modules (/modules/order lists
+ * them, dependencies first), sends the Nitro Enclaves boot heartbeat
+ * exactly as the official init does (connect to CID 3 port 9000, write
+ * 0xB7, read one byte that must be 0xB7, no retry: otherwise it exits and
+ * the kernel panics), then runs the sample app: a line on the console, a
+ * vsock echo server on port 5000 and an attestation service on port 5005.
+ *
+ * The attestation service answers one request per connection: a line
+ * "NONCE [USER_DATA]", each in hex (at most 512 bytes), gets "ok N\n"
+ * followed by the N bytes of the attestation document (a COSE_Sign1)
+ * that the NSM (/dev/nsm, the kernel's nsm driver) returns for that
+ * nonce and user_data, or one line "error REASON".
  *
  * With "nitro_test" on the kernel command line it also serves test
  * commands, one line per connection on port 5001:
@@ -28,6 +34,7 @@
  */
 
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -40,6 +47,7 @@
 #include <string.h>
 #include <termios.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/socket.h>
@@ -52,6 +60,7 @@
 #define HEARTBEAT_BYTE  0xB7
 #define ECHO_PORT       5000
 #define TEST_PORT       5001
+#define ATTEST_PORT     5005
 #define BLOCK           4096
 #define MIN(a, b)       ((a) < (b) ? (a) : (b))
 
@@ -308,6 +317,233 @@ static void test_command(int fd)
     _exit(0);
 }
 
+/* the kernel's NSM driver interface (<linux/nsm.h>, Linux 6.8) */
+struct nsm_iovec {
+    uint64_t addr;
+    uint64_t len;
+};
+
+struct nsm_raw {
+    struct nsm_iovec request;
+    struct nsm_iovec response;
+};
+
+#define NSM_IOCTL_RAW           _IOWR(0x0A, 0x0, struct nsm_raw)
+#define NSM_REQUEST_MAX_SIZE    0x1000
+#define NSM_RESPONSE_MAX_SIZE   0x3000
+/* the NSM API's limit for nonce and user_data */
+#define NSM_FIELD_MAX           512
+
+/* a CBOR head of @major and @len at @p; its size */
+static size_t cbor_head(uint8_t *p, unsigned major, size_t len)
+{
+    if (len < 24) {
+        p[0] = major << 5 | len;
+        return 1;
+    }
+    if (len < 256) {
+        p[0] = major << 5 | 24;
+        p[1] = len;
+        return 2;
+    }
+    p[0] = major << 5 | 25;
+    p[1] = len >> 8;
+    p[2] = len;
+    return 3;
+}
+
+static size_t cbor_text(uint8_t *p, const char *s)
+{
+    size_t n = cbor_head(p, 3, strlen(s));
+
+    memcpy(p + n, s, strlen(s));
+    return n + strlen(s);
+}
+
+/* a byte string, or null when @len is negative */
+static size_t cbor_bytes(uint8_t *p, const uint8_t *b, ssize_t len)
+{
+    size_t n;
+
+    if (len < 0) {
+        p[0] = 0xf6;
+        return 1;
+    }
+    n = cbor_head(p, 2, len);
+    memcpy(p + n, b, len);
+    return n + len;
+}
+
+/*
+ * The next head of @p (before @end): its major type and argument; false
+ * if there is none
+ */
+static bool cbor_next(const uint8_t **p, const uint8_t *end,
+                      unsigned *major, uint64_t *arg)
+{
+    unsigned info, i, n;
+
+    if (*p >= end) {
+        return false;
+    }
+    *major = **p >> 5;
+    info = **p & 31;
+    (*p)++;
+    if (info < 24) {
+        *arg = info;
+        return true;
+    }
+    if (info > 27) {
+        return false;
+    }
+    n = 1u << (info - 24);
+    if (end - *p < n) {
+        return false;
+    }
+    *arg = 0;
+    for (i = 0; i < n; i++) {
+        *arg = *arg << 8 | *(*p)++;
+    }
+    return true;
+}
+
+/* whether the text string @s is at @p, which is then past it */
+static bool cbor_is_text(const uint8_t **p, const uint8_t *end,
+                         const char *s)
+{
+    const uint8_t *q = *p;
+    unsigned major;
+    uint64_t len;
+
+    if (!cbor_next(&q, end, &major, &len) || major != 3 ||
+        len != strlen(s) || end - q < len || memcmp(q, s, len)) {
+        return false;
+    }
+    *p = q + len;
+    return true;
+}
+
+/* @n bytes of hex at @s into @out; their count or -1 */
+static ssize_t unhex(const char *s, size_t n, uint8_t *out, size_t max)
+{
+    size_t i;
+
+    if (n % 2 || n / 2 > max) {
+        return -1;
+    }
+    for (i = 0; i < n; i += 2) {
+        unsigned v;
+
+        if (!isxdigit((unsigned char)s[i]) ||
+            !isxdigit((unsigned char)s[i + 1]) ||
+            sscanf(s + i, "%2x", &v) != 1) {
+            return -1;
+        }
+        out[i / 2] = v;
+    }
+    return n / 2;
+}
+
+static void attest_error(int fd, const char *fmt, ...)
+{
+    char line[256];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+    va_end(ap);
+    n = MIN(n, (int)sizeof(line) - 2);
+    line[n++] = '\n';
+    write_all(fd, line, n);
+    _exit(1);
+}
+
+/*
+ * One attestation request: {"Attestation": {"user_data": ..., "nonce":
+ * ..., "public_key": null}} to /dev/nsm, whose answer is {"Attestation":
+ * {"document": bytes}} (or {"Error": ...})
+ */
+static void attest(int fd)
+{
+    static char line[4 * NSM_FIELD_MAX + 16];
+    static uint8_t req[NSM_REQUEST_MAX_SIZE], resp[NSM_RESPONSE_MAX_SIZE];
+    uint8_t nonce[NSM_FIELD_MAX], user[NSM_FIELD_MAX];
+    ssize_t nonce_len, user_len = -1, got = 0, r;
+    struct nsm_raw raw;
+    const uint8_t *p, *end;
+    unsigned major;
+    uint64_t len;
+    char *sp, *nl;
+    size_t n = 0;
+    int nsm;
+
+    while (!(nl = memchr(line, '\n', got)) && got < sizeof(line) - 1 &&
+           (r = read(fd, line + got, sizeof(line) - 1 - got)) > 0) {
+        got += r;
+    }
+    if (!nl) {
+        attest_error(fd, "error the request is not one line of at most %zu "
+                     "bytes", sizeof(line) - 1);
+    }
+    *nl = 0;
+    sp = strchr(line, ' ');
+    nonce_len = unhex(line, sp ? sp - line : strlen(line), nonce,
+                      sizeof(nonce));
+    if (sp) {
+        user_len = unhex(sp + 1, strlen(sp + 1), user, sizeof(user));
+    }
+    if (nonce_len < 0 || (sp && user_len < 0)) {
+        attest_error(fd, "error expected \"NONCE [USER_DATA]\" in hex, at "
+                     "most %d bytes each", NSM_FIELD_MAX);
+    }
+
+    req[n++] = 0xa1;
+    n += cbor_text(req + n, "Attestation");
+    req[n++] = 0xa3;
+    n += cbor_text(req + n, "user_data");
+    n += cbor_bytes(req + n, user, user_len);
+    n += cbor_text(req + n, "nonce");
+    n += cbor_bytes(req + n, nonce, nonce_len);
+    n += cbor_text(req + n, "public_key");
+    n += cbor_bytes(req + n, NULL, -1);
+
+    nsm = open("/dev/nsm", O_RDWR | O_CLOEXEC);
+    if (nsm < 0) {
+        attest_error(fd, "error cannot open /dev/nsm: %s", strerror(errno));
+    }
+    raw = (struct nsm_raw) {
+        .request = { (uintptr_t)req, n },
+        .response = { (uintptr_t)resp, sizeof(resp) },
+    };
+    if (ioctl(nsm, NSM_IOCTL_RAW, &raw) < 0) {
+        attest_error(fd, "error NSM request failed: %s", strerror(errno));
+    }
+    p = resp;
+    end = resp + MIN(raw.response.len, sizeof(resp));
+    if (!cbor_next(&p, end, &major, &len) || major != 5 || len != 1) {
+        attest_error(fd, "error the NSM's answer is not a map of one key");
+    }
+    if (cbor_is_text(&p, end, "Error")) {
+        if (cbor_next(&p, end, &major, &len) && major == 3 &&
+            len <= end - p) {
+            attest_error(fd, "error the NSM answered %.*s", (int)len, p);
+        }
+        attest_error(fd, "error the NSM answered an error");
+    }
+    if (!cbor_is_text(&p, end, "Attestation") ||
+        !cbor_next(&p, end, &major, &len) || major != 5 || len != 1 ||
+        !cbor_is_text(&p, end, "document") ||
+        !cbor_next(&p, end, &major, &len) || major != 2 || len > end - p) {
+        attest_error(fd, "error the NSM's answer has no document");
+    }
+    snprintf(line, sizeof(line), "ok %llu\n", (unsigned long long)len);
+    if (write_all(fd, line, strlen(line))) {
+        write_all(fd, p, len);
+    }
+    _exit(0);
+}
+
 static bool test_mode(void)
 {
     char cmdline[4096] = "";
@@ -325,7 +561,7 @@ static void die(int sig)
 
 int main(void)
 {
-    int echo_fd, test_fd = -1, con;
+    int fds[3] = { -1, -1, -1 }, con;
 
     mount("devtmpfs", "/dev", "devtmpfs", 0, NULL);
     mount("proc", "/proc", "proc", 0, NULL);
@@ -341,22 +577,24 @@ int main(void)
     say("heartbeat ok");
     sigaction(SIGCHLD, &(struct sigaction){ .sa_handler = SIG_IGN }, NULL);
     sigaction(SIGTERM, &(struct sigaction){ .sa_handler = die }, NULL);
-    echo_fd = vsock_listen(ECHO_PORT);
+    fds[0] = vsock_listen(ECHO_PORT);
+    fds[1] = vsock_listen(ATTEST_PORT);
     if (test_mode()) {
-        test_fd = vsock_listen(TEST_PORT);
+        fds[2] = vsock_listen(TEST_PORT);
     }
+    say("attestation service on vsock port %d", ATTEST_PORT);
     say("hello from the enclave: vsock echo server on port %d", ECHO_PORT);
     for (;;) {
-        struct pollfd p[2] = {
-            { .fd = echo_fd, .events = POLLIN },
-            { .fd = test_fd, .events = POLLIN },
-        };
+        struct pollfd p[3];
         int i;
 
-        if (poll(p, 2, -1) < 0) {
+        for (i = 0; i < 3; i++) {
+            p[i] = (struct pollfd) { .fd = fds[i], .events = POLLIN };
+        }
+        if (poll(p, 3, -1) < 0) {
             continue;
         }
-        for (i = 0; i < 2; i++) {
+        for (i = 0; i < 3; i++) {
             int c;
 
             if (!(p[i].revents & POLLIN)) {
@@ -371,6 +609,8 @@ int main(void)
                           &(struct sigaction){ .sa_handler = SIG_DFL }, NULL);
                 if (i == 0) {
                     echo(c);
+                } else if (i == 1) {
+                    attest(c);
                 }
                 test_command(c);
             }
