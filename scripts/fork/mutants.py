@@ -49,6 +49,7 @@ MEMORY = 'nitro-func-x86_64/nitro_memory'
 BOOT = 'nitro-func-x86_64/nitro_boot'
 VHOST_VSOCK = 'nitro-vhost-user-vsock'
 OP_MATRIX = 'nitro-func-x86_64/nitro_op_matrix'
+NE_PCI = 'nitro-qtest-x86_64/nitro-pci-test'
 
 
 MUTANTS = [
@@ -240,6 +241,13 @@ MUTANTS = [
     Mutant('ram-not-in-address-space', 'hw/nitro/machine.c',
            'memory_region_add_subregion(get_system_memory(), 0, ms->ram);',
            ';', [LIFECYCLE]),
+
+    # The Nitro hypervisor's PCI device: a range that starts below a
+    # donated one and runs into it is refused (EEXIST)
+    Mutant('ne-pci-overlap-from-below', 'hw/nitro/ne-pci.c',
+           'if (paddr < r->paddr + r->size && r->paddr < paddr + size) {',
+           'if (paddr < r->paddr + r->size && r->paddr < paddr) {',
+           [NE_PCI]),
 ]
 
 
