@@ -117,9 +117,10 @@ int vuv_host_listen(const VuvHostConfig *cfg, Error **errp)
     return fd;
 }
 
-int vuv_host_read_request(int fd, char *line, size_t line_size,
-                          size_t *line_len, uint32_t *port)
+int vuv_host_read_line(int fd, const char *verb, char *line,
+                       size_t line_size, size_t *line_len, uint32_t *port)
 {
+    size_t skip = strlen(verb) + 1;
     const char *end;
     uint64_t v;
 
@@ -143,8 +144,8 @@ int vuv_host_read_request(int fd, char *line, size_t line_size,
         }
     }
     line[*line_len] = 0;
-    if (!g_str_has_prefix(line, "CONNECT ") ||
-        qemu_strtou64(line + 8, &end, 10, &v) < 0 || *end ||
+    if (strncmp(line, verb, skip - 1) || line[skip - 1] != ' ' ||
+        qemu_strtou64(line + skip, &end, 10, &v) < 0 || *end ||
         v > UINT32_MAX) {
         return -1;
     }

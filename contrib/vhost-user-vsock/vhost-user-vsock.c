@@ -9,6 +9,12 @@
  * control both ways: the guest never has more than our buffer in flight
  * and we never send more than the guest's credit, so no byte is dropped.
  *
+ * With --guests, the process serves more guests (guests.c): a guest
+ * connecting to the CID of another one reaches it through a socket pair
+ * whose far end is, for the other guest, a gateway client from the first
+ * guest's address; the near end waits for that client's "OK <port>"
+ * before the connection is established.
+ *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
@@ -39,11 +45,16 @@ typedef enum {
     CONN_ESTABLISHED,
 } ConnState;
 
-typedef struct VuvDev VuvDev;
+/* A connection, as its guest sees it */
+typedef struct ConnKey {
+    uint64_t host_cid;          /* the guest's peer */
+    uint32_t guest_port;
+    uint32_t host_port;
+} ConnKey;
 
 typedef struct VuvConn {
     VuvDev *dev;
-    uint64_t key;               /* guest port << 32 | host port */
+    ConnKey key;
     uint64_t host_cid;          /* the guest's peer */
     uint32_t host_port;
     uint32_t guest_port;
@@ -53,6 +64,7 @@ typedef struct VuvConn {
     ConnState state;
     bool from_gateway;
     bool host_connecting;       /* non-blocking host connect pending */
+    bool peer_connecting;       /* another guest: reading its "OK <port>" */
     char line[32];
     size_t line_len;
 
@@ -82,7 +94,6 @@ typedef struct VuvConn {
 struct VuvDev {
     VugDev parent;
     VuvHostConfig cfg;
-    GMainLoop *loop;
     GHashTable *conns;          /* key -> VuvConn */
     GQueue rxq;                 /* conns with something for the guest */
     GQueue rsts;                /* headers of RSTs for unknown conns */
@@ -91,14 +102,33 @@ struct VuvDev {
     uint64_t host_cid;          /* the guest's peer for gateway clients */
     uint32_t next_port;
     bool started;
+    bool first;                 /* the command line's: ends the process */
+    bool served;                /* its front-end connected */
+    bool ending;                /* its front-end went away */
+    int listen_fd;              /* an added guest's, until it connects */
+    guint listen_watch;
 };
 
 static void conn_update_watch(VuvDev *v, VuvConn *c);
 static void rx_pump(VuvDev *v);
 
-static uint64_t conn_key(uint32_t guest_port, uint32_t host_port)
+static ConnKey conn_key(uint64_t host_cid, uint32_t guest_port,
+                        uint32_t host_port)
 {
-    return (uint64_t)guest_port << 32 | host_port;
+    return (ConnKey) { host_cid, guest_port, host_port };
+}
+
+static guint conn_key_hash(gconstpointer p)
+{
+    const ConnKey *k = p;
+
+    return g_int64_hash(&k->host_cid) ^
+           ((guint)k->guest_port * 31 + k->host_port);
+}
+
+static gboolean conn_key_equal(gconstpointer a, gconstpointer b)
+{
+    return !memcmp(a, b, sizeof(ConnKey));
 }
 
 static uint32_t conn_credit(VuvConn *c)
@@ -160,7 +190,7 @@ static VuvConn *conn_new(VuvDev *v, uint32_t guest_port, uint64_t host_cid,
     c->guest_port = guest_port;
     c->host_cid = host_cid;
     c->host_port = host_port;
-    c->key = conn_key(guest_port, host_port);
+    c->key = conn_key(host_cid, guest_port, host_port);
     c->fd = fd;
     c->tx = g_malloc(VUV_BUF_ALLOC);
     c->rx = g_malloc(VUV_READ_CHUNK);
@@ -257,8 +287,8 @@ static void conn_read_host(VuvDev *v, VuvConn *c)
 static void gateway_handshake(VuvDev *v, VuvConn *c)
 {
     uint32_t port;
-    int r = vuv_host_read_request(c->fd, c->line, sizeof(c->line),
-                                  &c->line_len, &port);
+    int r = vuv_host_read_line(c->fd, "CONNECT", c->line, sizeof(c->line),
+                               &c->line_len, &port);
     VuvConn *old;
 
     if (r == 0) {
@@ -274,7 +304,7 @@ static void gateway_handshake(VuvDev *v, VuvConn *c)
     c->watch_cond = 0;
     g_hash_table_steal(v->conns, &c->key);
     c->guest_port = port;
-    c->key = conn_key(port, c->host_port);
+    c->key = conn_key(c->host_cid, port, c->host_port);
     old = g_hash_table_lookup(v->conns, &c->key);
     if (old) {
         conn_free(v, old);
@@ -286,6 +316,27 @@ static void gateway_handshake(VuvDev *v, VuvConn *c)
     conn_queue(v, c);
 }
 
+/* the other guest accepted (its "OK <port>"), refused or went away */
+static void peer_handshake(VuvDev *v, VuvConn *c)
+{
+    uint32_t port;
+    int r = vuv_host_read_line(c->fd, "OK", c->line, sizeof(c->line),
+                               &c->line_len, &port);
+
+    if (r == 0) {
+        return;
+    }
+    c->peer_connecting = false;
+    if (r < 0) {
+        conn_reset(v, c, true);
+        return;
+    }
+    c->state = CONN_ESTABLISHED;
+    c->want_response = true;
+    conn_update_watch(v, c);
+    conn_queue(v, c);
+}
+
 static gboolean conn_event(gint fd, GIOCondition cond, gpointer opaque)
 {
     VuvConn *c = opaque;
@@ -293,6 +344,10 @@ static gboolean conn_event(gint fd, GIOCondition cond, gpointer opaque)
 
     if (c->state == CONN_HANDSHAKE) {
         gateway_handshake(v, c);
+        return G_SOURCE_CONTINUE;
+    }
+    if (c->peer_connecting) {
+        peer_handshake(v, c);
         return G_SOURCE_CONTINUE;
     }
     if (c->host_connecting && (cond & (G_IO_OUT | G_IO_ERR | G_IO_HUP))) {
@@ -326,7 +381,7 @@ static void conn_update_watch(VuvDev *v, VuvConn *c)
     if (c->fd < 0) {
         return;
     }
-    if (c->state == CONN_HANDSHAKE) {
+    if (c->state == CONN_HANDSHAKE || c->peer_connecting) {
         want = G_IO_IN;
     } else if (c->host_connecting) {
         want = G_IO_OUT;
@@ -502,15 +557,47 @@ static void send_rst_for(VuvDev *v, const struct virtio_vsock_hdr *in)
     g_queue_push_tail(&v->rsts, h);
 }
 
-/* the guest connects to a host port */
+/*
+ * Connect guest port @src_port to port @dst_port of @peer, another guest:
+ * a socket pair, whose far end @peer sees as a gateway client from our
+ * guest's (CID, @src_port).  Returns the near end, or -1 with @errp set.
+ */
+static int peer_connect(VuvDev *v, VuvDev *peer, uint32_t src_port,
+                        uint32_t dst_port, Error **errp)
+{
+    ConnKey key = conn_key(v->cfg.guest_cid, dst_port, src_port);
+    VuvConn *c, *old;
+    int sv[2];
+
+    if (qemu_socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) < 0) {
+        error_setg_errno(errp, errno, "socketpair");
+        return -1;
+    }
+    old = g_hash_table_lookup(peer->conns, &key);
+    if (old) {
+        conn_free(peer, old);
+    }
+    c = conn_new(peer, dst_port, v->cfg.guest_cid, src_port, sv[1]);
+    c->from_gateway = true;
+    c->state = CONN_CONNECTING;
+    c->want_request = true;
+    conn_update_watch(peer, c);
+    conn_queue(peer, c);
+    return sv[0];
+}
+
+/* the guest connects to a host port, or to another guest's */
 static void guest_request(VuvDev *v, uint64_t dst_cid, uint32_t src_port,
                           uint32_t dst_port,
                           const struct virtio_vsock_hdr *h)
 {
     g_autoptr(Error) err = NULL;
-    bool in_progress;
+    VuvDev *peer = vuv_guests_find(dst_cid);
+    bool in_progress = false;
     VuvConn *c;
-    int fd = vuv_host_connect(&v->cfg, dst_cid, dst_port, src_port,
+    int fd = peer && peer != v && !peer->ending ?
+             peer_connect(v, peer, src_port, dst_port, &err) :
+             vuv_host_connect(&v->cfg, dst_cid, dst_port, src_port,
                               &in_progress, &err);
 
     if (fd < 0) {
@@ -522,6 +609,12 @@ static void guest_request(VuvDev *v, uint64_t dst_cid, uint32_t src_port,
     c = conn_new(v, src_port, dst_cid, dst_port, fd);
     c->peer_buf_alloc = le32_to_cpu(h->buf_alloc);
     c->peer_fwd_cnt = le32_to_cpu(h->fwd_cnt);
+    if (peer && peer != v && !peer->ending) {
+        c->state = CONN_CONNECTING;
+        c->peer_connecting = true;
+        conn_update_watch(v, c);
+        return;
+    }
     if (in_progress) {
         c->state = CONN_CONNECTING;
         c->host_connecting = true;
@@ -562,11 +655,8 @@ static void tx_packet(VuvDev *v, VuVirtqElement *elem)
         }
         return;
     }
-    c = g_hash_table_lookup(v->conns, &(uint64_t){ conn_key(src_port,
-                                                            dst_port) });
-    if (c && c->host_cid != le64_to_cpu(h.dst_cid)) {
-        c = NULL;
-    }
+    c = g_hash_table_lookup(v->conns, &(ConnKey) {
+                                le64_to_cpu(h.dst_cid), src_port, dst_port });
     if (!c) {
         if (op == VIRTIO_VSOCK_OP_REQUEST) {
             guest_request(v, le64_to_cpu(h.dst_cid), src_port, dst_port, &h);
@@ -678,7 +768,7 @@ static void drop_all(VuvDev *v)
 
         g_hash_table_iter_steal(&it);
         c->queued = false;
-        c->key = UINT64_MAX;    /* not in the table any more */
+        c->key.host_cid = UINT64_MAX;   /* not in the table any more */
         conn_free(v, c);
     }
     g_queue_clear(&v->rxq);
@@ -723,7 +813,24 @@ static int get_config(VuDev *dev, uint8_t *config, uint32_t len)
     return 0;
 }
 
+static void vuv_panic(VuDev *dev, const char *msg);
+
+/*
+ * The front-end closed the connection: libvhost-user reads that as
+ * VHOST_USER_NONE, and would exit the process
+ */
+static int process_msg(VuDev *dev, VhostUserMsg *msg, int *do_reply)
+{
+    if (msg->request != VHOST_USER_NONE) {
+        return false;
+    }
+    *do_reply = false;
+    vuv_panic(dev, "the front-end disconnected");
+    return true;
+}
+
 static const VuDevIface vuv_iface = {
+    .process_msg = process_msg,
     .get_features = get_features,
     .get_protocol_features = get_protocol_features,
     .queue_set_started = queue_set_started,
@@ -751,8 +858,8 @@ static gboolean gateway_accept(gint fd, GIOCondition cond, gpointer opaque)
         if (v->next_port < VUV_FIRST_PORT) {
             v->next_port = VUV_FIRST_PORT;
         }
-    } while (g_hash_table_contains(v->conns,
-                                   &(uint64_t){ conn_key(0, port) }));
+    } while (g_hash_table_contains(v->conns, &(ConnKey) {
+                                       v->host_cid, 0, port }));
     c = conn_new(v, 0, v->host_cid, port, cfd);
     c->from_gateway = true;
     c->state = CONN_HANDSHAKE;
@@ -760,13 +867,153 @@ static gboolean gateway_accept(gint fd, GIOCondition cond, gpointer opaque)
     return G_SOURCE_CONTINUE;
 }
 
+static GMainLoop *loop;
+
+/* An added guest is gone: free it (from the main loop, never inside it) */
+static gboolean dev_free(gpointer opaque)
+{
+    VuvDev *v = opaque;
+
+    if (vuv_guests_find(v->cfg.guest_cid) == v) {
+        vuv_guests_remove(v->cfg.guest_cid);
+    }
+    drop_all(v);
+    if (v->listen_fd >= 0) {
+        g_source_remove(v->listen_watch);
+        close(v->listen_fd);
+    }
+    if (v->served) {
+        vu_deinit(&v->parent.parent);
+        vug_deinit(&v->parent);
+    }
+    if (v->gateway_fd >= 0) {
+        g_source_remove(v->gateway_watch);
+        close(v->gateway_fd);
+        unlink(v->cfg.uds_path);
+    }
+    g_hash_table_destroy(v->conns);
+    g_free(v->cfg.uds_path);
+    g_free(v);
+    return G_SOURCE_REMOVE;
+}
+
+static void dev_end(VuvDev *v)
+{
+    if (v->ending) {
+        return;
+    }
+    v->ending = true;
+    if (v->first) {
+        g_main_loop_quit(loop);
+    } else {
+        /* before its closed socket is polled again */
+        g_idle_add_full(G_PRIORITY_HIGH, dev_free, v, NULL);
+    }
+}
+
 static void vuv_panic(VuDev *dev, const char *msg)
 {
     VuvDev *v = container_of(dev, VuvDev, parent.parent);
 
-    /* the front-end went away (the guest exited): so do we */
-    g_debug("vhost-user: %s", msg);
-    g_main_loop_quit(v->loop);
+    /*
+     * the front-end went away (the guest exited): so does the guest, and
+     * with the first one the process
+     */
+    g_debug("vhost-user (CID %" PRIu64 "): %s", v->cfg.guest_cid, msg);
+    dev_end(v);
+}
+
+/* A guest of CID @cfg->guest_cid, with its gateway: NULL with @errp set */
+static VuvDev *dev_new(const VuvHostConfig *cfg, uint64_t host_cid,
+                       Error **errp)
+{
+    VuvDev *v = g_new0(VuvDev, 1);
+
+    v->cfg = *cfg;
+    v->cfg.uds_path = g_strdup(cfg->uds_path);
+    v->host_cid = host_cid;
+    v->conns = g_hash_table_new(conn_key_hash, conn_key_equal);
+    g_queue_init(&v->rxq);
+    g_queue_init(&v->rsts);
+    v->next_port = VUV_FIRST_PORT;
+    v->gateway_fd = -1;
+    v->listen_fd = -1;
+    if (v->cfg.uds_path) {
+        v->gateway_fd = vuv_host_listen(&v->cfg, errp);
+        if (v->gateway_fd < 0) {
+            g_hash_table_destroy(v->conns);
+            g_free(v->cfg.uds_path);
+            g_free(v);
+            return NULL;
+        }
+        v->gateway_watch = g_unix_fd_add(v->gateway_fd, G_IO_IN,
+                                         gateway_accept, v);
+    }
+    return v;
+}
+
+/* @v's front-end connected on @conn */
+static bool dev_serve(VuvDev *v, int conn, Error **errp)
+{
+    if (!vug_init(&v->parent, VUV_NUM_QUEUES, conn, vuv_panic, &vuv_iface)) {
+        error_setg(errp, "cannot initialise libvhost-user");
+        close(conn);
+        return false;
+    }
+    v->served = true;
+    return true;
+}
+
+/* an added guest's front-end connects */
+static gboolean dev_accept(gint fd, GIOCondition cond, gpointer opaque)
+{
+    VuvDev *v = opaque;
+    g_autoptr(Error) err = NULL;
+    int conn = qemu_accept(fd, NULL, NULL);
+
+    if (conn < 0) {
+        return G_SOURCE_CONTINUE;
+    }
+    close(v->listen_fd);
+    v->listen_fd = -1;
+    if (!dev_serve(v, conn, &err)) {
+        g_warning("CID %" PRIu64 ": %s", v->cfg.guest_cid,
+                  error_get_pretty(err));
+        dev_end(v);
+    }
+    return G_SOURCE_REMOVE;
+}
+
+bool vuv_dev_add(uint64_t cid, const char *uds_path, int listen_fd,
+                 Error **errp)
+{
+    VuvHostConfig cfg = { .uds_path = (char *)uds_path, .guest_cid = cid };
+    VuvDev *old = vuv_guests_find(cid);
+    VuvDev *v;
+
+    if (cid < 3 || cid >= UINT32_MAX || (old && old->first)) {
+        error_setg(errp, "CID %" PRIu64 " cannot be added", cid);
+        close(listen_fd);
+        return false;
+    }
+    if (old) {
+        /* the device reuses the CID of an enclave that ended */
+        vuv_guests_remove(cid);
+        dev_end(old);
+    }
+    v = dev_new(&cfg, 2, errp);
+    if (!v || !qemu_set_blocking(listen_fd, false, errp)) {
+        if (v) {
+            dev_end(v);
+        }
+        close(listen_fd);
+        return false;
+    }
+    vuv_guests_add(cid, v);
+    v->listen_fd = listen_fd;
+    v->listen_watch = g_unix_fd_add(listen_fd, G_IO_IN, dev_accept, v);
+    g_debug("CID %" PRIu64 " added, gateway %s", cid, uds_path);
+    return true;
 }
 
 static bool parse_cid(const char *name, const char *value, uint64_t *cid,
@@ -810,8 +1057,11 @@ static int vhost_user_socket(const char *path, int fd, Error **errp)
 
 int main(int argc, char **argv)
 {
-    static VuvDev v;
+    VuvHostConfig cfg = { 0 };
+    VuvDev *v;
+    uint64_t gateway_cid = 2;
     g_autofree char *socket_path = NULL;
+    g_autofree char *guests_path = NULL;
     g_autofree char *guest_cid = NULL;
     g_autofree char *host_cid = NULL;
     gint fd = -1;
@@ -824,7 +1074,7 @@ int main(int argc, char **argv)
           "an inherited listening vhost-user socket", "FD" },
         { "guest-cid", 'c', 0, G_OPTION_ARG_STRING, &guest_cid,
           "the guest's CID (required)", "CID" },
-        { "uds-path", 'u', 0, G_OPTION_ARG_FILENAME, &v.cfg.uds_path,
+        { "uds-path", 'u', 0, G_OPTION_ARG_FILENAME, &cfg.uds_path,
           "host AF_UNIX gateway: clients send \"CONNECT <port>\\n\" to "
           "reach a guest port; the guest reaches PATH_<port>", "PATH" },
         { "vsock", 0, 0, G_OPTION_ARG_NONE, &use_vsock,
@@ -832,6 +1082,9 @@ int main(int argc, char **argv)
         { "host-cid", 0, 0, G_OPTION_ARG_STRING, &host_cid,
           "the CID the guest sees gateway clients come from (default 2)",
           "CID" },
+        { "guests", 'g', 0, G_OPTION_ARG_FILENAME, &guests_path,
+          "serve more guests, added on this socket, and connect the "
+          "guests to each other", "PATH" },
         { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose,
           "log connections", NULL },
         { NULL }
@@ -855,59 +1108,48 @@ int main(int argc, char **argv)
         error_printf("Try '%s --help'.\n", g_get_prgname());
         return EXIT_FAILURE;
     }
-    if (!parse_cid("--guest-cid", guest_cid, &v.cfg.guest_cid, &err) ||
-        (host_cid && !parse_cid("--host-cid", host_cid, &v.host_cid, &err))) {
+    if (!parse_cid("--guest-cid", guest_cid, &cfg.guest_cid, &err) ||
+        (host_cid && !parse_cid("--host-cid", host_cid, &gateway_cid, &err))) {
         error_report_err(err);
         return EXIT_FAILURE;
     }
-    if (v.cfg.guest_cid < 3) {
+    if (cfg.guest_cid < 3) {
         error_report("--guest-cid: %" PRIu64 " is reserved (0: hypervisor, "
                      "1: local, 2: host); a guest has 3 or more",
-                     v.cfg.guest_cid);
+                     cfg.guest_cid);
         return EXIT_FAILURE;
     }
-    if (!host_cid) {
-        v.host_cid = 2;
-    }
-    v.cfg.use_vsock = use_vsock;
-    if (!v.cfg.uds_path && !use_vsock) {
+    cfg.use_vsock = use_vsock;
+    if (!cfg.uds_path && !use_vsock) {
         error_report("no host side: give --uds-path or --vsock");
         return EXIT_FAILURE;
     }
-    v.conns = g_hash_table_new(g_int64_hash, g_int64_equal);
-    g_queue_init(&v.rxq);
-    g_queue_init(&v.rsts);
-    v.next_port = VUV_FIRST_PORT;
-    v.gateway_fd = -1;
-    if (v.cfg.uds_path) {
-        v.gateway_fd = vuv_host_listen(&v.cfg, &err);
-        if (v.gateway_fd < 0) {
-            error_report_err(err);
-            return EXIT_FAILURE;
-        }
-        v.gateway_watch = g_unix_fd_add(v.gateway_fd, G_IO_IN,
-                                        gateway_accept, &v);
-    }
-    conn = vhost_user_socket(socket_path, fd, &err);
-    if (conn < 0) {
+    v = dev_new(&cfg, gateway_cid, &err);
+    if (!v || (guests_path && !vuv_guests_listen(guests_path, &err))) {
         error_report_err(err);
         return EXIT_FAILURE;
     }
-    if (!vug_init(&v.parent, VUV_NUM_QUEUES, conn, vuv_panic, &vuv_iface)) {
-        error_report("cannot initialise libvhost-user");
+    v->first = true;
+    vuv_guests_add(cfg.guest_cid, v);
+    conn = vhost_user_socket(socket_path, fd, &err);
+    if (conn < 0 || !dev_serve(v, conn, &err)) {
+        error_report_err(err);
         return EXIT_FAILURE;
     }
-    v.loop = g_main_loop_new(NULL, FALSE);
-    g_main_loop_run(v.loop);
+    loop = g_main_loop_new(NULL, FALSE);
+    g_main_loop_run(loop);
 
-    drop_all(&v);
-    vug_deinit(&v.parent);
-    g_main_loop_unref(v.loop);
-    if (v.gateway_fd >= 0) {
-        g_source_remove(v.gateway_watch);
-        close(v.gateway_fd);
-        unlink(v.cfg.uds_path);
+    drop_all(v);
+    vu_deinit(&v->parent.parent);
+    vug_deinit(&v->parent);
+    g_main_loop_unref(loop);
+    if (v->gateway_fd >= 0) {
+        g_source_remove(v->gateway_watch);
+        close(v->gateway_fd);
+        unlink(cfg.uds_path);
     }
-    g_hash_table_destroy(v.conns);
+    if (guests_path) {
+        unlink(guests_path);
+    }
     return EXIT_SUCCESS;
 }

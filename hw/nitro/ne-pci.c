@@ -15,7 +15,10 @@
  * separate QEMU process, -M nitro-enclave under TCG, with the enclave's
  * memory size, vCPU count and CID, and contrib/vhost-user-vsock as its
  * vsock device (hw/nitro/enclave-launch.c, shared with the simulator's
- * real-boot mode).  The enclave's connections to host ports reach
+ * real-boot mode).  With vsock-guests, the enclave's vsock is instead
+ * handed to the backend process that serves the parent guest's
+ * vhost-user-vsock-pci (CID 3), which connects the two guests (its
+ * --guests socket).  The enclave's connections to host ports reach
  * $dir/enclave-<cid>.vsock_<port> on the host, its console is
  * $dir/enclave-<cid>.log.  When that process ends, or the enclave's
  * kernel panics (which on Nitro ends the enclave), the slot is stopped
@@ -166,6 +169,7 @@ struct NitroEnclavesPci {
     char *dir;
     char *qemu;
     char *backend;
+    char *vsock_guests;
 };
 
 static const char *const ne_pci_cmd_names[] = {
@@ -473,6 +477,53 @@ static char *ne_pci_program(const char *prop, const char *rel,
     return access(path, X_OK) ? g_strdup(name) : g_steal_pointer(&path);
 }
 
+/*
+ * Give the enclave's listening vhost-user socket @lsock to the backend
+ * of the parent guest (vsock-guests), which serves the enclave as CID
+ * @slot->cid with the gateway @gateway: 0 or a negative errno.  A local
+ * connect and one short message: nothing waits.
+ */
+static int ne_pci_vsock_guest(NitroEnclavesPci *s, NePciSlot *slot,
+                              int lsock, const char *gateway)
+{
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    g_autofree char *msg = g_strdup_printf("GUEST %" PRIu64 " %s\n",
+                                           slot->cid, gateway);
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } ctl = { 0 };
+    struct iovec iov = { .iov_base = msg, .iov_len = strlen(msg) };
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1,
+        .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf),
+    };
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    int fd, rc;
+
+    if (strlen(s->vsock_guests) >= sizeof(sun.sun_path)) {
+        return -ENAMETOOLONG;
+    }
+    pstrcpy(sun.sun_path, sizeof(sun.sun_path), s->vsock_guests);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &lsock, sizeof(int));
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        return -errno;
+    }
+    if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+        rc = -errno;
+    } else {
+        ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+
+        rc = n < 0 ? -errno : n != iov.iov_len ? -EIO : 0;
+    }
+    close(fd);
+    return rc;
+}
+
 /* Boot the enclave of @slot: 0 or a negative errno */
 static int ne_pci_boot(NitroEnclavesPci *s, NePciSlot *slot)
 {
@@ -545,9 +596,18 @@ static int ne_pci_boot(NitroEnclavesPci *s, NePciSlot *slot)
                         "paths too long for the command line");
         goto out;
     }
-    slot->backend = ne_pci_spawn(s, slot, false, l.backend_argv, env, lsock,
-                                 -1, logfd);
-    slot->qemu = slot->backend ?
+    if (s->vsock_guests) {
+        rc = ne_pci_vsock_guest(s, slot, lsock, gateway);
+        if (rc) {
+            trace_ne_pci_boot_failed(slot->uid, "the vsock-guests backend "
+                                     "does not answer");
+            goto out;
+        }
+    } else {
+        slot->backend = ne_pci_spawn(s, slot, false, l.backend_argv, env,
+                                     lsock, -1, logfd);
+    }
+    slot->qemu = slot->backend || s->vsock_guests ?
         ne_pci_spawn(s, slot, true, l.qemu_argv, env, -1, con[1], logfd) :
         NULL;
     if (!slot->qemu) {
@@ -1020,6 +1080,7 @@ static const Property ne_pci_properties[] = {
     DEFINE_PROP_STRING("dir", NitroEnclavesPci, dir),
     DEFINE_PROP_STRING("qemu", NitroEnclavesPci, qemu),
     DEFINE_PROP_STRING("vsock-backend", NitroEnclavesPci, backend),
+    DEFINE_PROP_STRING("vsock-guests", NitroEnclavesPci, vsock_guests),
 };
 
 static const VMStateDescription ne_pci_vmstate = {

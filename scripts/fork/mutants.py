@@ -52,6 +52,7 @@ VHOST_VSOCK = 'nitro-vhost-user-vsock'
 OP_MATRIX = 'func-x86_64-nitro_op_matrix'
 NITRO_CLI = 'func-x86_64-nitro_cli'
 ATTEST = 'nitro-attest'
+NE_PCI = 'qtest-x86_64/nitro-pci-test'
 
 
 MUTANTS = [
@@ -255,6 +256,13 @@ MUTANTS = [
            'cbor_build_string("Signature"),', [ATTEST]),
     Mutant('verify-nonce-unchecked', 'contrib/qemu-eif/attest-verify.c',
            '    if (e->nonce) {', '    if (false) {', [ATTEST]),
+
+    # The Nitro hypervisor's PCI device: a range that starts below a
+    # donated one and runs into it is refused (EEXIST)
+    Mutant('ne-pci-overlap-from-below', 'hw/nitro/ne-pci.c',
+           'if (paddr < r->paddr + r->size && r->paddr < paddr + size) {',
+           'if (paddr < r->paddr + r->size && r->paddr < paddr) {',
+           [NE_PCI]),
 ]
 
 

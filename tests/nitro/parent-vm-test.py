@@ -10,10 +10,19 @@
 #
 # Then, with the sample image (tests/nitro/enclave/, a Debian kernel and
 # our init): ne-probe gives it to the driver, the device boots it from
-# the donated huge pages, its heartbeat reaches this test (the enclave's
-# vsock reaches the host, not yet the parent guest), its echo server
-# answers through the device's vsock gateway, and its power-off becomes
-# POLLHUP in the parent.
+# the donated huge pages, its heartbeat reaches ne-probe in the parent
+# guest at CID 3 (one vsock backend serves the parent and the enclave),
+# ne-probe gets an echo from the enclave's CID and tells this test on the
+# host (the parent's vsock reaches host sockets), the enclave's echo
+# server answers the host too through the device's vsock gateway, and
+# its power-off becomes POLLHUP in the parent.
+#
+# Last, our own launcher on the real driver: QEMU itself (with its
+# libraries) in the parent, `qemu-system-x86_64 -accel nitro -M nitro
+# -nographic -kernel` the sample image: its heartbeat answered by our
+# accelerator on the parent's vsock, the enclave's echo from the parent,
+# its CID and PCR0 over QMP, its power-off ends QEMU, QMP `quit` ends it
+# too and the slot's huge pages are free again.
 #
 #   parent-vm-test.py QEMU [QEMU_EIF]
 #
@@ -42,24 +51,108 @@ if os.path.basename(TOP) == 'tree' and \
 SCRIPT = os.path.join(TOP, 'scripts', 'nitro-parent-vm')
 
 
+# In the parent: our QEMU launches the sample image EIF twice, then says
+# what it saw, one "name: value" line each
+ACCEL_SCRIPT = r'''
+eif=$1
+hp() { sed -n 's/^HugePages_Free: *//p' /proc/meminfo; }
+free0=$(hp)
+launch() {
+    mkfifo /tmp/qmp$1.in /tmp/qmp$1.out
+    qemu-system-x86_64 -accel nitro -M nitro -m 256M -smp 2 -nographic \
+        -kernel "$eif" -qmp pipe:/tmp/qmp$1 </dev/null >console$1.log \
+        2>qemu$1.err &
+    pid=$!
+    exec 3<>/tmp/qmp$1.in 4<>/tmp/qmp$1.out
+    read -r -t 900 greeting <&4
+    qmp '{"execute":"qmp_capabilities"}' >/dev/null
+}
+qmp() {
+    echo "$1" >&3
+    while read -r -t 900 line <&4; do
+        case "$line" in *'"return"'*|*'"error"'*) echo "$line"; return;; esac
+    done
+    echo "no reply"
+}
+get() {
+    qmp '{"execute":"qom-get","arguments":{"path":"/machine","property":"'$1'"}}' |
+        sed -n 's/.*"return": *"*\([0-9a-f]*\)"*.*/\1/p'
+}
+launch 1
+echo "echo1: $(./vsock-cat 16 5000 hello-from-the-parent)"
+echo "cid: $(get enclave-cid)"
+echo "pcr0: $(get pcr0)"
+./vsock-cat 16 5001 poweroff >/dev/null
+wait $pid
+echo "poweroff-exit: $?"
+echo "free-after-poweroff: $(hp) of $free0"
+launch 2
+echo "echo2: $(./vsock-cat 16 5000 hello-again)"
+qmp '{"execute":"quit"}' >/dev/null
+wait $pid
+echo "quit-exit: $?"
+echo "free-after-quit: $(hp) of $free0"
+cat qemu1.err qemu2.err
+'''
+
+
+def accel_inside(check, qemu, qemu_eif, eif, vsock_cat, tmp):
+    """Our -accel nitro in the parent, on the real driver"""
+    script = os.path.join(tmp, 'accel.sh')
+    with open(script, 'w', encoding='utf-8') as f:
+        f.write(ACCEL_SCRIPT)
+    pcr0 = subprocess.run([qemu_eif, 'describe', eif], capture_output=True,
+                          text=True, check=False).stdout
+    m = re.search(r'"PCR0": *"([0-9a-f]{96})"', pcr0)
+    pcr0 = m.group(1) if m else None
+    start = time.monotonic()
+    p = subprocess.run([SCRIPT, '--qemu', qemu, '--with-qemu',
+                        '--copy', vsock_cat, '--copy', eif, '--copy', script,
+                        '--', 'sh', 'accel.sh', os.path.basename(eif)],
+                       capture_output=True, text=True, timeout=1500,
+                       check=False)
+    out, diag = p.stdout, p.stdout + p.stderr
+    print(f'# our QEMU in the parent: {time.monotonic() - start:.0f} s')
+
+    def val(name):
+        m = re.search(rf'^{name}: (.*)$', out, re.M)
+        return m.group(1).strip() if m else None
+
+    check(val('echo1') == 'hello-from-the-parent',
+          'our accelerator in the parent answered the heartbeat: the '
+          'enclave\'s echo from the parent', diag)
+    check(val('cid') == '16', 'its CID over QMP', diag)
+    check(pcr0 and val('pcr0') == pcr0, 'its PCR0 over QMP', diag)
+    check(val('poweroff-exit') == '0', 'its power-off ends QEMU', diag)
+    free = val('free-after-poweroff') or ''
+    check(re.fullmatch(r'(\d+) of \1', free), 'and frees its huge pages',
+          diag)
+    check(val('echo2') == 'hello-again' and val('quit-exit') == '0',
+          'QMP quit ends QEMU', diag)
+    free = val('free-after-quit') or ''
+    check(re.fullmatch(r'(\d+) of \1', free),
+          'and releases the slot: its huge pages are free', diag)
+
+
 def real_enclave(check, qemu, qemu_eif, probe, tmp):
-    """The sample image, booted by the device from the donated memory"""
+    """The sample image, booted by the device from the donated memory:
+    its path, or None when it cannot be built"""
     p = subprocess.run([sys.executable,
                         os.path.join(HERE, 'enclave', 'build-image.py'),
                         '--qemu-eif', qemu_eif, '--out', tmp, '--test'],
                        capture_output=True, text=True, check=False)
     if p.returncode == 77:
         print(f'# the sample image cannot be built: {p.stderr.strip()}')
-        return
+        return None
     check(p.returncode == 0, 'the sample image builds', p.stderr)
     if p.returncode:
-        return
+        return None
     eif = p.stdout.strip()
     d = os.path.join(tmp, 'enclaves')
     os.mkdir(d)
-    hb = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    hb.bind(os.path.join(d, 'enclave-16.vsock_9000'))
-    hb.listen(1)
+    told = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    told.bind(os.path.join(d, 'parent.vsock_7000'))
+    told.listen(1)
     proc = subprocess.Popen([SCRIPT, '--qemu', qemu, '--enclave-dir', d,
                              '--copy', probe, '--copy', eif, '--',
                              './ne-probe', os.path.basename(eif)],
@@ -88,14 +181,18 @@ def real_enclave(check, qemu, qemu_eif, probe, tmp):
             time.sleep(0.1)
         return None
 
-    beat = b''
-    if wait_readable(hb):
-        conn, _ = hb.accept()
-        if wait_readable(conn):
-            beat = conn.recv(1)
-        conn.sendall(b'\xb7')
-    ok = check(beat == b'\xb7', 'the enclave booted from the donated '
-               'memory sends its heartbeat', f'got {beat!r}')
+    line = b''
+    if wait_readable(told):
+        conn, _ = told.accept()
+        while not line.endswith(b'\n') and wait_readable(conn):
+            data = conn.recv(64)
+            if not data:
+                break
+            line += data
+        conn.close()
+    ok = check(line == b'echo ok\n', 'the parent answered the heartbeat of '
+               'the enclave booted from the donated memory, got an echo '
+               'from it, and told the host over vsock', f'got {line!r}')
     echo = b''
     s = gateway(5000) if ok else None
     if s:
@@ -116,9 +213,16 @@ def real_enclave(check, qemu, qemu_eif, probe, tmp):
     except subprocess.TimeoutExpired:
         proc.kill()
         out, err = proc.communicate()
+    for step, what in [('heartbeat', 'the enclave reaches the parent at '
+                        'CID 3: its heartbeat, from its CID'),
+                       ('parent-echo', 'the parent reaches the enclave\'s '
+                        'CID: echo')]:
+        m = re.search(rf'^{step}: (.*)$', out, re.M)
+        check(m and 'FAIL' not in m.group(1), what, out + err)
     m = re.search(r'^stopped: (.*)$', out, re.M)
     check(m and 'FAIL' not in m.group(1) and proc.returncode == 0,
           'its power-off is POLLHUP in the parent', out + err)
+    return eif
 
 
 def main():
@@ -131,9 +235,12 @@ def main():
 
     with tempfile.TemporaryDirectory() as tmp:
         probe = os.path.join(tmp, 'ne-probe')
-        subprocess.run(['cc', '-static', '-O2', '-o', probe,
-                        os.path.join(HERE, 'parent', 'ne-probe.c')],
-                       check=True)
+        vsock_cat = os.path.join(tmp, 'vsock-cat')
+        for exe in [probe, vsock_cat]:
+            subprocess.run(['cc', '-static', '-O2', '-o', exe,
+                            os.path.join(HERE, 'parent',
+                                         os.path.basename(exe) + '.c')],
+                           check=True)
         p = subprocess.run([SCRIPT, '--qemu', qemu, '--copy', probe, '--',
                             'sh', '-c', 'ls -l /dev/nitro_enclaves && '
                             'cat /sys/module/nitro_enclaves/parameters/'
@@ -159,8 +266,10 @@ def main():
         m = re.search(r'driver ready after ([0-9.]+) s', p.stderr)
         if m:
             print(f'# start to driver ready: {m.group(1)} s')
-        if len(sys.argv) > 2:
-            real_enclave(check, qemu, sys.argv[2], probe, tmp)
+        eif = real_enclave(check, qemu, sys.argv[2], probe, tmp) \
+            if len(sys.argv) > 2 else None
+        if eif:
+            accel_inside(check, qemu, sys.argv[2], eif, vsock_cat, tmp)
     return tap.plan()
 
 

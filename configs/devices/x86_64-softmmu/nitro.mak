@@ -10,3 +10,7 @@ CONFIG_NITRO_MACHINE=y
 # The Nitro hypervisor's PCI device, for a parent instance in a guest
 # (-M microvm,pcie=on: the machine of -M nitro-enclave, already built)
 CONFIG_NITRO_ENCLAVES_PCI=y
+
+# The parent guest's vsock (vhost-user-vsock-pci, served with its
+# enclaves' by one contrib/vhost-user-vsock): virtio over PCI
+CONFIG_VIRTIO_PCI=y

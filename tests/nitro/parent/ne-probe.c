@@ -18,8 +18,11 @@
  *   - closing the fd releases the slot (ENCLAVE_STOP, SLOT_FREE).
  *
  * ne-probe EIF: the second enclave is that image, in 128 MiB (the device
- * boots it for real; without a parent listening for its heartbeat it
- * stops on its own).
+ * boots it for real).  ne-probe is its parent over vsock, as a launcher
+ * is: it answers the enclave's heartbeat on port 9000 (the enclave
+ * reaches the parent at CID 3; its address is the enclave's CID), gets
+ * an echo from the enclave's port 5000, then tells the host so on its
+ * port 7000 (CID 2) and waits for the enclave to stop.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -34,9 +37,15 @@
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <linux/nitro_enclaves.h>
+#include <linux/vm_sockets.h>
 
 #define MIB (1024ULL * 1024)
+#define HEARTBEAT_PORT  9000
+#define ECHO_PORT       5000
+#define HOST_PORT       7000
+#define DEADLINE_MS     (900 * 1000)
 static uint64_t mem_size = 64 * MIB;
 
 static int failures;
@@ -78,6 +87,126 @@ static int enclave(int dev, void *mem)
     return fd;
 }
 
+static int vsock_socket(void)
+{
+    /* TCG guests are slow: a generous connect timeout */
+    struct timeval tv = { .tv_sec = 60 };
+    int s = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    if (s >= 0) {
+        setsockopt(s, AF_VSOCK, SO_VM_SOCKETS_CONNECT_TIMEOUT_OLD, &tv,
+                   sizeof(tv));
+    }
+    return s;
+}
+
+/* listening on the parent's vsock port @port: a socket, or -1 */
+static int vsock_listen(unsigned port)
+{
+    struct sockaddr_vm a = {
+        .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = port,
+    };
+    int s = vsock_socket();
+
+    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+        listen(s, 4) < 0) {
+        return -1;
+    }
+    return s;
+}
+
+/*
+ * Connected to (@cid, @port), retried while nobody listens there yet
+ * (the enclave starts its server after its heartbeat): a socket, or -1
+ */
+static int vsock_connect(unsigned cid, unsigned port)
+{
+    struct sockaddr_vm a = {
+        .svm_family = AF_VSOCK, .svm_cid = cid, .svm_port = port,
+    };
+
+    for (int i = 0; i < 600; i++) {
+        int s = vsock_socket();
+
+        if (s < 0) {
+            return -1;
+        }
+        if (!connect(s, (struct sockaddr *)&a, sizeof(a))) {
+            return s;
+        }
+        close(s);
+        if (errno != ECONNRESET && errno != ETIMEDOUT) {
+            return -1;
+        }
+        poll(NULL, 0, 500);
+    }
+    return -1;
+}
+
+/* the enclave's heartbeat on @lsock, answered: the enclave's CID, or -1 */
+static long heartbeat(int lsock, int enclave_fd)
+{
+    struct pollfd p[2] = {
+        { .fd = lsock, .events = POLLIN }, { .fd = enclave_fd },
+    };
+    struct sockaddr_vm peer;
+    socklen_t len = sizeof(peer);
+    unsigned char b = 0;
+    int s;
+
+    /* the enclave stopping (POLLHUP) ends the wait */
+    if (poll(p, 2, DEADLINE_MS) < 1 || !(p[0].revents & POLLIN)) {
+        return -1;
+    }
+    s = accept(lsock, (struct sockaddr *)&peer, &len);
+    if (s < 0) {
+        return -1;
+    }
+    if (read(s, &b, 1) != 1 || b != 0xB7 || write(s, &b, 1) != 1) {
+        close(s);
+        return -1;
+    }
+    close(s);
+    return peer.svm_cid;
+}
+
+/* an echo from (@cid, @port): 0, or -1 */
+static int echo(unsigned cid, unsigned port)
+{
+    static const char msg[] = "hello from the parent";
+    char buf[sizeof(msg)];
+    size_t got = 0;
+    int s = vsock_connect(cid, port);
+
+    if (s < 0 || write(s, msg, sizeof(msg)) != sizeof(msg)) {
+        return -1;
+    }
+    while (got < sizeof(msg)) {
+        ssize_t n = read(s, buf + got, sizeof(msg) - got);
+
+        if (n <= 0) {
+            break;
+        }
+        got += n;
+    }
+    close(s);
+    return got == sizeof(msg) && !memcmp(buf, msg, sizeof(msg)) ? 0 : -1;
+}
+
+/* a line to the host's vsock port @port: 0, or -1 */
+static int tell_host(unsigned port, const char *line)
+{
+    int s = vsock_connect(VMADDR_CID_HOST, port);
+    ssize_t n;
+
+    if (s < 0) {
+        return -1;
+    }
+    n = write(s, line, strlen(line));
+    close(s);
+    return n == (ssize_t)strlen(line) ? 0 : -1;
+}
+
 /* @path at 8 MiB into @mem: 0, or -1 */
 static int load(const char *path, uint8_t *mem)
 {
@@ -98,7 +227,8 @@ int main(int argc, char **argv)
     struct ne_enclave_start_info start = { .flags = NE_ENCLAVE_DEBUG_MODE };
     struct pollfd p;
     uint8_t *mem;
-    int dev, fd, r;
+    int dev, fd, r, lsock = -1;
+    long peer;
 
     if (argc > 1) {
         mem_size = 128 * MIB;
@@ -139,6 +269,8 @@ int main(int argc, char **argv)
     if (argc > 1) {
         r = load(argv[1], mem);
         check("load-image", r == 0, "%ld", r);
+        lsock = vsock_listen(HEARTBEAT_PORT);
+        check("vsock-listen", lsock >= 0, "%ld", lsock < 0 ? -errno : 0);
     } else {
         memcpy(mem + 8 * MIB, ".eif\0\4\0\0", 8);
         mem[8 * MIB + 27] = 1;                  /* one section */
@@ -149,6 +281,15 @@ int main(int argc, char **argv)
     r = ioctl(fd, NE_START_ENCLAVE, &start);
     check("start", r == 0 && start.enclave_cid == 16, "cid %ld",
           r < 0 ? -errno : (long)start.enclave_cid);
+    if (lsock >= 0 && r == 0) {
+        peer = heartbeat(lsock, fd);
+        check("heartbeat", peer == (long)start.enclave_cid,
+              "from cid %ld", peer);
+        r = peer < 0 ? -1 : echo(start.enclave_cid, ECHO_PORT);
+        check("parent-echo", r == 0, "%ld", r);
+        r = tell_host(HOST_PORT, r ? "echo failed\n" : "echo ok\n");
+        check("host", r == 0, "%ld", r);
+    }
     p = (struct pollfd) { .fd = fd, .events = POLLIN };
     r = poll(&p, 1, 900 * 1000);
     check("stopped", r == 1 && (p.revents & POLLHUP), "revents 0x%lx",
