@@ -60,7 +60,7 @@ matches() {
 }
 
 declare -A owner        # overlay file -> index of its line in the series
-declare -A pattern_of   # overlay file -> the pattern that took it
+globs=()                # the glob patterns of the series
 for i in "${!lines[@]}"; do
     read -ra words <<<"${lines[$i]}"     # no pathname expansion of globs
     entry=${words[0]}
@@ -70,10 +70,10 @@ for i in "${!lines[@]}"; do
         for f in "${overlay[@]}"; do
             [ -z "${owner[$f]:-}" ] && matches "$f" "$p" || continue
             owner[$f]=$i
-            pattern_of[$f]=$p
             n=$((n + 1))
         done
         [ $n -gt 0 ] || die "pattern '$p' of $entry in patches/series takes no overlay file"
+        case $p in *[*?[]*) globs+=("$p") ;; esac
     done
 done
 for f in "${overlay[@]}"; do
@@ -101,15 +101,22 @@ git_ add -A --force   # the whole base, its .gitignore notwithstanding
 git_ commit -q -m "Import QEMU $QEMU_VERSION ($QEMU_TARBALL_NAME)"
 base=$(git_ rev-parse HEAD)
 
-# The MAINTAINERS pattern of a new file: its topmost directory that QEMU
-# does not have, else the file itself, or the glob of patches/series that
-# took it (hw/core/eif*.c).
+# The MAINTAINERS pattern of a new file: a glob of patches/series that
+# matches it (hw/core/eif*.c, also for the library's files that earlier
+# lines take), else its topmost directory that pristine QEMU does not have
+# (the same for every commit of a directory that the series splits),
+# else the file itself.
 maintainers_pattern() {
-    local f=$1 d=${1%/*} top_new=
-    case ${pattern_of[$f]} in
-    *[*?[]*) echo "${pattern_of[$f]}"; return ;;
-    esac
-    while [ "$d" != "$f" ] && [ -n "$d" ] && [ ! -d "$repo/$d" ]; do
+    local f=$1 d=${1%/*} top_new='' g
+    for g in "${globs[@]}"; do
+        # shellcheck disable=SC2053 # $g is a glob
+        if [[ $f == $g ]]; then
+            echo "$g"
+            return
+        fi
+    done
+    while [ "$d" != "$f" ] && [ -n "$d" ] &&
+          ! git_ cat-file -e "$base:$d" 2>/dev/null; do
         top_new=$d
         case $d in */*) d=${d%/*} ;; *) d= ;; esac
     done
