@@ -92,36 +92,6 @@ def vsock_echo(wrapper, cid):
         f'failed: {p.stderr.strip()}'
 
 
-# The parent side of an attestation request, run with the simulator
-# preloaded: waits for the enclave's attestation service (port 5005,
-# tests/nitro/enclave/init.c), sends "NONCE" in hex, writes the document
-ATTEST = """
-import errno, socket, sys, time
-cid, nonce, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-deadline = time.monotonic() + 120
-while True:
-    s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
-    s.settimeout(60)
-    try:
-        s.connect((cid, 5005))
-        break
-    except OSError as e:
-        s.close()
-        if e.errno not in (errno.ECONNRESET, errno.ECONNREFUSED,
-                           errno.ETIMEDOUT) or \\
-           time.monotonic() > deadline:
-            sys.exit(f'cannot connect to port 5005: {e}')
-        time.sleep(0.1)
-s.sendall(nonce.encode() + b'\\n')
-f = s.makefile('rb')
-status = f.readline().decode().strip()
-if not status.startswith('ok '):
-    sys.exit(f'the enclave answered: {status}')
-with open(out, 'wb') as d:
-    d.write(f.read(int(status.split()[1])))
-"""
-
-
 def attestation(wrapper, sim_dir, arch, eif, mem, workdir):
     """Launch @eif in production mode, ask it for an attestation document
     with a fresh nonce and verify it: the line to print, and whether it
@@ -139,12 +109,13 @@ def attestation(wrapper, sim_dir, arch, eif, mem, workdir):
                      property='enclave-cid')
         nonce = os.urandom(32).hex()
         doc = os.path.join(workdir, 'attestation.cbor')
-        p = subprocess.run(wrapper + [sys.executable, '-c', ATTEST, str(cid),
-                                      nonce, doc],
-                           capture_output=True, text=True, timeout=180,
-                           check=False)
-        if p.returncode:
-            return f'failed: {p.stderr.strip()}', False
+        p = subprocess.run(wrapper + [
+            sys.executable,
+            os.path.join(TOP, 'tests/nitro/enclave/attest-request.py'),
+            str(cid), nonce, doc],
+            capture_output=True, text=True, timeout=180, check=False)
+        if p.returncode or not p.stdout.startswith('ok '):
+            return f'failed: {(p.stderr or p.stdout).strip()}', False
         pcrs = []
         for i in range(3):
             pcrs += ['--pcr', f'{i}={qom_pcr(vm, i)}']

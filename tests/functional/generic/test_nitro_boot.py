@@ -105,34 +105,9 @@ while True:
 c.close()
 '''
 
-# Runs with the simulator preloaded: one request to the enclave's
-# attestation service (init.c), once it listens; prints its answer's
-# status line and writes the document to a file
-ATTEST = r'''
-import errno, socket, sys, time
-cid, line, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-deadline = time.monotonic() + 120
-while True:
-    s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
-    s.settimeout(60)
-    try:
-        s.connect((cid, 5005))
-        break
-    except OSError as e:
-        s.close()
-        if e.errno not in (errno.ECONNRESET, errno.ECONNREFUSED,
-                           errno.ETIMEDOUT) or \
-           time.monotonic() > deadline:
-            raise
-        time.sleep(0.1)
-s.sendall(line.encode() + b'\n')
-f = s.makefile('rb')
-status = f.readline().decode().strip()
-print(status, flush=True)
-if status.startswith('ok '):
-    with open(out, 'wb') as d:
-        d.write(f.read(int(status.split()[1])))
-'''
+# The parent's side of the enclave's attestation service
+ATTEST_REQUEST = os.path.join(SOURCE, 'tests', 'nitro', 'enclave',
+                              'attest-request.py')
 
 # A CID that is neither the parent's (3) nor the enclave's
 OTHER_CID = 77
@@ -291,7 +266,7 @@ class NitroBoot(NitroTest):
         if os.path.exists(doc):
             os.unlink(doc)
         env = dict(os.environ, **self.sim_env, LD_PRELOAD=self.sim_lib)
-        p = subprocess.run([sys.executable, '-c', ATTEST, str(cid), line,
+        p = subprocess.run([sys.executable, ATTEST_REQUEST, str(cid), line,
                             doc], env=env, capture_output=True, text=True,
                            timeout=180, check=False)
         self.assertEqual(p.returncode, 0, p.stderr)
