@@ -92,6 +92,22 @@ def vsock_echo(wrapper, cid):
         f'failed: {p.stderr.strip()}'
 
 
+def launch(wrapper, arch, args, workdir, prefix):
+    """Print the command line after @prefix and launch it: the machine
+    and its enclave's CID"""
+    print(prefix + ' '.join([f'qemu-system-{arch}'] + args))
+    vm = QEMUMachine(os.path.join(BUILD, f'qemu-system-{arch}'),
+                     args=args, wrapper=wrapper, base_temp_dir=workdir)
+    vm.launch()
+    try:
+        cid = vm.cmd('qom-get', path='/machine/nitro-vsock',
+                     property='enclave-cid')
+    except Exception:
+        vm.shutdown()
+        raise
+    return vm, cid
+
+
 def attestation(wrapper, sim_dir, arch, eif, mem, workdir):
     """Launch @eif in production mode, ask it for an attestation document
     with a fresh nonce and verify it: the line to print, and whether it
@@ -100,13 +116,8 @@ def attestation(wrapper, sim_dir, arch, eif, mem, workdir):
             '-kernel', eif]
     print('demo: attestation: the same image in production mode (a '
           'debug-mode enclave attests zero PCRs, as on Nitro)')
-    print('demo: attestation: ' + ' '.join([f'qemu-system-{arch}'] + args))
-    vm = QEMUMachine(os.path.join(BUILD, f'qemu-system-{arch}'),
-                     args=args, wrapper=wrapper, base_temp_dir=workdir)
-    vm.launch()
+    vm, cid = launch(wrapper, arch, args, workdir, 'demo: attestation: ')
     try:
-        cid = vm.cmd('qom-get', path='/machine/nitro-vsock',
-                     property='enclave-cid')
         nonce = os.urandom(32).hex()
         doc = os.path.join(workdir, 'attestation.cbor')
         p = subprocess.run(wrapper + [
@@ -221,13 +232,8 @@ def main():
     console = os.path.join(workdir, 'console.log')
     args = ['-accel', 'nitro,debug-mode=on', '-M', 'nitro', '-m', mem,
             '-smp', cpus, '-kernel', eif, '-serial', f'file:{console}']
-    print('demo: ' + ' '.join([f'qemu-system-{arch}'] + args))
-    vm = QEMUMachine(os.path.join(BUILD, f'qemu-system-{arch}'),
-                     args=args, wrapper=wrapper, base_temp_dir=workdir)
-    vm.launch()
+    vm, cid = launch(wrapper, arch, args, workdir, 'demo: ')
     try:
-        cid = vm.cmd('qom-get', path='/machine/nitro-vsock',
-                     property='enclave-cid')
         print(f'demo: enclave running, CID {cid}')
         if boot == 'qemu':
             wait_console(console, b'echo server on port 5000', 60)
