@@ -41,6 +41,8 @@
 #include <linux/nitro_enclaves.h>
 #include <linux/vm_sockets.h>
 
+#include "vsock-connect.h"
+
 #define MIB (1024ULL * 1024)
 #define HEARTBEAT_PORT  9000
 #define ECHO_PORT       5000
@@ -87,19 +89,6 @@ static int enclave(int dev, void *mem)
     return fd;
 }
 
-static int vsock_socket(void)
-{
-    /* TCG guests are slow: a generous connect timeout */
-    struct timeval tv = { .tv_sec = 60 };
-    int s = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    if (s >= 0) {
-        setsockopt(s, AF_VSOCK, SO_VM_SOCKETS_CONNECT_TIMEOUT_OLD, &tv,
-                   sizeof(tv));
-    }
-    return s;
-}
-
 /* listening on the parent's vsock port @port: a socket, or -1 */
 static int vsock_listen(unsigned port)
 {
@@ -113,34 +102,6 @@ static int vsock_listen(unsigned port)
         return -1;
     }
     return s;
-}
-
-/*
- * Connected to (@cid, @port), retried while nobody listens there yet
- * (the enclave starts its server after its heartbeat): a socket, or -1
- */
-static int vsock_connect(unsigned cid, unsigned port)
-{
-    struct sockaddr_vm a = {
-        .svm_family = AF_VSOCK, .svm_cid = cid, .svm_port = port,
-    };
-
-    for (int i = 0; i < 600; i++) {
-        int s = vsock_socket();
-
-        if (s < 0) {
-            return -1;
-        }
-        if (!connect(s, (struct sockaddr *)&a, sizeof(a))) {
-            return s;
-        }
-        close(s);
-        if (errno != ECONNRESET && errno != ETIMEDOUT) {
-            return -1;
-        }
-        poll(NULL, 0, 500);
-    }
-    return -1;
 }
 
 /* the enclave's heartbeat on @lsock, answered: the enclave's CID, or -1 */

@@ -20,32 +20,7 @@
 #include <sys/socket.h>
 #include <linux/vm_sockets.h>
 
-static int vsock_connect(unsigned cid, unsigned port)
-{
-    struct sockaddr_vm a = {
-        .svm_family = AF_VSOCK, .svm_cid = cid, .svm_port = port,
-    };
-    struct timeval tv = { .tv_sec = 60 };
-
-    for (int i = 0; i < 600; i++) {
-        int s = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-        if (s < 0) {
-            return -1;
-        }
-        setsockopt(s, AF_VSOCK, SO_VM_SOCKETS_CONNECT_TIMEOUT_OLD, &tv,
-                   sizeof(tv));
-        if (!connect(s, (struct sockaddr *)&a, sizeof(a))) {
-            return s;
-        }
-        close(s);
-        if (errno != ECONNRESET && errno != ETIMEDOUT) {
-            return -1;
-        }
-        poll(NULL, 0, 500);
-    }
-    return -1;
-}
+#include "vsock-connect.h"
 
 int main(int argc, char **argv)
 {
