@@ -175,16 +175,19 @@ def run_meson_tests(tests, args):
     results = []
     functional = [t['name'] for t in tests if t['name'].startswith('func-')]
     others = [t['name'] for t in tests if not t['name'].startswith('func-')]
-    for logbase, names, opts in (
-            ('check-functional', functional,
-             ['--setup', 'thorough', '--num-processes', '1']),
-            ('check', others, [])):
+    for logbase, setup, names, opts in (
+            ('check-functional', 'thorough', functional,
+             ['--num-processes', '1']),
+            ('check', None, others, [])):
         if not names:
             continue
-        # meson's testlog, named so that a setup does not rename it
-        log = os.path.join(OBJ, 'meson-logs', logbase + '.json')
+        # meson's testlog: LOGBASE.json, or LOGBASE-SETUP.json for a setup
+        log = os.path.join(OBJ, 'meson-logs', logbase +
+                           (f'-{setup}' if setup else '') + '.json')
         if os.path.exists(log):
             os.unlink(log)
+        if setup:
+            opts = ['--setup', setup] + opts
         subprocess.run([MESON, 'test', '-C', OBJ, '--no-rebuild',
                         '--print-errorlogs', '--logbase', logbase] +
                        opts + args + names)
