@@ -19,7 +19,9 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/scripts/fork/checkout.sh"
 repo="$top/build/export"
-dir="$top/build/series"
+# build/'s real path: configure refuses a path with a space, which the
+# checkout's may have (its build/ is then a link to a mirror, see build.sh)
+dir="$(realpath "$top/build")/series"
 src="$dir/tree"
 obj="$dir/obj"
 
