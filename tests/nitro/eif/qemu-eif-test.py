@@ -284,6 +284,13 @@ def failed_build(tmp, kernel, initrd):
     os.unlink(out)
 
 
+def default_signals():
+    """The three signals' default actions: a test run under nohup would
+    otherwise start the build with SIGHUP ignored, which it keeps"""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def interrupted_build(tmp, initrd):
     """A build killed by SIGINT, SIGTERM or SIGHUP leaves no file.
 
@@ -299,7 +306,8 @@ def interrupted_build(tmp, initrd):
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             p = subprocess.Popen([QEMU_EIF, 'build', '--kernel', big,
                                   '--initrd', initrd, '-o', out],
-                                 stderr=subprocess.PIPE)
+                                 stderr=subprocess.PIPE,
+                                 preexec_fn=default_signals)
             # Interrupt it once it writes its temporary file
             deadline = time.monotonic() + 300
             while time.monotonic() < deadline:
