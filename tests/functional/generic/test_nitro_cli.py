@@ -272,7 +272,6 @@ class NitroCli(NitroTest):
         """A parent of 8 CPUs, 2 threads per core (N and N + 4), on two
         NUMA nodes (cores 0-1, cores 2-3), with 2 MiB and 1 GiB pages: its
         sysfs for qemu-nitro (and QEMU) under $NITRO_SYSFS_ROOT"""
-        root = os.path.join(self.workdir, 'sysfs')
         files = {'module/nitro_enclaves/parameters/ne_cpus': '1,5',
                  'devices/system/node/online': '0-1',
                  'devices/system/node/node0/cpulist': '0-1,4-5',
@@ -283,13 +282,7 @@ class NitroCli(NitroTest):
         for node in (0, 1):
             for kb in (2048, 1048576):
                 files[self.pages(node, kb)] = '7'
-        for path, value in files.items():
-            path = os.path.join(root, path)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, 'w') as f:
-                f.write(f'{value}\n')
-        self.sim_env['NITRO_SYSFS_ROOT'] = root
-        return root
+        return self.write_sysfs(files)
 
     @staticmethod
     def pages(node, kb):

@@ -219,7 +219,6 @@ class NitroTest(QemuSystemTest):
         $NITRO_SYSFS_ROOT: huge pages of each size of @pages ({size in
         bytes: (reserved, free)}), all on NUMA node 0, which has the CPU
         pool (CPUs 1 and 3 of 0-3).  Its root."""
-        root = os.path.join(self.workdir, 'sysfs')
         files = {'module/nitro_enclaves/parameters/ne_cpus': '1,3',
                  'devices/system/node/online': '0',
                  'devices/system/node/node0/cpulist': '0-3'}
@@ -232,6 +231,12 @@ class NitroTest(QemuSystemTest):
                           f'{host}/resv_hugepages': 0,
                           f'{node}/nr_hugepages': total,
                           f'{node}/free_hugepages': free})
+        return self.write_sysfs(files)
+
+    def write_sysfs(self, files):
+        """A made-up sysfs of @files ({path: value}) for QEMU, which reads
+        it under $NITRO_SYSFS_ROOT.  Its root."""
+        root = os.path.join(self.workdir, 'sysfs')
         for path, value in files.items():
             path = os.path.join(root, path)
             os.makedirs(os.path.dirname(path), exist_ok=True)
