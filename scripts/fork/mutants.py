@@ -220,9 +220,9 @@ MUTANTS = [
            '    c = conn_new(', [VHOST_VSOCK, BOOT]),
     Mutant('vsock-dials-host-cid',
            'contrib/vhost-user-vsock/vhost-user-vsock.c',
-           'int fd = vuv_host_connect(&v->cfg, dst_cid, dst_port, src_port,',
-           'int fd = vuv_host_connect(&v->cfg, v->host_cid, dst_port, '
-           'src_port,', [BOOT]),
+           'vuv_host_connect(&v->cfg, dst_cid, dst_port, src_port,',
+           'vuv_host_connect(&v->cfg, v->host_cid, dst_port, src_port,',
+           [BOOT]),
     # The start that waits for the port, a failed boot that QEMU keeps,
     # guest RAM in the address space, the whole monitor
     Mutant('stop-while-the-start-waits', 'accel/nitro/nitro-accel.c',
