@@ -164,6 +164,13 @@ def run_fork_test(name, argv, timeout):
     return {'name': name, 'result': result, 'stdout': out}
 
 
+def testlog(logbase, setup=None):
+    """The testlog of `meson test --logbase @logbase [--setup @setup]`:
+    meson adds the setup's name to it"""
+    return os.path.join(OBJ, 'meson-logs', logbase +
+                        (f'-{setup}' if setup else '') + '.json')
+
+
 def run_meson_tests(tests, args):
     """Run @tests with `meson test`; their lines of meson's testlog.
 
@@ -181,9 +188,7 @@ def run_meson_tests(tests, args):
             ('check', None, others, [])):
         if not names:
             continue
-        # meson's testlog: LOGBASE.json, or LOGBASE-SETUP.json for a setup
-        log = os.path.join(OBJ, 'meson-logs', logbase +
-                           (f'-{setup}' if setup else '') + '.json')
+        log = testlog(logbase, setup)
         if os.path.exists(log):
             os.unlink(log)
         if setup:

@@ -300,9 +300,8 @@ def run_tests(names):
     meson_names = sorted(set(names) - set(FORK))
     if not meson_names:
         return results
-    # meson names the testlog of a setup LOGBASE-SETUP.json
     logbase = 'mutants'
-    log = os.path.join(OBJ, 'meson-logs', logbase + '-thorough.json')
+    log = check.testlog(logbase, 'thorough')
     if os.path.exists(log):
         os.unlink(log)
     run([MESON, 'test', '-C', OBJ, '--no-rebuild', '--quiet',
