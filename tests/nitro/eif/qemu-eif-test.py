@@ -294,9 +294,8 @@ def default_signals():
 def interrupted_build(tmp, initrd):
     """A build killed by SIGINT, SIGTERM or SIGHUP leaves no file.
 
-    The image is written to a tmpfs where there is one: on a disk, the
-    handler's unlink of a file of gigabytes waits for its writeback, which
-    a busy disk can make last minutes."""
+    The image is written to a tmpfs where there is one, so that a build
+    that is not interrupted in time does not write gigabytes to disk."""
     big = os.path.join(tmp, 'big')
     with open(big, 'wb') as f:
         f.truncate(4 << 30)
