@@ -256,6 +256,8 @@ MUTANTS = [
            'cbor_build_string("Signature"),', [ATTEST]),
     Mutant('verify-nonce-unchecked', 'contrib/qemu-eif/attest-verify.c',
            '    if (e->nonce) {', '    if (false) {', [ATTEST]),
+    Mutant('verify-stale-certificate', 'contrib/qemu-eif/attest-verify.c',
+           'if (now < from || now > until) {', 'if (false) {', [ATTEST]),
 
     # The Nitro hypervisor's PCI device: a range that starts below a
     # donated one and runs into it is refused (EEXIST)
@@ -263,6 +265,32 @@ MUTANTS = [
            'if (paddr < r->paddr + r->size && r->paddr < paddr + size) {',
            'if (paddr < r->paddr + r->size && r->paddr < paddr) {',
            [NE_PCI]),
+    # ... and what else it answers a guest
+    Mutant('ne-pci-unknown-command-ok', 'hw/nitro/ne-pci.c',
+           'return ne_pci_bad(cmd, -EOPNOTSUPP, "unknown command");',
+           'return 0;', [NE_PCI]),
+    Mutant('ne-pci-release-can-fail', 'hw/nitro/ne-pci.c',
+           'if (cmd == NE_CMD_ENCLAVE_STOP || cmd == NE_CMD_SLOT_FREE) {',
+           'if (false) {', [NE_PCI]),
+    Mutant('ne-pci-start-without-memory', 'hw/nitro/ne-pci.c',
+           'if (!slot->ranges->len) {', 'if (false) {', [NE_PCI]),
+    Mutant('ne-pci-cid-shared', 'hw/nitro/ne-pci.c',
+           '} else if (ne_pci_cid_used(s, cid)) {', '} else if (false) {',
+           [NE_PCI]),
+    Mutant('ne-pci-stop-unannounced', 'hw/nitro/ne-pci.c',
+           '                ne_pci_slot_stop(slot);\n'
+           '                ne_pci_event(s);',
+           '                ne_pci_slot_stop(slot);', [NE_PCI]),
+    Mutant('ne-pci-panic-runs-on', 'hw/nitro/ne-pci.c',
+           'if (strstr(slot->line, NE_PANIC_LINE) &&', 'if (false &&',
+           [NE_PCI]),
+
+    # Nitro's stop semantics: a reboot ends the enclave, a stop before
+    # the heartbeat is a boot failure
+    Mutant('sim-reboot-unseen', 'contrib/nitro-sim/boot.c',
+           'reason = "reboot";', '(void)0;', [BOOT]),
+    Mutant('death-before-heartbeat-is-a-stop', 'accel/nitro/nitro-accel.c',
+           'if (!nitro_listener_booted(s)) {', 'if (false) {', [LIFECYCLE]),
 ]
 
 

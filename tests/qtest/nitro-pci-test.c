@@ -339,6 +339,9 @@ static void test_bad_requests(void)
     g_assert_cmpint(ne_add_vcpu(&ne, slot, 1).rc, ==, 0);
     g_assert_cmpint(ne_add_vcpu(&ne, slot, 1).rc, ==, -EEXIST);
     g_assert_cmpint(ne_add_vcpu(&ne, other, 1).rc, ==, -EEXIST);
+    /* a vCPU and no memory: nothing to start */
+    g_assert_cmpint(ne_add_vcpu(&ne, other, 2).rc, ==, 0);
+    g_assert_cmpint(ne_cmd3(&ne, START, other, 0, 0).rc, ==, -EINVAL);
     {
         uint64_t req[2] = { cpu_to_le64(other), 0 };
 
