@@ -293,7 +293,8 @@ MUTANTS = [
     Mutant('sim-reboot-unseen', 'contrib/nitro-sim/boot.c',
            'reason = "reboot";', '(void)0;', [BOOT]),
     Mutant('death-before-heartbeat-is-a-stop', 'accel/nitro/nitro-accel.c',
-           'if (!nitro_listener_booted(s)) {', 'if (false) {', [LIFECYCLE]),
+           'if (!nitro_listener_booted(s)) {',
+           'if (!nitro_listener_booted(s) && false) {', [LIFECYCLE]),
 ]
 
 
