@@ -16,7 +16,7 @@
  *   rewritten (atomically) when the enclave starts and stops;
  * - qmp.sock: a QMP monitor;
  * - console.sock (debug mode): the enclave's console, which every client
- *   receives from its first byte (the last NITRO_REGISTRY_CONSOLE_MAX
+ *   receives from its first byte (the last NITRO_CONSOLE_SERVER_KEEP
  *   bytes), whatever -serial the user gave: the console device
  *   (nitro-serial-vsock) passes what it reads to the registry.
  *
@@ -24,8 +24,8 @@
  * that was killed (SIGKILL) is removed by the next reader, or by the next
  * QEMU that gets the same enclave ID.
  *
- * Nothing here blocks QEMU: console clients are non-blocking sockets, a
- * client that does not keep up skips what the buffer no longer holds.
+ * Nothing here blocks QEMU: the console socket is console-server.c's,
+ * whose clients are non-blocking sockets.
  * A registry that cannot be created is a warning: the enclave runs, only
  * the tools do not see it.
  *
@@ -44,7 +44,6 @@
 #include "qemu/notify.h"
 #include "qemu/option.h"
 #include "qemu/config-file.h"
-#include "qemu/sockets.h"
 #include "qemu/units.h"
 #include "chardev/char.h"
 #include "hw/boards.h"
@@ -53,21 +52,13 @@
 #include "system/nitro-accel.h"
 #include "system/nitro-host.h"
 #include "system/system.h"
+#include "console-server.h"
 #include "trace.h"
-#include <sys/un.h>
 
 OBJECT_DECLARE_SIMPLE_TYPE(NitroRegistry, NITRO_REGISTRY)
 
 #define NITRO_REGISTRY_ENV "QEMU_NITRO_RUNTIME_DIR"
 #define NITRO_REGISTRY_ROOT "/run/qemu-nitro"
-#define NITRO_REGISTRY_CONSOLE_MAX (1 * MiB)
-
-typedef struct NitroConsoleClient {
-    struct NitroRegistry *reg;
-    int fd;
-    uint64_t pos;               /* the next byte of the console to send */
-    bool waiting;               /* for the socket to be writable */
-} NitroConsoleClient;
 
 struct NitroRegistry {
     NitroVsockDevice parent_obj;
@@ -76,12 +67,7 @@ struct NitroRegistry {
     char *dir;                  /* its directory, while registered */
     char *qmp_path;
     char *console_path;
-    int listen_fd;
-    GPtrArray *clients;
-
-    /* The console: its last bytes, at their offset modulo the size */
-    uint8_t *ring;
-    uint64_t total;             /* bytes of console so far */
+    NitroConsoleServer *console;
 
     Notifier exit_notifier;
 };
@@ -264,145 +250,13 @@ static void nitro_registry_write_info(NitroRegistry *reg)
     }
 }
 
-/* Console clients */
-
-static void nitro_console_client_free(NitroConsoleClient *c)
-{
-    qemu_set_fd_handler(c->fd, NULL, NULL, NULL);
-    close(c->fd);
-    g_free(c);
-}
-
-static void nitro_console_client_drop(NitroConsoleClient *c)
-{
-    trace_nitro_registry_console_client(c->fd, "gone");
-    g_ptr_array_remove(c->reg->clients, c);
-}
-
-static void nitro_console_client_read(void *opaque);
-static void nitro_console_client_writable(void *opaque);
-
-/* Send what the client has not had yet, as much as the socket takes */
-static void nitro_console_client_send(NitroConsoleClient *c)
-{
-    NitroRegistry *reg = c->reg;
-
-    if (reg->total - c->pos > NITRO_REGISTRY_CONSOLE_MAX) {
-        /* Fell behind the buffer: skip what it lost */
-        c->pos = reg->total - NITRO_REGISTRY_CONSOLE_MAX;
-    }
-    while (c->pos < reg->total) {
-        size_t off = c->pos % NITRO_REGISTRY_CONSOLE_MAX;
-        size_t len = MIN(reg->total - c->pos, NITRO_REGISTRY_CONSOLE_MAX - off);
-        ssize_t n = send(c->fd, reg->ring + off, len,
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
-
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            break;
-        }
-        if (n <= 0) {
-            nitro_console_client_drop(c);
-            return;
-        }
-        c->pos += n;
-    }
-    c->waiting = c->pos < reg->total;
-    qemu_set_fd_handler(c->fd, nitro_console_client_read,
-                        c->waiting ? nitro_console_client_writable : NULL, c);
-}
-
-static void nitro_console_client_writable(void *opaque)
-{
-    nitro_console_client_send(opaque);
-}
-
-/* The console has no input: drop it, and notice the client leaving */
-static void nitro_console_client_read(void *opaque)
-{
-    NitroConsoleClient *c = opaque;
-    char buf[256];
-    ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
-
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
-                   errno != EINTR)) {
-        nitro_console_client_drop(c);
-    }
-}
-
-static void nitro_registry_accept(void *opaque)
-{
-    NitroRegistry *reg = opaque;
-    NitroConsoleClient *c;
-    int fd = qemu_accept(reg->listen_fd, NULL, NULL);
-
-    if (fd < 0) {
-        return;
-    }
-    if (!qemu_set_blocking(fd, false, NULL)) {
-        close(fd);
-        return;
-    }
-    c = g_new0(NitroConsoleClient, 1);
-    c->reg = reg;
-    c->fd = fd;
-    /* From the start of the console, or what the buffer keeps of it */
-    c->pos = 0;
-    g_ptr_array_add(reg->clients, c);
-    trace_nitro_registry_console_client(fd, "attached");
-    nitro_console_client_send(c);
-}
-
 void nitro_registry_console_output(const uint8_t *buf, size_t len)
 {
     NitroRegistry *reg = nitro_registry;
 
-    if (!reg || !reg->ring) {
-        return;
+    if (reg && reg->console) {
+        nitro_console_server_write(reg->console, buf, len);
     }
-    while (len) {
-        size_t off = reg->total % NITRO_REGISTRY_CONSOLE_MAX;
-        size_t n = MIN(len, NITRO_REGISTRY_CONSOLE_MAX - off);
-
-        memcpy(reg->ring + off, buf, n);
-        reg->total += n;
-        buf += n;
-        len -= n;
-    }
-    /* Clients may leave while they are sent to: walk a copy */
-    for (guint i = reg->clients->len; i > 0; i--) {
-        NitroConsoleClient *c = g_ptr_array_index(reg->clients, i - 1);
-
-        if (!c->waiting) {
-            nitro_console_client_send(c);
-        }
-    }
-}
-
-static bool nitro_registry_listen_console(NitroRegistry *reg, Error **errp)
-{
-    struct sockaddr_un sun = { .sun_family = AF_UNIX };
-
-    if (strlen(reg->console_path) >= sizeof(sun.sun_path)) {
-        error_setg(errp, "%s: the path is too long for a socket",
-                   reg->console_path);
-        return false;
-    }
-    pstrcpy(sun.sun_path, sizeof(sun.sun_path), reg->console_path);
-    reg->listen_fd = qemu_socket(AF_UNIX, SOCK_STREAM, 0);
-    if (reg->listen_fd < 0 ||
-        bind(reg->listen_fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
-        listen(reg->listen_fd, 8) < 0 ||
-        !qemu_set_blocking(reg->listen_fd, false, errp)) {
-        error_setg_errno(errp, errno, "cannot listen on %s",
-                         reg->console_path);
-        return false;
-    }
-    qemu_set_fd_handler(reg->listen_fd, nitro_registry_accept, NULL, reg);
-    reg->ring = g_malloc(NITRO_REGISTRY_CONSOLE_MAX);
-    return true;
 }
 
 static bool nitro_registry_start_qmp(NitroRegistry *reg, Error **errp)
@@ -432,11 +286,9 @@ static void nitro_registry_exit(Notifier *n, void *data)
 {
     NitroRegistry *reg = container_of(n, NitroRegistry, exit_notifier);
 
-    g_ptr_array_set_size(reg->clients, 0);
-    if (reg->listen_fd >= 0) {
-        qemu_set_fd_handler(reg->listen_fd, NULL, NULL, NULL);
-        close(reg->listen_fd);
-        reg->listen_fd = -1;
+    if (reg->console) {
+        nitro_console_server_end(reg->console);
+        reg->console = NULL;
     }
     if (reg->dir) {
         trace_nitro_registry_removed(reg->dir);
@@ -472,9 +324,14 @@ static bool nitro_registry_create(NitroRegistry *reg, Error **errp)
     qemu_add_exit_notifier(&reg->exit_notifier);
     reg->qmp_path = g_build_filename(reg->dir, "qmp.sock", NULL);
     reg->console_path = g_build_filename(reg->dir, "console.sock", NULL);
-    if (!nitro_registry_start_qmp(reg, errp) ||
-        (nitro_debug_mode() && !nitro_registry_listen_console(reg, errp))) {
+    if (!nitro_registry_start_qmp(reg, errp)) {
         return false;
+    }
+    if (nitro_debug_mode()) {
+        reg->console = nitro_console_server_new(reg->console_path, errp);
+        if (!reg->console) {
+            return false;
+        }
     }
     nitro_registry_write_info(reg);
     trace_nitro_registry_created(reg->dir);
@@ -517,15 +374,6 @@ static void nitro_registry_realize(DeviceState *dev, Error **errp)
     }
 }
 
-static void nitro_registry_init(Object *obj)
-{
-    NitroRegistry *reg = NITRO_REGISTRY(obj);
-
-    reg->listen_fd = -1;
-    reg->clients = g_ptr_array_new_with_free_func(
-        (GDestroyNotify)nitro_console_client_free);
-}
-
 static void nitro_registry_class_init(ObjectClass *oc, const void *data)
 {
     DeviceClass *dc = DEVICE_CLASS(oc);
@@ -544,7 +392,6 @@ static const TypeInfo nitro_registry_info = {
     .name = TYPE_NITRO_REGISTRY,
     .parent = TYPE_NITRO_VSOCK_DEVICE,
     .instance_size = sizeof(NitroRegistry),
-    .instance_init = nitro_registry_init,
     .class_init = nitro_registry_class_init,
 };
 
