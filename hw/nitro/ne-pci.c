@@ -20,7 +20,11 @@
  * vhost-user-vsock-pci (CID 3), which connects the two guests (its
  * --guests socket).  The enclave's connections to host ports reach
  * $dir/enclave-<cid>.vsock_<port> on the host, its console is
- * $dir/enclave-<cid>.log.  When that process ends, or the enclave's
+ * $dir/enclave-<cid>.log; in debug mode it is also served where a
+ * launcher in the parent guest finds it on Nitro, vsock CID 0 port
+ * 10000 + CID: with console-gateway=PATH (the --uds-path of the parent's
+ * vsock backend, where the parent's connections to host ports land), at
+ * PATH_<port> (console-server.c).  When that process ends, or the enclave's
  * kernel panics (which on Nitro ends the enclave), the slot is stopped
  * and vector 1 raised; ENCLAVE_STOP ends it.  Children are watched from
  * the main loop and never waited for.
@@ -53,6 +57,7 @@
 #include "system/dma.h"
 #include "hw/core/eif.h"
 #include <sys/un.h>
+#include "console-server.h"
 #include "trace.h"
 
 #define TYPE_NITRO_ENCLAVES_PCI "nitro-enclaves-pci"
@@ -112,6 +117,8 @@ enum {
 #define NE_MEM_ALIGN            (2 * MiB)
 #define NE_IMAGE_OFFSET         (8 * MiB)
 #define NE_CID_MIN              4
+/* the vsock port of a debug enclave's console, at CID 0 */
+#define NE_CONSOLE_PORT(cid)    (10000 + (cid))
 #define NE_PANIC_LINE           "Kernel panic - not syncing"
 
 typedef struct NePciRange {
@@ -143,6 +150,7 @@ typedef struct NePciSlot {
     NitroEnclavesPci *dev;
     int console;
     int log;
+    NitroConsoleServer *served;     /* and to console-gateway's socket */
     char line[256];
     size_t line_len;
 } NePciSlot;
@@ -170,6 +178,7 @@ struct NitroEnclavesPci {
     char *qemu;
     char *backend;
     char *vsock_guests;
+    char *console_gateway;
 };
 
 static const char *const ne_pci_cmd_names[] = {
@@ -256,12 +265,37 @@ static void ne_pci_slot_files_remove(NePciSlot *slot)
     }
 }
 
+static void ne_pci_console_copy(NePciSlot *slot, const char *buf, size_t n)
+{
+    if (qemu_write_full(slot->log, buf, n) != n) {
+        trace_ne_pci_boot_failed(slot->uid, "cannot write the console log");
+    }
+    if (slot->served) {
+        nitro_console_server_write(slot->served, buf, n);
+    }
+}
+
+/*
+ * The console ends: what the enclave wrote last (up to a pipe's worth)
+ * is copied, not lost
+ */
 static void ne_pci_console_close(NePciSlot *slot)
 {
+    char buf[4096];
+    ssize_t n;
+
     if (slot->console >= 0) {
         qemu_set_fd_handler(slot->console, NULL, NULL, NULL);
+        for (int i = 0; i < 16 &&
+             (n = read(slot->console, buf, sizeof(buf))) > 0; i++) {
+            ne_pci_console_copy(slot, buf, n);
+        }
         close(slot->console);
         slot->console = -1;
+    }
+    if (slot->served) {
+        nitro_console_server_end(slot->served);
+        slot->served = NULL;
     }
     if (slot->log >= 0) {
         close(slot->log);
@@ -324,9 +358,7 @@ static void ne_pci_console_read(void *opaque)
         ne_pci_console_close(slot);
         return;
     }
-    if (qemu_write_full(slot->log, buf, n) != n) {
-        trace_ne_pci_boot_failed(slot->uid, "cannot write the console log");
-    }
+    ne_pci_console_copy(slot, buf, n);
     for (ssize_t i = 0; i < n; i++) {
         if (buf[i] != '\n' && slot->line_len < sizeof(slot->line) - 1) {
             slot->line[slot->line_len++] = buf[i];
@@ -616,6 +648,17 @@ static int ne_pci_boot(NitroEnclavesPci *s, NePciSlot *slot)
         goto out;
     }
     trace_ne_pci_enclave_started(slot->uid, slot->cid, slot->qemu->pid, eif);
+    if ((slot->flags & NE_FLAG_DEBUG) && s->console_gateway) {
+        g_autofree char *path = g_strdup_printf(
+            "%s_%" PRIu64, s->console_gateway, NE_CONSOLE_PORT(slot->cid));
+
+        /* the enclave runs without it, as without a console client */
+        slot->served = nitro_console_server_new(path, &err);
+        if (!slot->served) {
+            trace_ne_pci_boot_failed(slot->uid, error_get_pretty(err));
+            g_clear_pointer(&err, error_free);
+        }
+    }
     fcntl(con[0], F_SETFL, fcntl(con[0], F_GETFL) | O_NONBLOCK);
     slot->console = con[0];
     slot->log = logfd;
@@ -1081,6 +1124,7 @@ static const Property ne_pci_properties[] = {
     DEFINE_PROP_STRING("qemu", NitroEnclavesPci, qemu),
     DEFINE_PROP_STRING("vsock-backend", NitroEnclavesPci, backend),
     DEFINE_PROP_STRING("vsock-guests", NitroEnclavesPci, vsock_guests),
+    DEFINE_PROP_STRING("console-gateway", NitroEnclavesPci, console_gateway),
 };
 
 static const VMStateDescription ne_pci_vmstate = {

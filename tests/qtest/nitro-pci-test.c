@@ -21,6 +21,8 @@
 #include "libqos/pci.h"
 #include "libqos/generic-pcihost.h"
 #include "standard-headers/linux/pci_regs.h"
+#include <poll.h>
+#include <sys/un.h>
 
 /* microvm's PCIe host (include/hw/i386/microvm.h) */
 #define MICROVM_ECAM_BASE   0xe0000000ULL
@@ -440,6 +442,75 @@ static void put_image(Ne *ne, const uint64_t (*ranges)[2], int n,
     }
 }
 
+/* A slot with the memory of @ranges (where put_image wrote) */
+static uint64_t ne_slot_of(Ne *ne, const uint64_t (*ranges)[2], int n)
+{
+    uint64_t slot = ne_alloc(ne);
+
+    for (int i = 0; i < n; i++) {
+        g_assert_cmpint(ne_cmd3(ne, ADD_MEM, slot, ranges[i][0],
+                                ranges[i][1]).rc, ==, 0);
+    }
+    return slot;
+}
+
+/*
+ * Start an enclave of vCPU 1 in the memory of @ranges with @cid and
+ * @flags: its slot, and in *@argv how the fake QEMU was run
+ */
+static uint64_t start_fake(Ne *ne, const uint64_t (*ranges)[2], int n,
+                           uint64_t cid, uint64_t flags, char **argv)
+{
+    g_autofree char *path = g_build_filename(ne->dir, "argv", NULL);
+    uint64_t slot;
+
+    unlink(path);
+    slot = ne_slot_of(ne, ranges, n);
+    g_assert_cmpint(ne_add_vcpu(ne, slot, 1).rc, ==, 0);
+    g_assert_cmpint(ne_cmd3(ne, START, slot, cid, flags).rc, ==, 0);
+    *argv = wait_file(ne, "argv", NULL);
+    return slot;
+}
+
+/* A client of the console socket @path */
+static int console_connect(const char *path)
+{
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpuint(strlen(path), <, sizeof(sun.sun_path));
+    strcpy(sun.sun_path, path);
+    g_assert_cmpint(connect(fd, (struct sockaddr *)&sun, sizeof(sun)), ==, 0);
+    return fd;
+}
+
+/* What the console @fd says until it has said @until, or up to its EOF */
+static char *console_read(int fd, const char *until)
+{
+    gint64 deadline = g_get_monotonic_time() + 120 * G_USEC_PER_SEC;
+    GString *text = g_string_new("");
+
+    while (!until || !strstr(text->str, until)) {
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        char buf[256];
+        ssize_t n;
+
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        if (poll(&pfd, 1, 100) <= 0) {
+            continue;
+        }
+        n = read(fd, buf, sizeof(buf));
+        g_assert_cmpint(n, >=, 0);
+        if (!n) {
+            g_assert_null(until);
+            break;
+        }
+        g_string_append_len(text, buf, n);
+    }
+    return g_string_free(text, false);
+}
+
 static void test_start(void)
 {
     /* 14 MiB in ranges given out of address order; the image spans two */
@@ -450,8 +521,9 @@ static void test_start(void)
     g_autofree uint8_t *img = g_malloc(img_size);
     g_autofree char *props = NULL, *copied = NULL, *argv = NULL;
     g_autofree char *bargv = NULL, *hold = NULL, *qemu = NULL;
-    g_autofree char *backend = NULL;
+    g_autofree char *backend = NULL, *console = NULL, *text = NULL;
     Ne ne = { 0 };
+    int con, late;
     size_t len;
     uint64_t slot;
     Reply r;
@@ -463,13 +535,15 @@ static void test_start(void)
         "cp \"$last\" \"$dir/copied.eif\"\n"
         "echo \"$$ $@\" >\"$dir/argv.tmp\"\n"
         "mv \"$dir/argv.tmp\" \"$dir/argv\"\n"
+        "echo 'Linux version (of a fake enclave)'\n"
         "[ -e \"$dir/panic\" ] && echo 'Kernel panic - not syncing: test'\n"
         "[ -e \"$dir/hold\" ] && exec sleep 600\n"
         "exit 0");
     backend = fake_program(&ne, "backend",
         "echo \"$@\" >\"$dir/bargv.tmp\"; mv \"$dir/bargv.tmp\" "
         "\"$dir/bargv\"\nexec sleep 600");
-    props = g_strdup_printf(",qemu=%s,vsock-backend=%s", qemu, backend);
+    props = g_strdup_printf(",qemu=%s,vsock-backend=%s,console-gateway=%s/gw",
+                            qemu, backend, ne.dir);
     ne_start(&ne, props);
     ne_msix(&ne);
 
@@ -484,11 +558,7 @@ static void test_start(void)
     stq_be_p(img + 28, 548);
     stq_be_p(img + 28 + 32 * 8, img_size - 548 - 12);
 
-    slot = ne_alloc(&ne);
-    for (int i = 0; i < ARRAY_SIZE(ranges); i++) {
-        g_assert_cmpint(ne_cmd3(&ne, ADD_MEM, slot, ranges[i][0],
-                                ranges[i][1]).rc, ==, 0);
-    }
+    slot = ne_slot_of(&ne, ranges, ARRAY_SIZE(ranges));
     g_assert_cmpint(ne_add_vcpu(&ne, slot, 1).rc, ==, 0);
     g_assert_cmpint(ne_add_vcpu(&ne, slot, 3).rc, ==, 0);
     put_image(&ne, ranges, ARRAY_SIZE(ranges), img, img_size);
@@ -523,11 +593,7 @@ static void test_start(void)
     bargv = g_build_filename(ne.dir, "bargv", NULL);
     unlink(bargv);
     g_clear_pointer(&bargv, g_free);
-    slot = ne_alloc(&ne);
-    for (int i = 0; i < ARRAY_SIZE(ranges); i++) {
-        g_assert_cmpint(ne_cmd3(&ne, ADD_MEM, slot, ranges[i][0],
-                                ranges[i][1]).rc, ==, 0);
-    }
+    slot = ne_slot_of(&ne, ranges, ARRAY_SIZE(ranges));
     g_assert_cmpint(ne_add_vcpu(&ne, slot, 1).rc, ==, 0);
     r = ne_cmd3(&ne, START, slot, 42, 0);
     g_assert_cmpint(r.rc, ==, 0);
@@ -537,6 +603,9 @@ static void test_start(void)
     g_assert_nonnull(strstr(argv, "-m 14M -smp 1 "));
     bargv = wait_file(&ne, "bargv", NULL);
     g_assert_nonnull(strstr(bargv, "--fd 3 --guest-cid 42 --uds-path "));
+    /* not in debug mode: no console served */
+    console = g_strdup_printf("%s/gw_10042", ne.dir);
+    g_assert_false(g_file_test(console, G_FILE_TEST_EXISTS));
     g_assert_cmpuint(ne_cmd_u64(&ne, INFO, slot).state, ==, 2);
     r = ne_cmd_u64(&ne, GET_SLOT, 42);
     g_assert_cmpint(r.rc, ==, 0);
@@ -565,19 +634,31 @@ static void test_start(void)
     hold = g_build_filename(ne.dir, "panic", NULL);
     g_assert_true(g_file_set_contents(hold, "", 0, NULL));
     g_free(argv);
-    argv = g_build_filename(ne.dir, "argv", NULL);
-    unlink(argv);
-    g_clear_pointer(&argv, g_free);
-    slot = ne_alloc(&ne);
-    for (int i = 0; i < ARRAY_SIZE(ranges); i++) {
-        g_assert_cmpint(ne_cmd3(&ne, ADD_MEM, slot, ranges[i][0],
-                                ranges[i][1]).rc, ==, 0);
-    }
-    g_assert_cmpint(ne_add_vcpu(&ne, slot, 1).rc, ==, 0);
-    g_assert_cmpint(ne_cmd3(&ne, START, slot, 0, 0).rc, ==, 0);
-    argv = wait_file(&ne, "argv", NULL);
+    slot = start_fake(&ne, ranges, ARRAY_SIZE(ranges), 0, 0, &argv);
     wait_event(&ne);
     g_assert_cmpuint(ne_cmd_u64(&ne, INFO, slot).state, ==, 0xffff);
+    wait_gone(&ne, atoi(argv));
+    g_assert_cmpint(ne_cmd_u64(&ne, FREE, slot).rc, ==, 0);
+
+    /*
+     * In debug mode the console is served at console-gateway_<10000 +
+     * CID>: from its first byte to every client, until the enclave stops
+     */
+    g_assert_cmpint(unlink(hold), ==, 0);
+    g_free(argv);
+    slot = start_fake(&ne, ranges, ARRAY_SIZE(ranges), 43, 1, &argv);
+    g_free(console);
+    console = g_strdup_printf("%s/gw_10043", ne.dir);
+    con = console_connect(console);
+    g_free(console_read(con, "Linux version (of a fake enclave)\n"));
+    late = console_connect(console);
+    g_free(console_read(late, "Linux version (of a fake enclave)\n"));
+    g_assert_cmpint(ne_cmd_u64(&ne, STOP, slot).rc, ==, 0);
+    text = console_read(con, NULL);
+    g_assert_cmpstr(text, ==, "");
+    close(con);
+    close(late);
+    g_assert_false(g_file_test(console, G_FILE_TEST_EXISTS));
     wait_gone(&ne, atoi(argv));
     g_assert_cmpint(ne_cmd_u64(&ne, FREE, slot).rc, ==, 0);
     ne_end(&ne);
