@@ -96,7 +96,6 @@ static const NitroDriverError nitro_driver_errors[] = {
       "used by another enclave on this parent.\n" },
 };
 
-/* Set @errp for a failed @op with errno @err. */
 /*
  * The driver's @err for @op, with the fix; a CPU pool example holds at
  * least @pool_cpus CPUs.
@@ -132,6 +131,7 @@ static void nitro_driver_pool_error(Error **errp, const char *op, int err,
     error_setg_errno(errp, err, "Nitro Enclaves: %s failed", op);
 }
 
+/* Set @errp for a failed @op with errno @err. */
 static void nitro_driver_error(Error **errp, const char *op, int err)
 {
     nitro_driver_pool_error(errp, op, err, 1);
