@@ -8,7 +8,8 @@
  * copies the stream to a chardev (-serial, -nographic or -chardev).
  *
  * The copy never blocks QEMU: it reads from the connection only while
- * the chardev is open (a socket chardev has a client) and has taken the
+ * the chardev can take bytes (a socket chardev has a client; stdio, a
+ * file or a pipe always, also once stdin has ended) and has taken the
  * bytes read before; a chardev that does not keep up (a stalled console
  * client) leaves the bytes waiting in the vsock connection, and a watch
  * on the chardev resumes the copy when it can take more.  No byte is
@@ -29,6 +30,7 @@
 #include "qemu/main-loop.h"
 #include "qemu/sockets.h"
 #include "qemu/timer.h"
+#include "chardev/char-fd.h"
 #include "chardev/char-fe.h"
 #include "hw/qdev-properties.h"
 #include "hw/qdev-properties-system.h"
@@ -77,12 +79,19 @@ static void nitro_serial_close(NitroSerialVsock *s)
 
 static void nitro_serial_read(void *opaque);
 
-/* Can the chardev take bytes now? */
+/*
+ * Can the chardev take bytes now?  A socket only while a client is
+ * connected; a null one always; an fd one (stdio, a file, a pipe) always
+ * too: when its input ends (stdin at EOF) QEMU calls it closed, but its
+ * output still works.
+ */
 static bool nitro_serial_chr_takes(NitroSerialVsock *s)
 {
+    Object *chr = OBJECT(qemu_chr_fe_get_driver(&s->chr));
+
     return qemu_chr_fe_backend_open(&s->chr) ||
-           object_dynamic_cast(OBJECT(qemu_chr_fe_get_driver(&s->chr)),
-                               TYPE_CHARDEV_NULL);
+           object_dynamic_cast(chr, TYPE_CHARDEV_NULL) ||
+           object_dynamic_cast(chr, TYPE_CHARDEV_FD);
 }
 
 /* Read from the connection exactly while the chardev can take bytes. */

@@ -132,6 +132,19 @@ class NitroVsock(NitroTest):
         self.assertIn(b'heartbeat ok', got)
         self.assertEqual(got, self.console_file(cid))
 
+    def test_console_to_stdout_after_stdin_ended(self):
+        # -serial stdio with stdin at its end (</dev/null, as under a
+        # service manager or in a script): QEMU calls the chardev closed,
+        # but its output still takes the console
+        self.sim_env['NITRO_SIM_LIFETIME_MS'] = '500'
+        res = self.qemu('-accel', 'nitro,debug-mode=on', '-M', 'nitro',
+                        '-m', '128M', '-kernel', self.make_eif(),
+                        '-serial', 'stdio')
+        self.assertEqual(res.returncode, 0, res.stderr)
+        cid = self.events('start')[0]['cid']
+        self.assertIn('heartbeat ok', res.stdout)
+        self.assertEqual(res.stdout.encode(), self.console_file(cid))
+
     def test_console_socket_connected_late(self):
         path = os.path.join(self.sim_dir, 'console.sock')
         self.launch('-chardev', f'socket,id=con,path={path},server=on,'
