@@ -18,11 +18,16 @@
 # its power-off becomes POLLHUP in the parent.
 #
 # Last, our own launcher on the real driver: QEMU itself (with its
-# libraries) in the parent, `qemu-system-x86_64 -accel nitro -M nitro
-# -nographic -kernel` the sample image: its heartbeat answered by our
-# accelerator on the parent's vsock, the enclave's echo from the parent,
-# its CID and PCR0 over QMP, its power-off ends QEMU, QMP `quit` ends it
-# too and the slot's huge pages are free again.
+# libraries) in a parent of five cores, `qemu-system-x86_64 -accel nitro
+# -M nitro -nographic -kernel` the sample image: its heartbeat answered by
+# our accelerator on the parent's vsock, the enclave's echo from the
+# parent, its CID and PCR0 over QMP, in debug mode its console (vsock
+# CID 0, port 10000 + CID, as on EC2), its power-off ends QEMU, QMP `quit`
+# ends it too and the slot's huge pages are free again.  Then the error
+# paths with our messages (too few huge pages, a CID in use) and four
+# enclaves at once, as many as the pool's four cores hold: each answers
+# at its own CID, a fifth is refused (no CPU left in the pool), SIGTERM
+# ends each QEMU and frees its huge pages.
 #
 #   parent-vm-test.py QEMU [QEMU_EIF]
 #
@@ -51,15 +56,17 @@ if os.path.basename(TOP) == 'tree' and \
 SCRIPT = os.path.join(TOP, 'scripts', 'nitro-parent-vm')
 
 
-# In the parent: our QEMU launches the sample image EIF twice, then says
-# what it saw, one "name: value" line each
+# In the parent: our QEMU launches the sample image EIF in debug mode,
+# then without, then four at once (what the CPU pool's four cores hold)
+# with a CID in use and a fifth refused on the way; it says what it saw,
+# one "name: value" line each
 ACCEL_SCRIPT = r'''
 eif=$1
 hp() { sed -n 's/^HugePages_Free: *//p' /proc/meminfo; }
 free0=$(hp)
 launch() {
     mkfifo /tmp/qmp$1.in /tmp/qmp$1.out
-    qemu-system-x86_64 -accel nitro -M nitro -m 256M -smp 2 -nographic \
+    qemu-system-x86_64 -accel "$2" -M nitro -m 256M -smp 2 -nographic \
         -kernel "$eif" -qmp pipe:/tmp/qmp$1 </dev/null >console$1.log \
         2>qemu$1.err &
     pid=$!
@@ -78,21 +85,64 @@ get() {
     qmp '{"execute":"qom-get","arguments":{"path":"/machine","property":"'$1'"}}' |
         sed -n 's/.*"return": *"*\([0-9a-f]*\)"*.*/\1/p'
 }
-launch 1
+launch 1 nitro,debug-mode=on
 echo "echo1: $(./vsock-cat 16 5000 hello-from-the-parent)"
 echo "cid: $(get enclave-cid)"
 echo "pcr0: $(get pcr0)"
 ./vsock-cat 16 5001 poweroff >/dev/null
 wait $pid
 echo "poweroff-exit: $?"
+echo "console1: $(grep -c 'Linux version' console1.log)"
 echo "free-after-poweroff: $(hp) of $free0"
-launch 2
+launch 2 nitro
 echo "echo2: $(./vsock-cat 16 5000 hello-again)"
 qmp '{"execute":"quit"}' >/dev/null
 wait $pid
 echo "quit-exit: $?"
 echo "free-after-quit: $(hp) of $free0"
-cat qemu1.err qemu2.err
+qemu-system-x86_64 -accel nitro -M nitro -m 2G -smp 2 -nographic \
+    -kernel "$eif" </dev/null >/dev/null 2>too-big.err
+echo "too-big-exit: $?"
+
+# Several at once: each QEMU's CID from its "started" line
+start() {
+    qemu-system-x86_64 -accel nitro$2 -M nitro -m 256M -smp 2 -nographic \
+        -kernel "$eif" </dev/null >/dev/null 2>many$1.err &
+    echo $! >many$1.pid
+}
+cid_of() {
+    sed -n 's/.*started the enclave with CID \([0-9]*\).*/\1/p' many$1.err
+}
+started() {
+    while [ -z "$(cid_of $1)" ] && kill -0 "$(cat many$1.pid)"; do
+        sleep 1
+    done
+    cid_of $1
+}
+for n in 1 2 3; do start $n; done
+for n in 1 2 3; do started $n >/dev/null; done
+qemu-system-x86_64 -accel nitro,requested-cid=$(cid_of 1) -M nitro -m 256M \
+    -smp 2 -nographic -kernel "$eif" </dev/null >/dev/null 2>cid-in-use.err
+echo "cid-in-use-exit: $?"
+start 4
+started 4 >/dev/null
+qemu-system-x86_64 -accel nitro -M nitro -m 256M -smp 2 -nographic \
+    -kernel "$eif" </dev/null >/dev/null 2>fifth.err
+echo "fifth-exit: $?"
+for n in 1 2 3 4; do
+    echo "many-echo: $(cid_of $n) $(./vsock-cat $(cid_of $n) 5000 hi-$n)"
+done
+echo "free-with-four: $(hp) of $free0"
+for n in 1 2 3 4; do kill -TERM "$(cat many$n.pid)"; done
+for n in 1 2 3 4; do wait "$(cat many$n.pid)"; echo "many-exit: $?"; done
+echo "free-after-four: $(hp) of $free0"
+for f in qemu1.err qemu2.err many1.err many2.err many3.err many4.err; do
+    sed "s/^/$f: /" $f
+done
+echo "cid-in-use-says: $(tr '\n' ' ' <cid-in-use.err)"
+echo "fifth-says: $(tr '\n' ' ' <fifth.err)"
+echo "too-big-says: $(tr '\n' ' ' <too-big.err)"
+echo "console1-starts: $(head -c 200 console1.log | tr -c '[:print:]' ' ')"
 '''
 
 
@@ -106,7 +156,10 @@ def accel_inside(check, qemu, qemu_eif, eif, vsock_cat, tmp):
     m = re.search(r'"PCR0": *"([0-9a-f]{96})"', pcr0)
     pcr0 = m.group(1) if m else None
     start = time.monotonic()
+    # five cores: CPU 0's for the parent, four for the pool; huge pages
+    # for four enclaves of 256 MiB and more
     p = subprocess.run([SCRIPT, '--qemu', qemu, '--with-qemu',
+                        '--cpus', '10', '--memory', '3G',
                         '--copy', vsock_cat, '--copy', eif, '--copy', script,
                         '--', 'sh', 'accel.sh', os.path.basename(eif)],
                        capture_output=True, text=True, timeout=1500,
@@ -132,6 +185,35 @@ def accel_inside(check, qemu, qemu_eif, eif, vsock_cat, tmp):
     free = val('free-after-quit') or ''
     check(re.fullmatch(r'(\d+) of \1', free),
           'and releases the slot: its huge pages are free', diag)
+    check(val('console1') == '1', 'in debug mode its console reaches '
+          'our QEMU in the parent (vsock CID 0, port 10016): Linux version',
+          diag)
+    check(val('too-big-exit') == '1' and
+          re.search(r'does not fit in the free huge pages.*Reserve them as '
+                    r'root with: echo \d+ > /sys/kernel/mm/hugepages/',
+                    val('too-big-says') or ''),
+          'too few huge pages are refused, with the fix', diag)
+    many = re.findall(r'^many-echo: (\d+) (.*)$', out, re.M)
+    cids = {c for c, _ in many}
+    check(len(cids) == 4 and all(e == f'hi-{n}'
+                                 for n, (_, e) in enumerate(many, 1)),
+          'four enclaves at once, each with its CID, each answering',
+          diag)
+    check(val('cid-in-use-exit') == '1' and
+          'is already used by another enclave' in
+          (val('cid-in-use-says') or ''),
+          'a CID in use is refused, and says so', diag)
+    check(val('fifth-exit') == '1' and
+          'no CPU is left in the CPU pool' in (val('fifth-says') or ''),
+          'a fifth enclave is refused: no CPU is left in the pool', diag)
+    free = val('free-with-four') or ''
+    m = re.fullmatch(r'(\d+) of (\d+)', free)
+    check(m and int(m.group(2)) - int(m.group(1)) == 4 * 128,
+          'the four hold 4 x 256 MiB of huge pages', diag)
+    exits = re.findall(r'^many-exit: (.*)$', out, re.M)
+    free = val('free-after-four') or ''
+    check(exits == ['0'] * 4 and re.fullmatch(r'(\d+) of \1', free),
+          'SIGTERM ends each of them; all their huge pages are free', diag)
 
 
 def real_enclave(check, qemu, qemu_eif, probe, tmp):
