@@ -288,6 +288,17 @@ MUTANTS = [
            'if (strstr(slot->line, NE_PANIC_LINE) &&', 'if (false &&',
            [NE_PCI]),
 
+    # ... and the debug console it serves at vsock CID 0, to the end
+    Mutant('ne-pci-console-unserved', 'hw/nitro/ne-pci.c',
+           'if ((slot->flags & NE_FLAG_DEBUG) && s->console_gateway) {',
+           'if (false) {', [NE_PCI]),
+    Mutant('console-server-no-eof', 'hw/nitro/console-server.c',
+           'if (c->pos == srv->total && srv->listen_fd < 0) {',
+           'if (false) {', [NE_PCI]),
+    # The console on stdio once stdin has ended
+    Mutant('serial-stdio-closed-at-eof', 'hw/nitro/serial-vsock.c',
+           'object_dynamic_cast(chr, TYPE_CHARDEV_FD);', 'false;', [VSOCK]),
+
     # Nitro's stop semantics: a reboot ends the enclave, a stop before
     # the heartbeat is a boot failure
     Mutant('sim-reboot-unseen', 'contrib/nitro-sim/boot.c',
