@@ -215,7 +215,11 @@ static bool conn_check_closed(VuvDev *v, VuvConn *c)
     return false;
 }
 
-/* write what the guest sent to the host; false if the conn was freed */
+/*
+ * write what the guest sent to the host; false if the conn was freed.
+ * A host peer that has closed is EPIPE, never SIGPIPE: that would end
+ * the backend, and with it the vsock of every guest it serves.
+ */
 static bool conn_flush_tx(VuvDev *v, VuvConn *c)
 {
     uint32_t before = c->fwd_cnt;
@@ -226,7 +230,9 @@ static bool conn_flush_tx(VuvDev *v, VuvConn *c)
             { c->tx + c->tx_head, first },
             { c->tx, c->tx_len - first },
         };
-        ssize_t n = writev(c->fd, iov, iov[1].iov_len ? 2 : 1);
+        struct msghdr mh = { .msg_iov = iov,
+                             .msg_iovlen = iov[1].iov_len ? 2 : 1 };
+        ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
 
         if (n < 0 && errno == EINTR) {
             continue;
@@ -680,7 +686,7 @@ static void tx_packet(VuvDev *v, VuVirtqElement *elem)
                                                   c->host_port);
 
             /* a fresh socket's buffer takes these few bytes */
-            if (write(c->fd, ok, strlen(ok)) != strlen(ok)) {
+            if (send(c->fd, ok, strlen(ok), MSG_NOSIGNAL) != strlen(ok)) {
                 conn_reset(v, c, true);
                 return;
             }

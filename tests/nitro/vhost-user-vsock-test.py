@@ -3,7 +3,8 @@
 # contrib/vhost-user-vsock against QEMU's own -M nitro-enclave, with a real
 # Debian kernel and our init (tests/nitro/enclave/), over AF_UNIX paths:
 # the heartbeat, host -> guest and guest -> host connections (and their
-# reset where nobody listens, both ways), 64
+# reset where nobody listens, both ways, or where the host peer closes
+# at once), 64
 # connections at once each way, 256 MiB each way checked by SHA-256 on
 # the host and byte for byte in the guest, and the guest powering off in
 # the middle of a transfer (the host connections end, QEMU and the
@@ -282,6 +283,20 @@ def run(host, console, backend, qemu):
         fail(f'guest -> closed host port: {reply} (ECONNRESET is '
              f'{errno.ECONNRESET}, ETIMEDOUT {errno.ETIMEDOUT})')
     ok('guest -> host connection to a closed port is reset')
+
+    # A host peer that accepts and closes at once, while the guest sends
+    # it 1 MiB: the guest's connection is reset, the backend lives on
+    host.serve(5003, lambda c: c.close())
+    reply = host.command('send 5003 1 1048576')
+    if not reply.startswith('fail') or backend.poll() is not None:
+        fail(f'guest -> host peer that closed: {reply}, backend '
+             f'{backend.poll()}')
+    s = host.connect(5000)
+    s.sendall(b'still here')
+    if s.recv(100) != b'still here':
+        fail('host -> guest echo after a host peer closed')
+    s.close()
+    ok('guest -> a host peer that closed at once: reset, the backend lives')
 
     results = [{} for _ in range(64)]
     threads = [threading.Thread(target=transfer,
