@@ -226,6 +226,9 @@ MUTANTS = [
            'vuv_host_connect(&v->cfg, dst_cid, dst_port, src_port,',
            'vuv_host_connect(&v->cfg, v->host_cid, dst_port, src_port,',
            [BOOT]),
+    Mutant('vsock-sigpipe', 'contrib/vhost-user-vsock/vhost-user-vsock.c',
+           'ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);',
+           'ssize_t n = sendmsg(c->fd, &mh, 0);', [VHOST_VSOCK]),
     # The start that waits for the port, a failed boot that QEMU keeps,
     # guest RAM in the address space, the whole monitor
     Mutant('stop-while-the-start-waits', 'accel/nitro/nitro-accel.c',
