@@ -26,21 +26,35 @@
 # simulator's event log (the enclave's connect to port 9000), best of 3.
 # Target: 6 s.  With --real-enclave, only that.
 #
+# Then the EC2 parent in a VM (scripts/nitro-parent-vm, x86_64 hosts): its
+# start to the real nitro_enclaves driver ready, and our launch of the
+# sample image on that driver, from exec of QEMU in the parent (which it
+# tells the host over vsock) to the device's ENCLAVE_START (its image file
+# on the host), next to the same launch on the simulator (exec to
+# NE_START_ENCLAVE); best of 3.  With --parent-vm, only those.
+#
 # Usage: tests/bench/nitro-launch-bench.py [BUILD_DIR] [--real-enclave]
+#                                        [--parent-vm]
 #
 # SPDX-License-Identifier: GPL-2.0-or-later
 
 import json
 import mmap
 import os
+import re
+import select
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 
-ARGS = [a for a in sys.argv[1:] if a != '--real-enclave']
+ARGS = [a for a in sys.argv[1:] if not a.startswith('--')]
 REAL_ONLY = '--real-enclave' in sys.argv[1:]
+PARENT_ONLY = '--parent-vm' in sys.argv[1:]
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 BUILD = os.path.abspath(ARGS[0] if ARGS else 'build')
 sys.path.insert(0, os.path.join(BUILD, 'tree', 'python'))
 
@@ -168,18 +182,24 @@ def launch(workdir, args, mem, machine=''):
     return start['ts'] - t0, hwm, page_mix(regions)
 
 
-def real_enclave(workdir, arch):
-    """Seconds from exec of QEMU to the heartbeat of the real enclave"""
-    top = os.path.dirname(os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__))))
+def sample_image(arch, what):
+    """The sample enclave image (tests/nitro/enclave/), or None when it
+    cannot be built (said as why @what is not measured)"""
     p = subprocess.run([sys.executable, os.path.join(
-        top, 'tests', 'nitro', 'enclave', 'build-image.py'),
+        TOP, 'tests', 'nitro', 'enclave', 'build-image.py'),
         '--qemu-eif', os.path.join(BUILD, 'qemu-eif'), '--arch', arch,
         '--out', os.path.join(BUILD, 'obj', 'tests', 'nitro', 'enclave')],
         capture_output=True, text=True, check=False)
     if p.returncode:
-        print(f'real enclave ({arch}): not measured '
-              f'({p.stderr.strip()})')
+        print(f'{what}: not measured ({p.stderr.strip()})')
+        return None
+    return p.stdout.strip()
+
+
+def real_enclave(workdir, arch):
+    """Seconds from exec of QEMU to the heartbeat of the real enclave"""
+    eif = sample_image(arch, f'real enclave ({arch})')
+    if not eif:
         return
     best = None
     reserve(512 * MiB)
@@ -191,7 +211,7 @@ def real_enclave(workdir, arch):
                    f'NITRO_SIM_ARCH={arch}']
         vm = QEMUMachine(os.path.join(BUILD, f'qemu-system-{arch}'),
                          args=['-accel', 'nitro,debug-mode=on', '-M', 'nitro',
-                               '-m', '256M', '-kernel', p.stdout.strip(),
+                               '-m', '256M', '-kernel', eif,
                                '-serial', f'file:{console}'],
                          wrapper=wrapper, base_temp_dir=workdir)
         t0 = time.time()
@@ -215,19 +235,92 @@ def real_enclave(workdir, arch):
             print(f'real enclave ({arch}): no heartbeat within 120 s')
             return
         best = hb if best is None else min(best, hb)
-    size = os.path.getsize(p.stdout.strip())
+    size = os.path.getsize(eif)
     print(f'real enclave {arch} ({size / MiB:.1f} MiB EIF, 256 MiB, 2 '
           f'vCPUs, TCG): exec -> heartbeat {best:.2f} s (best of 3, '
           f'target {BOOT_TARGET[arch]} s)')
 
 
+# In the parent: tell the host (CID 2, port 7100) that QEMU is exec'd,
+# launch the sample image, power it off
+PARENT_SCRIPT = r'''
+./vsock-cat 2 7100 exec >/dev/null
+qemu-system-x86_64 -accel nitro -M nitro -m 256M -smp 2 -nographic \
+    -kernel "$1" </dev/null >/dev/null 2>&1 &
+./vsock-cat 16 5001 poweroff >/dev/null
+wait
+'''
+
+
+def parent_launch(workdir, eif, vsock_cat, script):
+    """One parent VM: (seconds to the driver ready, seconds from exec of
+    QEMU in it to ENCLAVE_START), or None"""
+    encl = tempfile.mkdtemp(prefix='bench-parent-', dir=workdir)
+    told = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    told.bind(os.path.join(encl, 'parent.vsock_7100'))
+    told.listen(1)
+    proc = subprocess.Popen([os.path.join(TOP, 'scripts', 'nitro-parent-vm'),
+                             '--qemu', os.path.join(BUILD,
+                                                    'qemu-system-x86_64'),
+                             '--with-qemu', '--enclave-dir', encl,
+                             '--copy', vsock_cat, '--copy', eif,
+                             '--copy', script, '--', 'sh',
+                             os.path.basename(script),
+                             os.path.basename(eif)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    while proc.poll() is None and not select.select([told], [], [], 1)[0]:
+        continue
+    t0 = time.monotonic()
+    if proc.poll() is None:
+        told.accept()[0].close()
+    told.close()
+    started = os.path.join(encl, 'enclave-16.eif')
+    while not os.path.exists(started) and proc.poll() is None:
+        time.sleep(0.01)
+    t1 = time.monotonic()
+    err = proc.communicate()[1]
+    m = re.search(r'driver ready after ([0-9.]+) s', err)
+    subprocess.run(['rm', '-rf', encl])
+    if proc.returncode or not m:
+        print(f'parent VM: failed ({err.strip()[-300:]})')
+        return None
+    return float(m.group(1)), t1 - t0
+
+
+def parent_vm(workdir):
+    """The EC2 parent in a VM, and our launch on its real driver"""
+    eif = sample_image('x86_64', 'parent VM')
+    if not eif:
+        return
+    vsock_cat = os.path.join(workdir, 'vsock-cat')
+    subprocess.run(['cc', '-static', '-O2', '-o', vsock_cat,
+                    os.path.join(TOP, 'tests', 'nitro', 'parent',
+                                 'vsock-cat.c')], check=True)
+    script = os.path.join(workdir, 'launch.sh')
+    with open(script, 'w') as f:
+        f.write(PARENT_SCRIPT)
+    runs = [parent_launch(workdir, eif, vsock_cat, script) for _ in range(3)]
+    if None in runs:
+        return
+    reserve(512 * MiB)
+    sim = min(launch(workdir, ['-kernel', eif], 256 * MiB)[0]
+              for _ in range(3))
+    print(f'parent VM (TCG, 4 vCPUs, 1 GiB): start -> driver ready '
+          f'{min(r[0] for r in runs):.1f} s; our launch of the sample image, '
+          f'exec -> start: real driver {min(r[1] for r in runs):.2f} s, '
+          f'simulator {sim:.2f} s (best of 3)')
+
+
 def main():
     workdir = tempfile.mkdtemp(prefix='nitro-bench-', dir='/var/tmp')
-    print(f"{'case':<18}{'to START (s)':>13}{'floor (s)':>10}"
-          f"{'ratio':>7}{'hugetlb floor (s)':>19}{'ratio':>7}"
-          f"{'VmHWM (MiB)':>13}  pages")
+    only = REAL_ONLY or PARENT_ONLY
+    if not only:
+        print(f"{'case':<18}{'to START (s)':>13}{'floor (s)':>10}"
+              f"{'ratio':>7}{'hugetlb floor (s)':>19}{'ratio':>7}"
+              f"{'VmHWM (MiB)':>13}  pages")
     base_hwm = {}
-    for size in () if REAL_ONLY else (16 * MiB, 256 * MiB, 1024 * MiB):
+    for size in () if only else (16 * MiB, 256 * MiB, 1024 * MiB):
         kernel = make_file(os.path.join(workdir, 'kernel'), 8 * MiB)
         initrd = make_file(os.path.join(workdir, 'initrd'), size - 8 * MiB)
         eif = os.path.join(workdir, 'app.eif')
@@ -260,8 +353,10 @@ def main():
                   f"  (+{(hwm - base_hwm[base]) / MiB:.1f} MiB vs 16 MiB)")
         for p in (kernel, initrd, eif):
             os.unlink(p)
-    for arch in BOOT_TARGET:
+    for arch in () if PARENT_ONLY else BOOT_TARGET:
         real_enclave(workdir, arch)
+    if ARCH == os.uname().machine and not REAL_ONLY:
+        parent_vm(workdir)
     subprocess.run(['rm', '-rf', workdir])
 
 
