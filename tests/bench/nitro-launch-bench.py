@@ -242,12 +242,13 @@ def real_enclave(workdir, arch):
 
 
 # In the parent: tell the host (CID 2, port 7100) that QEMU is exec'd,
-# launch the sample image, power it off
+# launch the sample image, and end it once its echo server answers
 PARENT_SCRIPT = r'''
 ./vsock-cat 2 7100 exec >/dev/null
 qemu-system-x86_64 -accel nitro -M nitro -m 256M -smp 2 -nographic \
     -kernel "$1" </dev/null >/dev/null 2>&1 &
-./vsock-cat 16 5001 poweroff >/dev/null
+./vsock-cat 16 5000 up >/dev/null
+kill -TERM $!
 wait
 '''
 
