@@ -131,6 +131,15 @@ class Host:
         return reply
 
 
+def host_echo(host, data, what):
+    """@data to the guest's echo server and back, or fail with @what"""
+    s = host.connect(5000)
+    s.sendall(data)
+    if s.recv(100) != data:
+        fail(what)
+    s.close()
+
+
 def heartbeat(c):
     if c.recv(1) == b'\xb7':
         c.sendall(b'\xb7')
@@ -256,11 +265,7 @@ def run(host, console, backend, qemu):
         fail(f'QEMU exited ({qemu.returncode})')
     ok(f'heartbeat answered, init up in {time.monotonic() - start:.1f} s')
 
-    s = host.connect(5000)
-    s.sendall(b'hello enclave')
-    if s.recv(100) != b'hello enclave':
-        fail('host -> guest echo')
-    s.close()
+    host_echo(host, b'hello enclave', 'host -> guest echo')
     ok('host -> guest connection')
 
     try:
@@ -291,11 +296,8 @@ def run(host, console, backend, qemu):
     if not reply.startswith('fail') or backend.poll() is not None:
         fail(f'guest -> host peer that closed: {reply}, backend '
              f'{backend.poll()}')
-    s = host.connect(5000)
-    s.sendall(b'still here')
-    if s.recv(100) != b'still here':
-        fail('host -> guest echo after a host peer closed')
-    s.close()
+    host_echo(host, b'still here',
+              'host -> guest echo after a host peer closed')
     ok('guest -> a host peer that closed at once: reset, the backend lives')
 
     results = [{} for _ in range(64)]
