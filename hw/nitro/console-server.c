@@ -121,13 +121,22 @@ static void nitro_console_client_send(NitroConsoleClient *c)
                         nitro_console_client_writable : NULL, c);
 }
 
-/* Send each client what it can take; a send may free the last one */
-static void nitro_console_server_send_all(NitroConsoleServer *srv)
+/*
+ * Send the clients that had all the console up to byte @pos the rest (the
+ * others wait on their socket, and resume from their write watch); a send
+ * may free the last one
+ */
+static void nitro_console_server_send_from(NitroConsoleServer *srv,
+                                           uint64_t pos)
 {
     g_autoptr(GList) clients = g_list_copy(srv->clients);
 
     for (GList *l = clients; l; l = l->next) {
-        nitro_console_client_send(l->data);
+        NitroConsoleClient *c = l->data;
+
+        if (c->pos == pos) {
+            nitro_console_client_send(c);
+        }
     }
 }
 
@@ -177,6 +186,7 @@ void nitro_console_server_write(NitroConsoleServer *srv, const void *buf,
                                 size_t len)
 {
     const uint8_t *p = buf;
+    uint64_t pos = srv->total;
 
     while (len) {
         size_t off = srv->total % NITRO_CONSOLE_SERVER_KEEP;
@@ -187,7 +197,7 @@ void nitro_console_server_write(NitroConsoleServer *srv, const void *buf,
         p += n;
         len -= n;
     }
-    nitro_console_server_send_all(srv);
+    nitro_console_server_send_from(srv, pos);
 }
 
 void nitro_console_server_end(NitroConsoleServer *srv)
@@ -200,5 +210,6 @@ void nitro_console_server_end(NitroConsoleServer *srv)
         nitro_console_server_free_if_done(srv);
         return;
     }
-    nitro_console_server_send_all(srv);
+    /* those that had it all get EOF now, the others once they have */
+    nitro_console_server_send_from(srv, srv->total);
 }
