@@ -43,6 +43,7 @@ import mmap
 import os
 import re
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -269,18 +270,27 @@ def parent_launch(workdir, eif, vsock_cat, script):
                              os.path.basename(script),
                              os.path.basename(eif)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
-    while proc.poll() is None and not select.select([told], [], [], 1)[0]:
+                            text=True, start_new_session=True)
+    # as long as the parent-VM test gives one
+    deadline = time.monotonic() + 900
+    while proc.poll() is None and time.monotonic() < deadline and \
+            not select.select([told], [], [], 1)[0]:
         continue
     t0 = time.monotonic()
-    if proc.poll() is None:
+    if proc.poll() is None and time.monotonic() < deadline:
         told.accept()[0].close()
     told.close()
     started = os.path.join(encl, 'enclave-16.eif')
-    while not os.path.exists(started) and proc.poll() is None:
+    while not os.path.exists(started) and proc.poll() is None and \
+            time.monotonic() < deadline:
         time.sleep(0.01)
     t1 = time.monotonic()
-    err = proc.communicate()[1]
+    try:
+        err = proc.communicate(timeout=max(deadline - t1, 1))[1]
+    except subprocess.TimeoutExpired:
+        # the script, its parent VM and the vsock backend
+        os.killpg(proc.pid, signal.SIGKILL)
+        err = proc.communicate()[1] + '\nno end within 900 s'
     m = re.search(r'driver ready after ([0-9.]+) s', err)
     subprocess.run(['rm', '-rf', encl])
     if proc.returncode or not m:
