@@ -66,6 +66,30 @@ int sim_host_arch(void)
     return SIM_ARCH_X86_64;
 }
 
+/* the host's user address bits: 47, or 56 with 5-level paging; 48 */
+static unsigned host_va_bits(void)
+{
+    static unsigned bits;
+    char line[4096];
+    FILE *f;
+    bool la57 = false;
+
+    if (bits) {
+        return bits;
+    }
+    if (sim_host_arch() == SIM_ARCH_AARCH64) {
+        return bits = 48;
+    }
+    f = fopen("/proc/cpuinfo", "re");
+    while (f && !la57 && fgets(line, sizeof(line), f)) {
+        la57 = !strncmp(line, "flags", 5) && strstr(line, " la57");
+    }
+    if (f) {
+        fclose(f);
+    }
+    return bits = la57 ? 56 : 47;
+}
+
 bool sim_parse_u64(const char *s, const char **endp, uint64_t *v)
 {
     unsigned base = 10;
@@ -283,6 +307,7 @@ static const SimVar vars[] = {
     PATH("IAM_ROLE", iam_role),
     NUM("VSOCK_CID", vsock_cid, 0, 0, UINT32_MAX - 1, 1),
     NUM("FAKE_PAGE_SIZE", fake_page_size, 0, 0, 1ULL << 40, 1),
+    NUM("VA_BITS", va_bits, 0, 0, 63, 1),
 };
 
 static void store(SimConfig *cfg, const SimVar *var, uint64_t x)
@@ -464,6 +489,9 @@ static bool config_values(SimConfig *cfg, char *err, size_t errlen)
         if (!load_var(cfg, &vars[i], err, errlen)) {
             return false;
         }
+    }
+    if (!cfg->va_bits) {
+        cfg->va_bits = host_va_bits();
     }
     if (cfg->instance_id[0] && !instance_id_ok(cfg->instance_id)) {
         snprintf(err, errlen, "NITRO_SIM_INSTANCE_ID: '%s' is not an EC2 "

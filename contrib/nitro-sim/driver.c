@@ -26,6 +26,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <stdint.h>
 #include "standard-headers/linux/nitro_enclaves.h"
 
@@ -43,10 +44,15 @@ static SimDevice *devices;
 static SimEnclave *graveyard;
 static volatile int any_enclave; /* fast path hint, read unlocked */
 
-/* user space ends here (x86_64: 47 bits; aarch64: 48 bits) */
-static uint64_t user_limit(void)
+/*
+ * Where the driver's access_ok() ends user space: x86_64's TASK_SIZE_MAX
+ * is a page short of 2^47 (2^56 with 5-level paging), aarch64's is 2^48
+ */
+static uint64_t user_limit(const SimConfig *cfg)
 {
-    return sim_host_arch() == SIM_ARCH_AARCH64 ? 1ULL << 48 : 1ULL << 47;
+    uint64_t end = 1ULL << cfg->va_bits;
+
+    return sim_host_arch() == SIM_ARCH_AARCH64 ? end : end - 4096;
 }
 
 int sim_device_open(int flags, const char *via)
@@ -199,8 +205,7 @@ static int create_vm(SimDevice *d, uint64_t *slot_out, SimJson *j)
     if (!sim_reg_open(&r, &d->cfg)) {
         return sim_reg_fail(&r);
     }
-    err = !free_core(&d->cfg, &r, NULL) ? -NE_ERR_NO_CPUS_AVAIL_IN_POOL :
-          !slot_out ? -EFAULT : 0;
+    err = !free_core(&d->cfg, &r, NULL) ? -NE_ERR_NO_CPUS_AVAIL_IN_POOL : 0;
     e = err ? NULL : calloc(1, sizeof(*e));
     if (!err && !e) {
         err = -ENOMEM;
@@ -256,9 +261,6 @@ static int add_vcpu(SimEnclave *e, uint32_t *arg, SimJson *j)
     int err = 0, i;
     unsigned core;
 
-    if (!arg) {
-        return -EFAULT;
-    }
     id = *arg;
     sim_json_u64(j, "vcpu_id", id);
     if (e->state != SIM_ST_INIT) {
@@ -324,9 +326,6 @@ static int add_vcpu(SimEnclave *e, uint32_t *arg, SimJson *j)
 static int image_load_info(SimEnclave *e, struct ne_image_load_info *info,
                            SimJson *j)
 {
-    if (!info) {
-        return -EFAULT;
-    }
     sim_json_u64(j, "flags", info->flags);
     if (e->state != SIM_ST_INIT) {
         return -NE_ERR_NOT_IN_INIT_STATE;
@@ -365,9 +364,6 @@ static int set_region(SimEnclave *e, struct ne_user_memory_region *mr,
     SimJson rj;
     int i, n, err;
 
-    if (!mr) {
-        return -EFAULT;
-    }
     addr = mr->userspace_addr;
     size = mr->memory_size;
     sim_json_u64(j, "flags", mr->flags);
@@ -379,14 +375,13 @@ static int set_region(SimEnclave *e, struct ne_user_memory_region *mr,
     if (e->state != SIM_ST_INIT) {
         return -NE_ERR_NOT_IN_INIT_STATE;
     }
-    /* a size of 0 passes, as in the driver: nothing is pinned or added */
     if (size % SIM_MIN_REGION) {
         return -NE_ERR_INVALID_MEM_REGION_SIZE;
     }
     if (addr % SIM_MIN_REGION) {
         return -NE_ERR_UNALIGNED_MEM_REGION_ADDR;
     }
-    if (addr + size < addr || addr + size > user_limit()) {
+    if (addr + size < addr || addr + size > user_limit(cfg)) {
         return -NE_ERR_INVALID_MEM_REGION_ADDR;
     }
     /* only against this enclave's regions */
@@ -395,13 +390,14 @@ static int set_region(SimEnclave *e, struct ne_user_memory_region *mr,
             return -NE_ERR_MEM_REGION_ALREADY_USED;
         }
     }
+    /* the driver's allocation of no pages fails */
     if (!size) {
-        return 0;
+        return -ENOMEM;
     }
     if (!sim_map_info(addr, size, &mi)) {
         return -EIO;
     }
-    if (!mi.mapped) {
+    if (!mi.mapped || !(mi.prot & PROT_READ)) {
         /* pinning the user pages fails */
         return -EFAULT;
     }
@@ -489,9 +485,6 @@ static int start(SimEnclave *e, struct ne_enclave_start_info *si,
     char vl[SIM_MAX_CPUS * 6] = "[";
     int i, err;
 
-    if (!si) {
-        return -EFAULT;
-    }
     sim_json_u64(j, "flags", si->flags);
     sim_json_u64(j, "enclave_cid", si->enclave_cid);
     if (si->flags >= NE_ENCLAVE_START_MAX_FLAG_VAL) {
@@ -534,7 +527,8 @@ static int start(SimEnclave *e, struct ne_enclave_start_info *si,
     free(segs);
     log_eif(e, &e->eif);
     if (!e->eif.ok) {
-        return -EINVAL;
+        /* as nitro-enclaves-pci says it */
+        return -ENOEXEC;
     }
 
     if (!sim_reg_open(&r, cfg)) {
@@ -597,18 +591,62 @@ static int start(SimEnclave *e, struct ne_enclave_start_info *si,
 
 /* ---- dispatch ---- */
 
-static SimEnclave *find_enclave(dev_t dev, ino_t ino)
+/* the enclave of pipe @dev:@ino, of this process or (@any) any other */
+static SimEnclave *find_enclave(dev_t dev, ino_t ino, bool any)
 {
     SimEnclave *e;
     pid_t me = getpid();
 
     for (e = sim_enclaves; e; e = e->next) {
-        if (e->owner == me && !e->released && e->dev == dev &&
+        if ((any || e->owner == me) && !e->released && e->dev == dev &&
             e->ino == ino) {
             return e;
         }
     }
     return NULL;
+}
+
+/*
+ * The driver's copy_from_user() and copy_to_user(): a bad pointer is
+ * EFAULT, not a crash.  Where the kernel refuses the calls (seccomp),
+ * the copy is a plain one.
+ */
+static int copy_user(void *to, const void *from, size_t len, bool in)
+{
+    struct iovec local = { in ? to : (void *)from, len };
+    struct iovec remote = { in ? (void *)from : to, len };
+    ssize_t n = in ? process_vm_readv(getpid(), &local, 1, &remote, 1, 0) :
+                     process_vm_writev(getpid(), &local, 1, &remote, 1, 0);
+
+    if (n < 0 && (errno == ENOSYS || errno == EPERM)) {
+        memcpy(to, from, len);
+        return 0;
+    }
+    return n == (ssize_t)len ? 0 : -EFAULT;
+}
+
+typedef union SimIoctlArg {
+    uint64_t slot;
+    uint32_t vcpu;
+    struct ne_image_load_info info;
+    struct ne_user_memory_region region;
+    struct ne_enclave_start_info start;
+} SimIoctlArg;
+
+/* an enclave fd's @req, with the argument in @a */
+static int enclave_ioctl(SimEnclave *e, unsigned long req, SimIoctlArg *a,
+                         SimJson *j)
+{
+    switch (req) {
+    case NE_ADD_VCPU:
+        return add_vcpu(e, &a->vcpu, j);
+    case NE_GET_IMAGE_LOAD_INFO:
+        return image_load_info(e, &a->info, j);
+    case NE_SET_USER_MEMORY_REGION:
+        return set_region(e, &a->region, j);
+    default:
+        return start(e, &a->start, j);
+    }
 }
 
 bool sim_ioctl(int fd, unsigned long req, void *arg, int *ret)
@@ -618,6 +656,7 @@ bool sim_ioctl(int fd, unsigned long req, void *arg, int *ret)
     SimEnclave *e = NULL;
     const SimConfig *cfg;
     const char *name;
+    SimIoctlArg a;
     SimJson j;
     int err;
 
@@ -632,7 +671,7 @@ bool sim_ioctl(int fd, unsigned long req, void *arg, int *ret)
         }
     }
     if (!d) {
-        e = find_enclave(st.st_dev, st.st_ino);
+        e = find_enclave(st.st_dev, st.st_ino, true);
         if (!e) {
             pthread_mutex_unlock(&sim_lock);
             return false;
@@ -649,24 +688,27 @@ bool sim_ioctl(int fd, unsigned long req, void *arg, int *ret)
     if (e) {
         sim_json_u64(&j, "slot_uid", e->slot);
     }
-    if (d) {
-        err = req == NE_CREATE_VM ? create_vm(d, arg, &j) : -ENOTTY;
+    if (!name || (d != NULL) != (req == NE_CREATE_VM)) {
+        err = -ENOTTY;
+    } else if (e && e->owner != getpid() && req != NE_GET_IMAGE_LOAD_INFO) {
+        /*
+         * Another process (a forked child): the driver refuses memory
+         * and vCPUs of another mm; the simulated enclave lives in the
+         * process that created it, so its start is refused too.
+         */
+        err = -EIO;
     } else {
-        switch (req) {
-        case NE_ADD_VCPU:
-            err = add_vcpu(e, arg, &j);
-            break;
-        case NE_GET_IMAGE_LOAD_INFO:
-            err = image_load_info(e, arg, &j);
-            break;
-        case NE_SET_USER_MEMORY_REGION:
-            err = set_region(e, arg, &j);
-            break;
-        case NE_START_ENCLAVE:
-            err = start(e, arg, &j);
-            break;
-        default:
-            err = -ENOTTY;
+        /* in, and for _IOR the check that the result can be written */
+        err = copy_user(&a, arg, _IOC_SIZE(req), true);
+        if (!err && (_IOC_DIR(req) & _IOC_READ)) {
+            err = copy_user(arg, &a, _IOC_SIZE(req), false);
+        }
+        if (!err) {
+            err = d ? create_vm(d, &a.slot, &j) :
+                      enclave_ioctl(e, req, &a, &j);
+        }
+        if (err >= 0 && (_IOC_DIR(req) & _IOC_READ)) {
+            copy_user(arg, &a, _IOC_SIZE(req), false);
         }
     }
     /* 0, or the enclave fd of NE_CREATE_VM, or -errno */
@@ -738,7 +780,7 @@ void sim_before_close(int fd, bool *is_enclave, dev_t *dev, ino_t *ino)
         return;
     }
     pthread_mutex_lock(&sim_lock);
-    if (find_enclave(st.st_dev, st.st_ino)) {
+    if (find_enclave(st.st_dev, st.st_ino, false)) {
         *is_enclave = true;
         *dev = st.st_dev;
         *ino = st.st_ino;
@@ -778,7 +820,7 @@ void sim_after_close(dev_t dev, ino_t ino)
     bool gone;
 
     pthread_mutex_lock(&sim_lock);
-    e = find_enclave(dev, ino);
+    e = find_enclave(dev, ino, false);
     if (e) {
         if (e->wr_fd >= 0) {
             /* POLLERR on the write end: no reader left anywhere */

@@ -62,6 +62,7 @@ typedef struct SimConfig {
     int arch;                       /* NITRO_SIM_ARCH */
     int numa_node;                  /* NITRO_SIM_NUMA_NODE, -1: no check */
     uint64_t fake_page_size;        /* NITRO_SIM_FAKE_PAGE_SIZE, 0: none */
+    unsigned va_bits;               /* NITRO_SIM_VA_BITS, 0: the host's */
     int boot;                       /* NITRO_SIM_BOOT */
     char qemu[PATH_MAX];            /* NITRO_SIM_QEMU, "": default */
     char backend[PATH_MAX];         /* NITRO_SIM_VSOCK_BACKEND, "": default */

@@ -3,7 +3,8 @@
  *
  * A launcher reads the CPU pool (the nitro_enclaves module's ne_cpus
  * parameter) and the host's SMT layout (thread_siblings_list of each CPU)
- * to pick and explain a valid pool, and the instance ID (DMI's
+ * to pick and explain a valid pool, each CPU's online state (the driver
+ * takes the pool's CPUs offline), and the instance ID (DMI's
  * board_asset_tag on EC2) to name enclaves as nitro-cli does.  Under the
  * simulator these describe the simulated parent (NITRO_SIM_CPUS,
  * NITRO_SIM_HOST_CPUS, NITRO_SIM_TOPOLOGY, NITRO_SIM_DIR for the instance
@@ -28,12 +29,13 @@
 #define SIM_NE_CPUS "/sys/module/nitro_enclaves/parameters/ne_cpus"
 #define SIM_CPU_DIR "/sys/devices/system/cpu/cpu"
 #define SIM_SIBLINGS "/topology/thread_siblings_list"
+#define SIM_ONLINE "/online"
 #define SIM_NODE_DIR "/sys/devices/system/node/"
 #define SIM_NODE_HUGEPAGES "/hugepages/hugepages-"
 #define SIM_ASSET_TAG "/sys/devices/virtual/dmi/id/board_asset_tag"
 
-enum { SF_NONE, SF_NE_CPUS, SF_SIBLINGS, SF_NODES, SF_NODE_CPUS,
-       SF_NODE_PAGES, SF_ASSET_TAG };
+enum { SF_NONE, SF_NE_CPUS, SF_SIBLINGS, SF_CPU_ONLINE, SF_NODES,
+       SF_NODE_CPUS, SF_NODE_PAGES, SF_ASSET_TAG };
 
 /* "<prefix><number><suffix>": the number, or -1 */
 static int numbered(const char *path, const char *prefix, const char *suffix)
@@ -74,6 +76,10 @@ static int classify(const char *path, int *n)
     *n = numbered(path, SIM_CPU_DIR, SIM_SIBLINGS);
     if (*n >= 0 && !strcmp(strstr(path, "/topology/"), SIM_SIBLINGS)) {
         return SF_SIBLINGS;
+    }
+    *n = numbered(path, SIM_CPU_DIR, SIM_ONLINE);
+    if (*n > 0 && !strcmp(strrchr(path, '/'), SIM_ONLINE)) {
+        return SF_CPU_ONLINE;
     }
     *n = numbered(path, SIM_NODE_DIR "node", "/cpulist");
     if (*n >= 0 && !strcmp(strstr(path, "/cpulist"), "/cpulist")) {
@@ -191,6 +197,13 @@ int sim_sysfs_open(const char *path, int flags)
     }
     if (kind == SF_ASSET_TAG) {
         sim_instance_id(&cfg, text, sizeof(text));
+    } else if (kind == SF_CPU_ONLINE) {
+        /* the driver takes the pool's CPUs offline */
+        if ((unsigned)n >= cfg.host_cpus) {
+            errno = ENOENT;
+            return -1;
+        }
+        snprintf(text, sizeof(text), "%d", !sim_cpu_in(cfg.pool, n));
     } else if (kind == SF_NODE_PAGES) {
         snprintf(text, sizeof(text), "0");
     } else {

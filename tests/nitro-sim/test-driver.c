@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <stdint.h>
 #include "standard-headers/linux/nitro_enclaves.h"
 
@@ -195,11 +196,11 @@ static void test_region_size(void)
     efd = create();
     expect(region(efd, m, 3 * MIB, 0), NE_ERR_INVALID_MEM_REGION_SIZE,
            "NE_ERR_INVALID_MEM_REGION_SIZE", "3 MiB region");
-    /* as in the driver, 0 is a multiple of 2 MiB: nothing is added */
-    tap_ok(region(efd, m, 0, 0) == 0 && add_vcpu(efd, 0, NULL) == 0 &&
+    /* as from the driver, whose allocation of no pages fails */
+    tap_ok(region(efd, m, 0, 0) == ENOMEM && add_vcpu(efd, 0, NULL) == 0 &&
            add_vcpu(efd, 0, NULL) == 0 &&
            start(efd, 0, 0) == NE_ERR_NO_MEM_REGIONS_ADDED,
-           "a region of size 0 succeeds and adds no memory");
+           "a region of size 0 is ENOMEM and adds no memory");
     munmap(m, 4 * MIB);
 }
 
@@ -603,6 +604,71 @@ static void test_entry_points(void)
     }
 }
 
+/* what the driver's copy_from_user() and mm check give */
+static void test_user_pointers(void)
+{
+    void *bad = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS,
+                     -1, 0);
+    uint8_t *m = huge(4);
+    int status = -1;
+    pid_t pid;
+
+    fresh("efault");
+    efd = create();
+    tap_ok(ioctl(dev, NE_CREATE_VM, bad) < 0 && errno == EFAULT &&
+           ioctl(efd, NE_ADD_VCPU, bad) < 0 && errno == EFAULT &&
+           ioctl(efd, NE_GET_IMAGE_LOAD_INFO, bad) < 0 && errno == EFAULT &&
+           ioctl(efd, NE_SET_USER_MEMORY_REGION, bad) < 0 &&
+           errno == EFAULT &&
+           ioctl(efd, NE_START_ENCLAVE, bad) < 0 && errno == EFAULT,
+           "a bad pointer is EFAULT for each ioctl, not a crash");
+    mprotect(m, 4 * MIB, PROT_NONE);
+    tap_ok(region(efd, m, 2 * MIB, 0) == EFAULT,
+           "a PROT_NONE region is EFAULT");
+    mprotect(m, 4 * MIB, PROT_READ);
+    tap_ok(region(efd, m, 2 * MIB, 0) == 0, "a read-only region is taken");
+
+    /* a forked child: memory and vCPUs of another mm are EIO */
+    fflush(stdout);
+    pid = fork();
+    if (pid == 0) {
+        struct ne_image_load_info info = { .flags = NE_EIF_IMAGE };
+
+        _exit(add_vcpu(efd, 0, NULL) == EIO &&
+              region(efd, m + 2 * MIB, 2 * MIB, 0) == EIO &&
+              ioctl(efd, NE_GET_IMAGE_LOAD_INFO, &info) == 0 &&
+              info.memory_offset == 8 * MIB ? 0 : 1);
+    }
+    waitpid(pid, &status, 0);
+    tap_ok(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+           "a forked child's NE_ADD_VCPU and NE_SET_USER_MEMORY_REGION are "
+           "EIO, its NE_GET_IMAGE_LOAD_INFO works");
+    munmap(m, 4 * MIB);
+    munmap(bad, 4096);
+}
+
+/* the driver takes the pool's CPUs offline */
+static void test_cpu_online(void)
+{
+    char pool[8] = "", other[8] = "";
+    int fd;
+
+    fresh("online");
+    setenv("NITRO_SIM_CPUS", "1,5", 1);
+    fd = open("/sys/devices/system/cpu/cpu5/online", O_RDONLY);
+    if (fd >= 0 && read(fd, pool, sizeof(pool) - 1) < 0) {
+        pool[0] = 0;
+    }
+    close(fd);
+    fd = open("/sys/devices/system/cpu/cpu2/online", O_RDONLY);
+    if (fd >= 0 && read(fd, other, sizeof(other) - 1) < 0) {
+        other[0] = 0;
+    }
+    close(fd);
+    tap_ok(!strcmp(pool, "0\n") && !strcmp(other, "1\n"),
+           "cpuN/online: 0 for a pool CPU, 1 for another");
+}
+
 int main(void)
 {
     char why[256];
@@ -610,7 +676,7 @@ int main(void)
     if (nl_hugepages(96, why, sizeof(why)) < 0) {
         tap_skip_all(why);
     }
-    tap_plan(46);
+    tap_plan(51);
     test_entry_points();
     test_topology();
     test_vcpu_already_used();
@@ -635,5 +701,7 @@ int main(void)
     test_flags();
     test_cid();
     test_positive();
+    test_user_pointers();
+    test_cpu_online();
     return tap_done();
 }

@@ -397,12 +397,12 @@ static void bad_eif(const char *tag, EifSpec *s, const char *message)
     p.eif = img;
     p.eif_len = len;
     r = nl_launch(&p, &e);
-    tap_ok(r < 0 && e.err == EINVAL &&
+    tap_ok(r < 0 && e.err == ENOEXEC &&
            !strcmp(e.failed_step, "NE_START_ENCLAVE") &&
            nl_log_count("\"event\":\"eif\"", "\"verdict\":\"error\"",
                         message) == 1 &&
            nl_log_count("\"event\":\"start\"", NULL, NULL) == 0,
-           "EIF %s: NE_START_ENCLAVE fails with EINVAL, eif verdict error",
+           "EIF %s: NE_START_ENCLAVE fails with ENOEXEC, eif verdict error",
            tag);
     nl_close(&e);
     free(img);
