@@ -53,6 +53,7 @@ OP_MATRIX = 'func-x86_64-nitro_op_matrix'
 NITRO_CLI = 'func-x86_64-nitro_cli'
 ATTEST = 'nitro-attest'
 NE_PCI = 'qtest-x86_64/nitro-pci-test'
+PARENT_VM = 'nitro-parent-vm'
 
 
 MUTANTS = [
@@ -195,6 +196,18 @@ MUTANTS = [
     Mutant('sim-dir-unchecked', 'contrib/nitro-sim/driver.c',
            'if (access(d->cfg.dir, W_OK | X_OK) < 0) {', 'if (false) {',
            [ERRORS]),
+    # The simulator against the real driver's rules (ne-rules.c)
+    Mutant('sim-size-0-passes', 'contrib/nitro-sim/driver.c',
+           'return -ENOMEM;\n    }\n    if (!sim_map_info',
+           'return 0;\n    }\n    if (!sim_map_info', SIM + [PARENT_VM]),
+    Mutant('sim-user-pointer-trusted', 'contrib/nitro-sim/driver.c',
+           'if (n < 0 && (errno == ENOSYS || errno == EPERM)) {',
+           'if (true) {', SIM + [PARENT_VM]),
+    Mutant('sim-forked-child-allowed', 'contrib/nitro-sim/driver.c',
+           '} else if (e && e->owner != getpid() &&',
+           '} else if (false &&', SIM + [PARENT_VM]),
+    Mutant('sim-pool-cpus-online', 'contrib/nitro-sim/sysfs.c',
+           '"%d", !sim_cpu_in(cfg.pool, n));', '"1");', SIM + [PARENT_VM]),
     Mutant('sim-half-cores', 'contrib/nitro-sim/driver.c',
            'return -NE_ERR_FULL_CORES_NOT_USED;', 'break;', SIM + [ERRORS]),
     Mutant('sim-console-tail-ignored', 'contrib/nitro-sim/enclave.c',

@@ -17,6 +17,12 @@
 # server answers the host too through the device's vsock gateway, and
 # its power-off becomes POLLHUP in the parent.
 #
+# Then ne-rules.c, the driver's rules a launcher can see (errnos, fds,
+# sysfs, order), runs on the driver in the parent and on the simulator
+# (contrib/nitro-sim) on the host with the parent's CPUs and pool: the
+# outcomes must be the same, rule by rule, but for the differences that
+# parent/ne-rules-differences.txt lists with their reasons.
+#
 # Last, our own launcher on the real driver: QEMU itself (with its
 # libraries) in a parent of five cores, `qemu-system-x86_64 -accel nitro
 # -M nitro -nographic -kernel` the sample image: its heartbeat answered by
@@ -30,6 +36,8 @@
 # ends each QEMU and frees its huge pages.
 #
 #   parent-vm-test.py QEMU [QEMU_EIF]
+#
+# with the simulator's library in $NITRO_SIM_LIB for the rules.
 #
 # TAP; skipped (exit 77) with the reason only when the kernel package
 # cannot be downloaded.
@@ -307,6 +315,74 @@ def real_enclave(check, qemu, qemu_eif, probe, tmp):
     return eif
 
 
+RULES_MARK = '--- ne-rules'
+
+
+def rule_outcomes(text):
+    """{rule: outcome} of ne-rules' output, None if it did not finish"""
+    rules = dict(re.findall(r'^([a-z0-9-]+): (.*)$', text, re.M))
+    return rules if re.search(r'^end$', text, re.M) else None
+
+
+def simulator_rules(check, rules_src, tmp, va_bits):
+    """ne-rules on the simulator, as the parent is: {rule: outcome}"""
+    lib = os.environ.get('NITRO_SIM_LIB')
+    exe = os.path.join(tmp, 'ne-rules-sim')
+    if not check(lib and os.path.exists(lib), 'the simulator is built',
+                 f'NITRO_SIM_LIB is {lib!r}'):
+        return None
+    subprocess.run(['cc', '-O2', '-o', exe, rules_src], check=True)
+    d = '/sys/kernel/mm/hugepages/hugepages-2048kB'
+    try:
+        with open(f'{d}/free_hugepages', encoding='ascii') as f:
+            free = int(f.read())
+        if free < 33:
+            # 64 MiB and one page: the memory of ne-rules
+            with open(f'{d}/nr_hugepages', encoding='ascii') as f:
+                total = int(f.read())
+            with open(f'{d}/nr_hugepages', 'w', encoding='ascii') as f:
+                f.write(str(total + 33 - free))
+    except OSError as e:
+        check(False, 'ne-rules has 33 free huge pages on the host', str(e))
+        return None
+    sim_dir = os.path.join(tmp, 'sim')
+    env = dict(os.environ, LD_PRELOAD=lib, NITRO_SIM_DIR=sim_dir,
+               NITRO_SIM_CPUS='2-3', NITRO_SIM_TOPOLOGY='consecutive',
+               NITRO_SIM_HOST_CPUS='4', NITRO_SIM_VA_BITS=va_bits)
+    p = subprocess.run([exe], capture_output=True, text=True, env=env,
+                       timeout=300, check=False)
+    rules = rule_outcomes(p.stdout)
+    check(rules is not None, 'ne-rules runs on the simulator',
+          p.stdout + p.stderr)
+    return rules
+
+
+def compare_rules(check, real, sim):
+    """the driver's outcomes against the simulator's"""
+    listed = {}
+    with open(os.path.join(HERE, 'parent', 'ne-rules-differences.txt'),
+              encoding='utf-8') as f:
+        for line in f:
+            m = re.match(r'^([a-z0-9-]+): (.*)$', line)
+            if m:
+                listed[m.group(1)] = m.group(2)
+    check(real.keys() == sim.keys(), 'ne-rules ran the same rules on the '
+          'driver and on the simulator',
+          f'only on the driver: {sorted(real.keys() - sim.keys())}, only on '
+          f'the simulator: {sorted(sim.keys() - real.keys())}')
+    same = [r for r in real if real[r] == sim.get(r)]
+    differ = [f'{r}: driver "{real[r]}", simulator "{sim.get(r)}"'
+              for r in real if r not in same and r not in listed]
+    gone = [r for r in listed if r in same or r not in real]
+    print(f'# ne-rules: {len(real)} rules; the simulator gives the '
+          f'driver\'s outcome for {len(same)}, {len(real) - len(same)} are '
+          'listed differences')
+    check(not differ, 'the simulator gives the driver\'s outcome for every '
+          'rule not listed in ne-rules-differences.txt', '\n'.join(differ))
+    check(not gone, 'every listed difference is still one',
+          f'the same now, or no such rule: {gone}')
+
+
 def main():
     qemu = sys.argv[1]
     tap = Tap()
@@ -318,21 +394,26 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         probe = os.path.join(tmp, 'ne-probe')
         vsock_cat = os.path.join(tmp, 'vsock-cat')
-        for exe in [probe, vsock_cat]:
+        rules = os.path.join(tmp, 'ne-rules')
+        for exe in [probe, vsock_cat, rules]:
             subprocess.run(['cc', '-static', '-O2', '-o', exe,
                             os.path.join(HERE, 'parent',
                                          os.path.basename(exe) + '.c')],
                            check=True)
-        p = subprocess.run([SCRIPT, '--qemu', qemu, '--copy', probe, '--',
+        p = subprocess.run([SCRIPT, '--qemu', qemu, '--copy', probe,
+                            '--copy', rules, '--',
                             'sh', '-c', 'ls -l /dev/nitro_enclaves && '
                             'cat /sys/module/nitro_enclaves/parameters/'
-                            'ne_cpus && ./ne-probe; s=$?; exit $((s + 40))'],
+                            'ne_cpus && ./ne-probe; s=$?; '
+                            'grep -qw la57 /proc/cpuinfo && b=56 || b=47; '
+                            f'echo "{RULES_MARK} va-bits $b"; ./ne-rules; '
+                            'exit $((s + 40))'],
                            capture_output=True, text=True, timeout=1500)
         if p.returncode == 77:
             print(f'1..0 # SKIP {p.stderr.strip()}')
             return 0
-        out = p.stdout
-        diag = out + p.stderr
+        out, _, rules_out = p.stdout.partition(RULES_MARK)
+        diag = p.stdout + p.stderr
         check(re.search(r'^c\S+ .* /dev/nitro_enclaves$', out, re.M),
               'the real driver probed the device: /dev/nitro_enclaves', diag)
         check(re.search(r'^(2-3|2,3)$', out, re.M),
@@ -345,6 +426,14 @@ def main():
                   m.group(0) if m else diag)
         check(p.returncode == 40, 'COMMAND\'s exit status comes back',
               f'status {p.returncode}')
+        real = rule_outcomes(rules_out)
+        check(real is not None, 'ne-rules runs on the driver', diag)
+        m = re.match(r' va-bits (\d+)', rules_out)
+        sim = simulator_rules(check, os.path.join(HERE, 'parent',
+                                                  'ne-rules.c'),
+                              tmp, m.group(1) if m else '47')
+        if real and sim:
+            compare_rules(check, real, sim)
         m = re.search(r'driver ready after ([0-9.]+) s', p.stderr)
         if m:
             print(f'# start to driver ready: {m.group(1)} s')
