@@ -29,6 +29,12 @@ test_pkgs="valgrind clang libclang-rt-dev seabios libvirt-daemon
     libvirt-daemon-driver-qemu libvirt-clients virtinst adduser
     python3-sphinx python3-sphinx-rtd-theme python3-cryptography
     python3-cbor2"
+# The init of the other architecture's sample enclave (the real-boot
+# tests boot both): Debian's cross compiler and its static libc.
+case "$(uname -m)" in
+aarch64) test_pkgs="$test_pkgs gcc-x86-64-linux-gnu libc6-dev-amd64-cross" ;;
+*) test_pkgs="$test_pkgs gcc-aarch64-linux-gnu libc6-dev-arm64-cross" ;;
+esac
 # Run time of -M nitro-enclave (the simulator's boot mode, make demo): the
 # +ds base has no qboot.rom (bios-microvm.bin) and linuxboot_dma.bin,
 # Debian's qemu-system-data has them; a static libc for the sample

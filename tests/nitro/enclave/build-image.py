@@ -5,18 +5,18 @@
 #   build-image.py --qemu-eif QEMU_EIF --out DIR [--cache DIR] [--test]
 #                  [--arch x86_64|aarch64]
 #
-# The kernel of amd64 is Debian's 6.12 cloud kernel from
-# bookworm-backports (linux-image-6.12.*-cloud-amd64, the first with the
-# NSM driver nsm.ko: /dev/nsm), found and downloaded through the private
-# apt configuration of scripts/nitro-parent-vm (download/apt-backports);
-# that of arm64 (--arch aarch64, the default on an arm64 host) the
-# package linux-image-arm64 names.  The package is downloaded with
+# The kernel is Debian's 6.12 cloud kernel from bookworm-backports
+# (linux-image-6.12.*-cloud-amd64 or -arm64 with --arch aarch64, the
+# default on an arm64 host: the first with the NSM driver nsm.ko,
+# /dev/nsm), found and downloaded through the private apt configuration
+# of scripts/nitro-parent-vm (download/apt-backports) for the host's
+# architecture.  The package is downloaded with
 # `apt-get download` (never installed) into the cache directory; only its
 # vmlinuz and the modules that virtio-mmio, virtio-vsock and the NSM need
 # (dependencies from their modinfo) are extracted.  The arm64 package
 # of an amd64 host comes through a private apt configuration in
-# download/apt-arm64 (the system's Debian archive, arm64 only; the
-# system's apt setup is not changed).  init.c is compiled statically (by
+# download/apt-arm64 (the system's Debian archive and its backports,
+# arm64 only; the system's apt setup is not changed).  init.c is compiled statically (by
 # Debian's aarch64-linux-gnu-gcc for arm64 on another host) and packed
 # with the modules into a newc initramfs whose entries have fixed owners
 # and times, so the same package and sources always give the same image
@@ -110,14 +110,15 @@ def apt_options(arch):
     os.makedirs(os.path.join(apt_dir, 'sources'), exist_ok=True)
     with open(os.path.join(apt_dir, 'sources', 'debian.list'), 'w',
               encoding='utf-8') as f:
-        f.write(f'deb [arch={deb_arch} signed-by=/usr/share/keyrings/'
-                f'debian-archive-keyring.gpg] {uri} {codename} main\n')
+        for suite in [codename, f'{codename}-backports']:
+            f.write(f'deb [arch={deb_arch} signed-by=/usr/share/keyrings/'
+                    f'debian-archive-keyring.gpg] {uri} {suite} main\n')
     opts = ['-o', 'Dir::Etc::SourceList=/dev/null',
             '-o', f'Dir::Etc::SourceParts={apt_dir}/sources',
             '-o', f'Dir::State::Lists={apt_dir}/lists',
             '-o', f'Dir::Cache={apt_dir}/cache',
             '-o', f'APT::Architectures::={deb_arch}']
-    if not glob.glob(os.path.join(apt_dir, 'lists', '*Packages*')):
+    if not glob.glob(os.path.join(apt_dir, 'lists', '*backports*Packages*')):
         p = subprocess.run(['apt-get', *opts, '-q', 'update'],
                            capture_output=True, text=True, check=False)
         if p.returncode:
@@ -126,41 +127,43 @@ def apt_options(arch):
     return opts
 
 
-def kernel_package(arch, opts):
-    """linux-image-<version>-<arch>, the package linux-image-<arch> names"""
-    deb_arch = ARCHES[arch][0]
-    meta = f'linux-image-{deb_arch}' + (f':{deb_arch}' if opts else '')
-
-    def depends():
-        p = subprocess.run(['apt-cache', *opts, 'depends', meta],
+def newest_kernel(opts, deb_arch='amd64'):
+    """The newest linux-image-6.12.*-cloud-@deb_arch that apt with @opts
+    knows"""
+    def search():
+        p = subprocess.run(['apt-cache', *opts, 'search', '--names-only',
+                            rf'^linux-image-6\.12\..*-cloud-{deb_arch}$'],
                            capture_output=True, text=True, check=False)
-        for line in p.stdout.splitlines():
-            line = line.strip()
-            if line.startswith('Depends: linux-image-'):
-                return line.split()[1]
-        return None
+        return [line.split()[0] for line in p.stdout.splitlines()]
 
-    if not shutil.which('apt-get'):
-        raise Unavailable('no apt-get: not a Debian system')
-    pkg = depends()
-    if not pkg and os.geteuid() == 0 and not opts:
-        subprocess.run(['apt-get', '-q', 'update'], capture_output=True,
-                       check=False)
-        pkg = depends()
-    if not pkg:
-        raise Unavailable(f'apt knows no {meta} (no Debian archive in the '
-                          'apt sources?)')
-    return pkg
+    names = search()
+    if not names:
+        subprocess.run(['apt-get', *opts, '-q', 'update'],
+                       capture_output=True, check=False)
+        names = search()
+    if not names:
+        raise Unavailable(f'apt knows no linux-image-6.12.*-cloud-{deb_arch} '
+                          '(no bookworm-backports?)')
+
+    def key(name):
+        v = name.split('-')[2].split('+')[0]
+        return [int(x) for x in v.split('.') if x.isdigit()]
+    return max(names, key=key)
 
 
-def cloud_kernel(cache):
-    """The .deb of bookworm-backports' newest 6.12 cloud kernel for amd64
-    in @cache (the one there, else downloaded with scripts/nitro-parent-vm's
-    apt configuration)"""
+def cloud_kernel(cache, arch):
+    """The .deb of bookworm-backports' newest 6.12 cloud kernel for @arch
+    in @cache (the one there, else downloaded: for the host's arch with
+    scripts/nitro-parent-vm's apt configuration)"""
+    deb_arch = ARCHES[arch][0]
     debs = sorted(glob.glob(os.path.join(
-        cache, 'linux-image-6.12.*-cloud-amd64_*.deb')))
+        cache, f'linux-image-6.12.*-cloud-{deb_arch}_*.deb')))
     if debs:
         return debs[-1]
+    if arch != HOST_ARCH:
+        opts = apt_options(arch)
+        return download(newest_kernel(opts, deb_arch) + f':{deb_arch}',
+                        cache, opts)
     # imported here: nitro-parent-vm imports this file
     path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
         HERE))), 'scripts', 'nitro-parent-vm')
@@ -170,7 +173,7 @@ def cloud_kernel(cache):
     loader.exec_module(parent_vm)
     try:
         opts = parent_vm.apt_opts()
-        return download(parent_vm.newest_kernel(opts), cache, opts)
+        return download(newest_kernel(opts, deb_arch), cache, opts)
     except parent_vm.Unavailable as e:
         raise Unavailable(str(e)) from e
 
@@ -285,11 +288,7 @@ def build(qemu_eif, out, cache, test, arch):
                           f'gcc-{compiler[:-4]}) to compile the init')
     with open(os.path.join(cache, '.lock'), 'w') as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if arch == 'x86_64':
-            deb = cloud_kernel(cache)
-        else:
-            opts = apt_options(arch)
-            deb = download(kernel_package(arch, opts), cache, opts)
+        deb = cloud_kernel(cache, arch)
         stamp = f'{deb} {os.path.getmtime(os.path.join(HERE, "init.c"))} ' \
                 f'{test}{SAMPLE_OPTIONS}\n'
         if os.path.exists(eif) and os.path.exists(eif + '.stamp'):
