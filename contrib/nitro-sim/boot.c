@@ -3,7 +3,9 @@
  *
  * Instead of playing the enclave, the simulated hypervisor runs the image
  * that was loaded into the donated memory in QEMU's emulated
- * `-M nitro-enclave` machine under TCG, with the enclave's memory size
+ * `-M nitro-enclave` machine under TCG (an arm64 image: its kernel,
+ * ramdisks and command line in qemu-system-aarch64 -M virt, see
+ * hw/nitro/enclave-launch.c), with the enclave's memory size
  * and vCPU count, and contrib/vhost-user-vsock as its vsock device with
  * the enclave's CID.  The backend runs with this library preloaded and
  * NITRO_SIM_VSOCK_CID set, so the enclave's connections (its init's
@@ -22,7 +24,8 @@
  * (PR_SET_PDEATHSIG) and are ended when the enclave stops.
  *
  * Files, all removed at stop: $NITRO_SIM_DIR/enclave-<cid>.eif (the
- * image, as read from enclave memory), .vhost (vhost-user socket),
+ * image, as read from enclave memory; for arm64 .kernel and .initrd),
+ * .vhost (vhost-user socket),
  * .vsock (the backend's gateway); enclave-<cid>.qemu.log keeps QEMU's
  * and the backend's messages.  The machine's virtio-nsm signs
  * attestation documents with a chain that qemu-eif make-attestation-chain
@@ -103,16 +106,12 @@ void sim_boot_gateway_path(const SimConfig *cfg, uint32_t cid, char *buf,
     snprintf(buf, len, "%s/enclave-%u.vsock", cfg->dir, cid);
 }
 
-/* the enclave's image, as the hypervisor finds it in enclave memory */
-static int write_image(SimEnclave *e, const char *path)
+/* @len bytes at @off into the image in enclave memory, to @fd */
+static int copy_image(SimEnclave *e, int fd, uint64_t off, uint64_t len)
 {
-    uint64_t skip = SIM_IMAGE_OFFSET, left = e->eif.size;
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    uint64_t skip = SIM_IMAGE_OFFSET + off, left = len;
     int i;
 
-    if (fd < 0) {
-        return errno;
-    }
     for (i = 0; i < e->nregions && left; i++) {
         const uint8_t *p = (const uint8_t *)(uintptr_t)e->regions[i].addr;
         uint64_t n = e->regions[i].size;
@@ -130,17 +129,52 @@ static int write_image(SimEnclave *e, const char *path)
             ssize_t w = write(fd, p, n);
 
             if (w <= 0) {
-                int err = w < 0 ? errno : EIO;
-
-                sim_real.close(fd);
-                return err;
+                return w < 0 ? errno : EIO;
             }
             p += w;
             n -= w;
         }
     }
-    sim_real.close(fd);
     return 0;
+}
+
+/*
+ * What the machine boots, as the hypervisor finds it in enclave memory:
+ * the image (x86_64), or its kernel and its ramdisks one after the other
+ * (aarch64)
+ */
+static int write_image(SimEnclave *e, const char *path, const char *kernel,
+                       const char *initrd)
+{
+    int fd, err = 0;
+    unsigned i;
+
+    if (e->eif.arch != SIM_ARCH_AARCH64) {
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            return errno;
+        }
+        err = copy_image(e, fd, 0, e->eif.size);
+        sim_real.close(fd);
+        return err;
+    }
+    fd = open(kernel, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        return errno;
+    }
+    err = copy_image(e, fd, e->eif.kernel_off, e->eif.kernel_size);
+    sim_real.close(fd);
+    fd = err ? -1 : open(initrd, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                         0600);
+    if (fd < 0) {
+        return err ? err : errno;
+    }
+    for (i = 0; i < e->eif.nramdisks && !err; i++) {
+        err = copy_image(e, fd, e->eif.ramdisk_off[i],
+                         e->eif.ramdisk_size[i]);
+    }
+    sim_real.close(fd);
+    return err;
 }
 
 /* a program at @rel from this library (build tree, install), or in PATH */
@@ -165,23 +199,25 @@ static void default_program(const char *rel, const char *name, char *buf,
     snprintf(buf, len, "%s", name);
 }
 
-static void default_qemu(char *buf, size_t len)
+/* qemu-system-@arch: this program, or next to the library, or in PATH */
+static void default_qemu(const char *arch, char *buf, size_t len)
 {
-    char self[PATH_MAX];
+    char self[PATH_MAX], name[32], rel[48];
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 
+    snprintf(name, sizeof(name), "qemu-system-%s", arch);
     if (n > 0) {
         const char *base;
 
         self[n] = 0;
         base = strrchr(self, '/');
-        if (!strcmp(base ? base + 1 : self, "qemu-system-x86_64")) {
+        if (!strcmp(base ? base + 1 : self, name)) {
             snprintf(buf, len, "%s", self);
             return;
         }
     }
-    default_program("../../qemu-system-x86_64", "qemu-system-x86_64", buf,
-                    len);
+    snprintf(rel, sizeof(rel), "../../%s", name);
+    default_program(rel, name, buf, len);
 }
 
 /* environment of a child: ours, minus @drop, plus @add (may be NULL) */
@@ -292,6 +328,7 @@ static int pidfd(pid_t pid)
 int sim_boot_start(SimEnclave *e)
 {
     char qemu[PATH_MAX], backend[PATH_MAX], eif[PATH_MAX + 48];
+    char kernel[PATH_MAX + 48], initrd[PATH_MAX + 48];
     char vhost[PATH_MAX + 48], gateway[PATH_MAX + 48], log[PATH_MAX + 48];
     char vsock_cid[48], att[PATH_MAX + 16], nsm_key[PATH_MAX + 32];
     char nsm_chain[PATH_MAX + 32], instance_id[32];
@@ -304,15 +341,10 @@ int sim_boot_start(SimEnclave *e)
     e->qemu_pid = e->backend_pid = 0;
     e->qemu_pidfd = e->backend_pidfd = e->serial_fd = -1;
     e->line_len = 0;
-    if (e->eif.arch != SIM_ARCH_X86_64) {
-        return fail(e, ENOEXEC, "%s EIFs cannot boot: QEMU's -M "
-                    "nitro-enclave is x86_64 only (use NITRO_SIM_BOOT=sim)",
-                    sim_arch_name(e->eif.arch));
-    }
     if (e->cfg.qemu[0]) {
         snprintf(qemu, sizeof(qemu), "%s", e->cfg.qemu);
     } else {
-        default_qemu(qemu, sizeof(qemu));
+        default_qemu(sim_arch_name(e->eif.arch), qemu, sizeof(qemu));
     }
     if (e->cfg.backend[0]) {
         snprintf(backend, sizeof(backend), "%s", e->cfg.backend);
@@ -328,6 +360,8 @@ int sim_boot_start(SimEnclave *e)
     snprintf(e->boot_base, sizeof(e->boot_base), "%s/enclave-%u",
              e->cfg.dir, e->cid);
     snprintf(eif, sizeof(eif), "%s.eif", e->boot_base);
+    snprintf(kernel, sizeof(kernel), "%s.kernel", e->boot_base);
+    snprintf(initrd, sizeof(initrd), "%s.initrd", e->boot_base);
     snprintf(log, sizeof(log), "%s.qemu.log", e->boot_base);
     sim_boot_gateway_path(&e->cfg, e->cid, gateway, sizeof(gateway));
     if (snprintf(vhost, sizeof(vhost), "%s.vhost", e->boot_base) >=
@@ -336,7 +370,7 @@ int sim_boot_start(SimEnclave *e)
                     "the enclave's sockets (108 bytes)", e->cfg.dir);
     }
 
-    err = write_image(e, eif);
+    err = write_image(e, eif, kernel, initrd);
     if (err) {
         return fail(e, err, "cannot write the image to %s", eif);
     }
@@ -388,6 +422,9 @@ int sim_boot_start(SimEnclave *e)
         .debug = e->flags & NE_ENCLAVE_DEBUG_MODE, .nsm_key = nsm_key,
         .nsm_chain = nsm_chain, .instance_id = instance_id, .slot = e->slot,
         .pcr3 = e->cfg.iam_role[0] ? pcr3 : NULL, .pcr4 = pcr4,
+        .aarch64 = e->eif.arch == SIM_ARCH_AARCH64, .kernel = kernel,
+        .initrd = initrd, .cmdline = e->eif.cmdline ? e->eif.cmdline : "",
+        .pcr012 = { e->eif.pcr_hex[0], e->eif.pcr_hex[1], e->eif.pcr_hex[2] },
     };
     if (!nitro_enclave_launch_argv(&l)) {
         err = fail(e, ENAMETOOLONG, "NITRO_SIM_DIR %s is too long for "
@@ -598,6 +635,10 @@ void sim_boot_stop(SimEnclave *e)
         return;
     }
     snprintf(path, sizeof(path), "%s.eif", e->boot_base);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s.kernel", e->boot_base);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s.initrd", e->boot_base);
     unlink(path);
     snprintf(path, sizeof(path), "%s.vhost", e->boot_base);
     unlink(path);

@@ -229,6 +229,7 @@ static bool check_sections(const Img *img, SimEif *r, Layout *l)
         case SEC_KERNEL:
             nkernel++;
             r->kernel_size = l->size[s];
+            r->kernel_off = l->off[s] + EIF_SEC_HDR_SIZE;
             break;
         case SEC_CMDLINE:
             ncmdline++;
@@ -237,7 +238,8 @@ static bool check_sections(const Img *img, SimEif *r, Layout *l)
             if (!nkernel) {
                 return fail(r, "ramdisk section %u before the kernel", s);
             }
-            r->nramdisks++;
+            r->ramdisk_off[r->nramdisks] = l->off[s] + EIF_SEC_HDR_SIZE;
+            r->ramdisk_size[r->nramdisks++] = l->size[s];
             break;
         case SEC_SIGNATURE:
             nsig++;

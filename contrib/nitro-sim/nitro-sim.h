@@ -149,6 +149,9 @@ typedef struct SimEif {
     unsigned nramdisks;
     uint64_t size;              /* end of the last section */
     uint64_t kernel_size;
+    /* where the kernel's and the ramdisks' data are (file order) */
+    uint64_t kernel_off;
+    uint64_t ramdisk_off[32], ramdisk_size[32];
     char *cmdline;              /* malloc'd, NUL terminated */
     uint8_t pcr[3][48];
     char pcr_hex[3][97];

@@ -9,6 +9,15 @@
  * enclave's CID; its ttyS0 (the debug console) is QEMU's stdout; ACPI
  * lets a Debian kernel find its virtio-mmio devices and power off.
  *
+ * -M nitro-enclave is x86_64 only.  An arm64 image boots in
+ * qemu-system-aarch64 -M virt (a Graviton2 CPU, neoverse-n1) from its
+ * kernel, ramdisks and command line: the same vsock and NSM devices on
+ * virtio-mmio, the NSM preset with the PCRs the image measures, guest
+ * memory in a shared memfd for the vhost-user backend, and the machine's
+ * PL011 (ttyAMA0, named on the command line) as the debug console.  The
+ * generic timer needs no calibration: no -icount, and the vCPUs run in
+ * threads of their own.
+ *
  * No qemu/osdep.h: this file is also built into the simulator's preload
  * library (contrib/nitro-sim), which links libc only.
  *
@@ -34,17 +43,86 @@
 #define FITS(buf, ...) (snprintf(buf, sizeof(buf), __VA_ARGS__) < \
                         (int)sizeof(buf))
 
+/* -M virt's own options, for an arm64 image */
+static bool virt_options(NitroEnclaveLaunch *l)
+{
+    int i;
+
+    for (i = 0; i < 3; i++) {
+        if (!l->debug && l->pcr012[i] &&
+            !FITS(l->pcr012_opt[i], "virtio-nsm-device.pcr%d=%s", i,
+                  l->pcr012[i])) {
+            return false;
+        }
+    }
+    return FITS(l->machine, "virt,gic-version=3,memory-backend=mem0") &&
+           FITS(l->mem_backend, "memory-backend-memfd,id=mem0,size=%lluM,"
+                "share=on", (unsigned long long)l->mem_mib) &&
+           FITS(l->module_opt, "virtio-nsm-device.module-id=%s",
+                l->module_id) &&
+           FITS(l->append, "%s console=ttyAMA0", l->cmdline);
+}
+
+/* the machine and its devices */
+static const char **machine_argv(NitroEnclaveLaunch *l, const char **q)
+{
+    int i;
+
+    *q++ = l->qemu;
+    *q++ = "-M";
+    *q++ = l->machine;
+    *q++ = "-accel";
+    *q++ = "tcg";
+    if (l->aarch64) {
+        *q++ = "-cpu";
+        *q++ = "neoverse-n1";
+        *q++ = "-object";
+        *q++ = l->mem_backend;
+    } else {
+        *q++ = "-icount";
+        *q++ = "shift=1";
+    }
+    *q++ = "-m";
+    *q++ = l->mem;
+    *q++ = "-smp";
+    *q++ = l->smp;
+    *q++ = "-nodefaults";
+    *q++ = "-display";
+    *q++ = "none";
+    *q++ = "-no-reboot";
+    *q++ = "-chardev";
+    *q++ = l->chardev;
+    if (l->aarch64) {
+        /* -M nitro-enclave has both, and the module ID as its id */
+        *q++ = "-device";
+        *q++ = "vhost-user-vsock-device,chardev=vsock0";
+        *q++ = "-device";
+        *q++ = "virtio-nsm-device";
+        *q++ = "-global";
+        *q++ = l->module_opt;
+        for (i = 0; i < 3; i++) {
+            if (!l->debug && l->pcr012[i]) {
+                *q++ = "-global";
+                *q++ = l->pcr012_opt[i];
+            }
+        }
+    }
+    return q;
+}
+
 bool nitro_enclave_launch_argv(NitroEnclaveLaunch *l)
 {
     const char **q = l->qemu_argv, **b = l->backend_argv;
 
     if ((l->instance_id ?
-         !FITS(l->machine, "nitro-enclave,vsock=vsock0,acpi=on,"
-               "id=%s-enc%016llx", l->instance_id,
+         !FITS(l->module_id, "%s-enc%016llx", l->instance_id,
                (unsigned long long)l->slot) :
-         !FITS(l->machine, "nitro-enclave,vsock=vsock0,acpi=on,"
-               "id=i-%017llx-enc%016llx", (unsigned long long)l->instance,
+         !FITS(l->module_id, "i-%017llx-enc%016llx",
+               (unsigned long long)l->instance,
                (unsigned long long)l->slot)) ||
+        (l->aarch64 ? !virt_options(l) :
+         !FITS(l->machine, "nitro-enclave,vsock=vsock0,acpi=on,id=%s",
+               l->module_id)) ||
         (l->pcr3 && !FITS(l->pcr3_opt, "virtio-nsm-device.pcr3=%s",
                           l->pcr3)) ||
         (l->pcr4 && !FITS(l->pcr4_opt, "virtio-nsm-device.pcr4=%s",
@@ -62,23 +140,7 @@ bool nitro_enclave_launch_argv(NitroEnclaveLaunch *l)
         return false;
     }
 
-    *q++ = l->qemu;
-    *q++ = "-M";
-    *q++ = l->machine;
-    *q++ = "-accel";
-    *q++ = "tcg";
-    *q++ = "-icount";
-    *q++ = "shift=1";
-    *q++ = "-m";
-    *q++ = l->mem;
-    *q++ = "-smp";
-    *q++ = l->smp;
-    *q++ = "-nodefaults";
-    *q++ = "-display";
-    *q++ = "none";
-    *q++ = "-no-reboot";
-    *q++ = "-chardev";
-    *q++ = l->chardev;
+    q = machine_argv(l, q);
     *q++ = "-global";
     *q++ = "virtio-mmio.force-legacy=false";
     if (l->nsm_key) {
@@ -104,7 +166,15 @@ bool nitro_enclave_launch_argv(NitroEnclaveLaunch *l)
     *q++ = "-serial";
     *q++ = "stdio";
     *q++ = "-kernel";
-    *q++ = l->eif;
+    if (l->aarch64) {
+        *q++ = l->kernel;
+        *q++ = "-initrd";
+        *q++ = l->initrd;
+        *q++ = "-append";
+        *q++ = l->append;
+    } else {
+        *q++ = l->eif;
+    }
     *q = NULL;
 
     *b++ = l->backend;

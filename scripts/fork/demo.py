@@ -3,10 +3,10 @@
 
 On a Nitro Enclaves parent instance (/dev/nitro_enclaves exists) it
 launches EIF=path/to/app.eif on the real driver.  Anywhere else it runs on
-the simulator (contrib/nitro-sim).  On x86_64 the simulator boots a real
-enclave (NITRO_SIM_BOOT=qemu): a Debian kernel and our init
+the simulator (contrib/nitro-sim).  The simulator boots a real enclave
+(NITRO_SIM_BOOT=qemu): a Debian kernel and our init
 (tests/nitro/enclave/build-image.py), in QEMU's emulated -M nitro-enclave
-with contrib/vhost-user-vsock; when the kernel package cannot be had it
+(on an arm64 host: -M virt) with contrib/vhost-user-vsock; when the kernel package cannot be had it
 says why and falls back to the simulated enclave and a sample image made
 by qemu-eif.  It prints what a user checks first: the enclave's debug
 console (QEMU answers its heartbeat), the CID and the PCRs read over QMP,
@@ -61,8 +61,6 @@ def sample_eif(workdir, arch):
 
 def real_enclave_eif():
     """The sample real enclave, or None and why not"""
-    if host_arch() != 'x86_64':
-        return None, '-M nitro-enclave, which boots it, is x86_64 only'
     p = subprocess.run([sys.executable, os.path.join(
         TOP, 'tests', 'nitro', 'enclave', 'build-image.py'),
         '--qemu-eif', os.path.join(BUILD, 'qemu-eif'),

@@ -1,6 +1,7 @@
 /*
  * AWS Nitro Enclaves: the command lines that boot an enclave image in
- * QEMU's emulated -M nitro-enclave machine under TCG
+ * QEMU's emulated -M nitro-enclave machine (x86_64), or an arm64 image's
+ * kernel in -M virt, under TCG
  *
  * Shared by the simulator's real-boot mode (contrib/nitro-sim/boot.c,
  * NITRO_SIM_BOOT=qemu) and the hypervisor side of the emulated PCI
@@ -43,6 +44,17 @@ typedef struct NitroEnclaveLaunch {
     /* virtio-nsm's PCR3 and PCR4 (hex), or NULL; not in debug mode */
     const char *pcr3;
     const char *pcr4;
+    /*
+     * An arm64 image: qemu-system-aarch64 -M virt boots its kernel,
+     * ramdisks (concatenated) and command line, as read from enclave
+     * memory, and virtio-nsm gets the image's PCR0-2 (hex) that
+     * -M nitro-enclave would measure; eif is unused
+     */
+    bool aarch64;
+    const char *kernel;
+    const char *initrd;
+    const char *cmdline;
+    const char *pcr012[3];
 
     /* Filled in by nitro_enclave_launch_argv() */
     char machine[128];
@@ -54,7 +66,12 @@ typedef struct NitroEnclaveLaunch {
     char chain_opt[PATH_MAX + 64];
     char pcr3_opt[160];
     char pcr4_opt[160];
-    const char *qemu_argv[40];
+    char module_id[96];
+    char module_opt[128];
+    char pcr012_opt[3][160];
+    char mem_backend[64];
+    char append[4096];
+    const char *qemu_argv[56];
     const char *backend_argv[16];
 } NitroEnclaveLaunch;
 
