@@ -141,7 +141,7 @@ static int copy_image(SimEnclave *e, int fd, uint64_t off, uint64_t len)
 /*
  * What the machine boots, as the hypervisor finds it in enclave memory:
  * the image (x86_64), or its kernel and its ramdisks one after the other
- * (aarch64)
+ * (aarch64; the image too when it is signed, for its PCR8)
  */
 static int write_image(SimEnclave *e, const char *path, const char *kernel,
                        const char *initrd)
@@ -149,14 +149,16 @@ static int write_image(SimEnclave *e, const char *path, const char *kernel,
     int fd, err = 0;
     unsigned i;
 
-    if (e->eif.arch != SIM_ARCH_AARCH64) {
+    if (e->eif.arch != SIM_ARCH_AARCH64 || e->eif.is_signed) {
         fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (fd < 0) {
             return errno;
         }
         err = copy_image(e, fd, 0, e->eif.size);
         sim_real.close(fd);
-        return err;
+        if (err || e->eif.arch != SIM_ARCH_AARCH64) {
+            return err;
+        }
     }
     fd = open(kernel, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
@@ -266,6 +268,47 @@ static void eif_tool(char *buf, size_t len)
 }
 
 /*
+ * PCR8 of the signed image @eif as qemu-eif describe measures it (the
+ * simulator does not parse signatures) into @hex; false if it cannot
+ */
+static bool signed_pcr8(const char *eif, char hex[2 * 48 + 1], char **env,
+                        int logfd)
+{
+    char tool[PATH_MAX], out[16384], *p;
+    const char *const argv[] = { tool, "describe", eif, NULL };
+    size_t got = 0;
+    ssize_t n;
+    int pipefd[2];
+    pid_t pid;
+
+    if (pipe2(pipefd, O_CLOEXEC) < 0) {
+        return false;
+    }
+    eif_tool(tool, sizeof(tool));
+    pid = nitro_enclave_spawn(argv, env, -1, pipefd[1], logfd);
+    sim_real.close(pipefd[1]);
+    while (got < sizeof(out) - 1 &&
+           (n = read(pipefd[0], out + got, sizeof(out) - 1 - got)) != 0) {
+        if (n < 0 && errno != EINTR) {
+            break;
+        }
+        got += n > 0 ? n : 0;
+    }
+    out[got] = 0;
+    sim_real.close(pipefd[0]);
+    while (pid > 0 && waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+        continue;
+    }
+    p = strstr(out, "\"PCR8\": \"");
+    if (!p || strspn(p + 9, "0123456789abcdef") != 2 * 48) {
+        return false;
+    }
+    memcpy(hex, p + 9, 2 * 48);
+    hex[2 * 48] = 0;
+    return true;
+}
+
+/*
  * The chain of $NITRO_SIM_DIR/attestation, made by the first enclave that
  * boots (under a lock: enclaves of several processes share it); false if
  * it cannot be made (the reason is in @logfd)
@@ -332,7 +375,7 @@ int sim_boot_start(SimEnclave *e)
     char vhost[PATH_MAX + 48], gateway[PATH_MAX + 48], log[PATH_MAX + 48];
     char vsock_cid[48], att[PATH_MAX + 16], nsm_key[PATH_MAX + 32];
     char nsm_chain[PATH_MAX + 32], instance_id[32];
-    char pcr3[2 * 48 + 1], pcr4[2 * 48 + 1];
+    char pcr3[2 * 48 + 1], pcr4[2 * 48 + 1], pcr8[2 * 48 + 1];
     struct sockaddr_un sun = { .sun_family = AF_UNIX };
     int sv[2] = { -1, -1 }, lsock = -1, logfd = -1, err;
     char **qenv = NULL, **benv = NULL;
@@ -405,6 +448,12 @@ int sim_boot_start(SimEnclave *e)
         err = fail(e, EIO, "cannot make the attestation chain in %s", att);
         goto out;
     }
+    if (e->eif.arch == SIM_ARCH_AARCH64 && e->eif.is_signed &&
+        !signed_pcr8(eif, pcr8, qenv, logfd)) {
+        err = fail(e, EIO, "cannot measure PCR8 of the signed image %s",
+                   eif);
+        goto out;
+    }
     snprintf(nsm_key, sizeof(nsm_key), "%s/leaf.key", att);
     snprintf(nsm_chain, sizeof(nsm_chain), "%s/chain.pem", att);
     /* module_id: the parent's instance ID, the slot as enclave ID */
@@ -425,6 +474,8 @@ int sim_boot_start(SimEnclave *e)
         .aarch64 = e->eif.arch == SIM_ARCH_AARCH64, .kernel = kernel,
         .initrd = initrd, .cmdline = e->eif.cmdline ? e->eif.cmdline : "",
         .pcr012 = { e->eif.pcr_hex[0], e->eif.pcr_hex[1], e->eif.pcr_hex[2] },
+        .pcr8 = e->eif.arch == SIM_ARCH_AARCH64 && e->eif.is_signed ?
+                pcr8 : NULL,
     };
     if (!nitro_enclave_launch_argv(&l)) {
         err = fail(e, ENAMETOOLONG, "NITRO_SIM_DIR %s is too long for "

@@ -243,6 +243,7 @@ static bool check_sections(const Img *img, SimEif *r, Layout *l)
             break;
         case SEC_SIGNATURE:
             nsig++;
+            r->is_signed = true;
             break;
         case SEC_METADATA:
             nmeta++;

@@ -147,6 +147,7 @@ typedef struct SimEif {
     unsigned version;
     unsigned nsections;
     unsigned nramdisks;
+    bool is_signed;             /* has a signature section */
     uint64_t size;              /* end of the last section */
     uint64_t kernel_size;
     /* where the kernel's and the ramdisks' data are (file order) */

@@ -15,7 +15,8 @@
  * -M nitro-enclave is x86_64 only.  An arm64 image boots in
  * qemu-system-aarch64 -M virt (a Graviton2 CPU, neoverse-n1) from its
  * kernel, ramdisks and command line: the same vsock and NSM devices on
- * virtio-mmio, the NSM preset with the PCRs the image measures, guest
+ * virtio-mmio, the NSM preset with the PCRs the image measures (PCR8 too,
+ * for a signed image), guest
  * memory in a shared memfd for the vhost-user backend, and the machine's
  * PL011 (ttyAMA0, named on the command line) as the debug console.  The
  * generic timer needs no calibration: no -icount, and the vCPUs run in
@@ -57,6 +58,10 @@ static bool virt_options(NitroEnclaveLaunch *l)
                   l->pcr012[i])) {
             return false;
         }
+    }
+    if (!l->debug && l->pcr8 &&
+        !FITS(l->pcr8_opt, "virtio-nsm-device.pcr8=%s", l->pcr8)) {
+        return false;
     }
     return FITS(l->machine, "virt,gic-version=3,memory-backend=mem0") &&
            FITS(l->mem_backend, "memory-backend-memfd,id=mem0,size=%lluM,"
@@ -108,6 +113,10 @@ static const char **machine_argv(NitroEnclaveLaunch *l, const char **q)
                 *q++ = "-global";
                 *q++ = l->pcr012_opt[i];
             }
+        }
+        if (!l->debug && l->pcr8) {
+            *q++ = "-global";
+            *q++ = l->pcr8_opt;
         }
     }
     return q;

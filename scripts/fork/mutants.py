@@ -54,6 +54,7 @@ NITRO_CLI = 'func-x86_64-nitro_cli'
 ATTEST = 'nitro-attest'
 NE_PCI = 'qtest-x86_64/nitro-pci-test'
 PARENT_VM = 'nitro-parent-vm'
+BOOT_AARCH64 = 'func-aarch64-nitro_boot'
 
 
 MUTANTS = [
@@ -196,6 +197,13 @@ MUTANTS = [
     Mutant('sim-dir-unchecked', 'contrib/nitro-sim/driver.c',
            'if (access(d->cfg.dir, W_OK | X_OK) < 0) {', 'if (false) {',
            [ERRORS]),
+    # The arm64 real boot (-M virt)
+    Mutant('sim-aarch64-no-console', 'hw/nitro/enclave-launch.c',
+           '"%s console=ttyAMA0", l->cmdline', '"%s", l->cmdline',
+           [BOOT_AARCH64]),
+    Mutant('sim-aarch64-pcr8-unset', 'contrib/nitro-sim/boot.c',
+           '.pcr8 = e->eif.arch == SIM_ARCH_AARCH64 && e->eif.is_signed ?',
+           '.pcr8 = false ?', [BOOT_AARCH64]),
     # The simulator against the real driver's rules (ne-rules.c)
     Mutant('sim-size-0-passes', 'contrib/nitro-sim/driver.c',
            'return -ENOMEM;\n    }\n    if (!sim_map_info',

@@ -55,6 +55,7 @@ typedef struct NitroEnclaveLaunch {
     const char *initrd;
     const char *cmdline;
     const char *pcr012[3];
+    const char *pcr8;           /* a signed image's, or NULL */
 
     /* Filled in by nitro_enclave_launch_argv() */
     char machine[128];
@@ -69,6 +70,7 @@ typedef struct NitroEnclaveLaunch {
     char module_id[96];
     char module_opt[128];
     char pcr012_opt[3][160];
+    char pcr8_opt[160];
     char mem_backend[64];
     char append[4096];
     const char *qemu_argv[56];

@@ -38,6 +38,8 @@ SOURCE = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.dirname(os.path.abspath(__file__)))))
 sys.path.insert(0, os.path.join(SOURCE, 'tests', 'nitro', 'attest'))
 from pyverify import py_verify  # noqa: E402
+sys.path.insert(0, os.path.join(SOURCE, 'tests', 'nitro', 'eif'))
+import eifsig  # noqa: E402
 
 # Runs with the simulator preloaded: AF_VSOCK is the simulation's
 PARENT = r'''
@@ -324,6 +326,24 @@ class NitroBoot(NitroTest):
         status, doc = self.attest(cid, 'not hex')
         self.assertIsNone(doc)
         self.assertRegex(status, r'^error expected "NONCE \[USER_DATA\]"')
+
+    def test_signed_image_attests_pcr8(self):
+        # The NSM of a signed image has its PCR8 (the signing
+        # certificate), which qom-get reads too
+        signed = self.scratch_file('signed.eif')
+        eifsig.sign(self.real_eif(), signed)
+        self.vm.add_args('-accel', 'nitro,debug-mode=off', '-M', 'nitro',
+                         '-m', '256M', '-kernel', signed)
+        self.vm.launch()
+        cid = self.events('start')[0]['cid']
+        nonce = os.urandom(32)
+        status, doc = self.attest(cid, nonce.hex())
+        self.assertTrue(status.startswith('ok '), status)
+        pcr8 = self.qom_pcr(self.vm, 8)
+        self.assertIn('return', pcr8, pcr8)
+        rc, _, err = self.verify(doc, '--nonce', nonce.hex(), '--pcr',
+                                 f'8={pcr8["return"]}')
+        self.assertEqual(rc, 0, err)
 
     def test_panic_stops_enclave(self):
         cid = self.boot()
