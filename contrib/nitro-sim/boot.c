@@ -138,6 +138,24 @@ static int copy_image(SimEnclave *e, int fd, uint64_t off, uint64_t len)
     return 0;
 }
 
+/* @n parts of the image (@off, @len) one after the other, to @path */
+static int write_parts(SimEnclave *e, const char *path, const uint64_t *off,
+                       const uint64_t *len, unsigned n)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int err = 0;
+    unsigned i;
+
+    if (fd < 0) {
+        return errno;
+    }
+    for (i = 0; i < n && !err; i++) {
+        err = copy_image(e, fd, off[i], len[i]);
+    }
+    sim_real.close(fd);
+    return err;
+}
+
 /*
  * What the machine boots, as the hypervisor finds it in enclave memory:
  * the image (x86_64), or its kernel and its ramdisks one after the other
@@ -146,36 +164,21 @@ static int copy_image(SimEnclave *e, int fd, uint64_t off, uint64_t len)
 static int write_image(SimEnclave *e, const char *path, const char *kernel,
                        const char *initrd)
 {
-    int fd, err = 0;
-    unsigned i;
+    const uint64_t start = 0;
+    bool aarch64 = e->eif.arch == SIM_ARCH_AARCH64;
+    int err = 0;
 
-    if (e->eif.arch != SIM_ARCH_AARCH64 || e->eif.is_signed) {
-        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0) {
-            return errno;
-        }
-        err = copy_image(e, fd, 0, e->eif.size);
-        sim_real.close(fd);
-        if (err || e->eif.arch != SIM_ARCH_AARCH64) {
-            return err;
-        }
+    if (!aarch64 || e->eif.is_signed) {
+        err = write_parts(e, path, &start, &e->eif.size, 1);
     }
-    fd = open(kernel, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        return errno;
+    if (!err && aarch64) {
+        err = write_parts(e, kernel, &e->eif.kernel_off,
+                          &e->eif.kernel_size, 1);
     }
-    err = copy_image(e, fd, e->eif.kernel_off, e->eif.kernel_size);
-    sim_real.close(fd);
-    fd = err ? -1 : open(initrd, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                         0600);
-    if (fd < 0) {
-        return err ? err : errno;
+    if (!err && aarch64) {
+        err = write_parts(e, initrd, e->eif.ramdisk_off,
+                          e->eif.ramdisk_size, e->eif.nramdisks);
     }
-    for (i = 0; i < e->eif.nramdisks && !err; i++) {
-        err = copy_image(e, fd, e->eif.ramdisk_off[i],
-                         e->eif.ramdisk_size[i]);
-    }
-    sim_real.close(fd);
     return err;
 }
 
@@ -377,6 +380,8 @@ int sim_boot_start(SimEnclave *e)
     char nsm_chain[PATH_MAX + 32], instance_id[32];
     char pcr3[2 * 48 + 1], pcr4[2 * 48 + 1], pcr8[2 * 48 + 1];
     struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    bool aarch64 = e->eif.arch == SIM_ARCH_AARCH64;
+    bool has_pcr8 = aarch64 && e->eif.is_signed;
     int sv[2] = { -1, -1 }, lsock = -1, logfd = -1, err;
     char **qenv = NULL, **benv = NULL;
     NitroEnclaveLaunch l = { 0 };
@@ -448,8 +453,7 @@ int sim_boot_start(SimEnclave *e)
         err = fail(e, EIO, "cannot make the attestation chain in %s", att);
         goto out;
     }
-    if (e->eif.arch == SIM_ARCH_AARCH64 && e->eif.is_signed &&
-        !signed_pcr8(eif, pcr8, qenv, logfd)) {
+    if (has_pcr8 && !signed_pcr8(eif, pcr8, qenv, logfd)) {
         err = fail(e, EIO, "cannot measure PCR8 of the signed image %s",
                    eif);
         goto out;
@@ -470,12 +474,16 @@ int sim_boot_start(SimEnclave *e)
         .mem_mib = e->mem_size / SIM_MIB, .vcpus = e->nvcpus,
         .debug = e->flags & NE_ENCLAVE_DEBUG_MODE, .nsm_key = nsm_key,
         .nsm_chain = nsm_chain, .instance_id = instance_id, .slot = e->slot,
-        .pcr3 = e->cfg.iam_role[0] ? pcr3 : NULL, .pcr4 = pcr4,
-        .aarch64 = e->eif.arch == SIM_ARCH_AARCH64, .kernel = kernel,
-        .initrd = initrd, .cmdline = e->eif.cmdline ? e->eif.cmdline : "",
-        .pcr012 = { e->eif.pcr_hex[0], e->eif.pcr_hex[1], e->eif.pcr_hex[2] },
-        .pcr8 = e->eif.arch == SIM_ARCH_AARCH64 && e->eif.is_signed ?
-                pcr8 : NULL,
+        .pcr = {
+            /* -M nitro-enclave measures the image itself, -M virt not */
+            [0] = aarch64 ? e->eif.pcr_hex[0] : NULL,
+            [1] = aarch64 ? e->eif.pcr_hex[1] : NULL,
+            [2] = aarch64 ? e->eif.pcr_hex[2] : NULL,
+            [3] = e->cfg.iam_role[0] ? pcr3 : NULL, [4] = pcr4,
+            [8] = has_pcr8 ? pcr8 : NULL,
+        },
+        .aarch64 = aarch64, .kernel = kernel, .initrd = initrd,
+        .cmdline = e->eif.cmdline ? e->eif.cmdline : "",
     };
     if (!nitro_enclave_launch_argv(&l)) {
         err = fail(e, ENAMETOOLONG, "NITRO_SIM_DIR %s is too long for "
@@ -674,7 +682,11 @@ const char *sim_boot_exited(SimEnclave *e)
 
 void sim_boot_stop(SimEnclave *e)
 {
+    static const char *const files[] = {
+        "eif", "kernel", "initrd", "vhost", "vsock"
+    };
     char path[PATH_MAX + 48];
+    size_t i;
 
     end(&e->qemu_pid, &e->qemu_pidfd);
     end(&e->backend_pid, &e->backend_pidfd);
@@ -685,15 +697,9 @@ void sim_boot_stop(SimEnclave *e)
     if (!e->boot_base[0]) {
         return;
     }
-    snprintf(path, sizeof(path), "%s.eif", e->boot_base);
-    unlink(path);
-    snprintf(path, sizeof(path), "%s.kernel", e->boot_base);
-    unlink(path);
-    snprintf(path, sizeof(path), "%s.initrd", e->boot_base);
-    unlink(path);
-    snprintf(path, sizeof(path), "%s.vhost", e->boot_base);
-    unlink(path);
-    snprintf(path, sizeof(path), "%s.vsock", e->boot_base);
-    unlink(path);
+    for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        snprintf(path, sizeof(path), "%s.%s", e->boot_base, files[i]);
+        unlink(path);
+    }
     e->boot_base[0] = 0;
 }

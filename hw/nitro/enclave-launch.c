@@ -50,19 +50,6 @@
 /* -M virt's own options, for an arm64 image */
 static bool virt_options(NitroEnclaveLaunch *l)
 {
-    int i;
-
-    for (i = 0; i < 3; i++) {
-        if (!l->debug && l->pcr012[i] &&
-            !FITS(l->pcr012_opt[i], "virtio-nsm-device.pcr%d=%s", i,
-                  l->pcr012[i])) {
-            return false;
-        }
-    }
-    if (!l->debug && l->pcr8 &&
-        !FITS(l->pcr8_opt, "virtio-nsm-device.pcr8=%s", l->pcr8)) {
-        return false;
-    }
     return FITS(l->machine, "virt,gic-version=3,memory-backend=mem0") &&
            FITS(l->mem_backend, "memory-backend-memfd,id=mem0,size=%lluM,"
                 "share=on", (unsigned long long)l->mem_mib) &&
@@ -74,8 +61,6 @@ static bool virt_options(NitroEnclaveLaunch *l)
 /* the machine and its devices */
 static const char **machine_argv(NitroEnclaveLaunch *l, const char **q)
 {
-    int i;
-
     *q++ = l->qemu;
     *q++ = "-M";
     *q++ = l->machine;
@@ -108,16 +93,6 @@ static const char **machine_argv(NitroEnclaveLaunch *l, const char **q)
         *q++ = "virtio-nsm-device";
         *q++ = "-global";
         *q++ = l->module_opt;
-        for (i = 0; i < 3; i++) {
-            if (!l->debug && l->pcr012[i]) {
-                *q++ = "-global";
-                *q++ = l->pcr012_opt[i];
-            }
-        }
-        if (!l->debug && l->pcr8) {
-            *q++ = "-global";
-            *q++ = l->pcr8_opt;
-        }
     }
     return q;
 }
@@ -125,6 +100,14 @@ static const char **machine_argv(NitroEnclaveLaunch *l, const char **q)
 bool nitro_enclave_launch_argv(NitroEnclaveLaunch *l)
 {
     const char **q = l->qemu_argv, **b = l->backend_argv;
+    int i;
+
+    for (i = 0; i < NITRO_LAUNCH_PCRS; i++) {
+        if (l->pcr[i] && !FITS(l->pcr_opt[i], "virtio-nsm-device.pcr%d=%s",
+                               i, l->pcr[i])) {
+            return false;
+        }
+    }
 
     if ((l->instance_id ?
          !FITS(l->module_id, "%s-enc%016llx", l->instance_id,
@@ -135,10 +118,6 @@ bool nitro_enclave_launch_argv(NitroEnclaveLaunch *l)
         (l->aarch64 ? !virt_options(l) :
          !FITS(l->machine, "nitro-enclave,vsock=vsock0,acpi=on,id=%s",
                l->module_id)) ||
-        (l->pcr3 && !FITS(l->pcr3_opt, "virtio-nsm-device.pcr3=%s",
-                          l->pcr3)) ||
-        (l->pcr4 && !FITS(l->pcr4_opt, "virtio-nsm-device.pcr4=%s",
-                          l->pcr4)) ||
         !FITS(l->chardev, "socket,id=vsock0,path=%s", l->vhost) ||
         !FITS(l->mem, "%lluM", (unsigned long long)l->mem_mib) ||
         !FITS(l->smp, "%u", l->vcpus) ||
@@ -167,13 +146,11 @@ bool nitro_enclave_launch_argv(NitroEnclaveLaunch *l)
     *q++ = l->debug ? "virtio-nsm-device.debug-mode=on" :
                       "virtio-nsm-device.debug-mode=off";
     /* debug mode: PCR0-15 read as zero, presets are refused */
-    if (l->pcr3 && !l->debug) {
-        *q++ = "-global";
-        *q++ = l->pcr3_opt;
-    }
-    if (l->pcr4 && !l->debug) {
-        *q++ = "-global";
-        *q++ = l->pcr4_opt;
+    for (i = 0; i < NITRO_LAUNCH_PCRS && !l->debug; i++) {
+        if (l->pcr[i]) {
+            *q++ = "-global";
+            *q++ = l->pcr_opt[i];
+        }
     }
     *q++ = "-serial";
     *q++ = "stdio";

@@ -202,8 +202,7 @@ MUTANTS = [
            '"%s console=ttyAMA0", l->cmdline', '"%s", l->cmdline',
            [BOOT_AARCH64]),
     Mutant('sim-aarch64-pcr8-unset', 'contrib/nitro-sim/boot.c',
-           '.pcr8 = e->eif.arch == SIM_ARCH_AARCH64 && e->eif.is_signed ?',
-           '.pcr8 = false ?', [BOOT_AARCH64]),
+           '[8] = has_pcr8 ? pcr8 : NULL,', '[8] = NULL,', [BOOT_AARCH64]),
     # The simulator against the real driver's rules (ne-rules.c)
     Mutant('sim-size-0-passes', 'contrib/nitro-sim/driver.c',
            'return -ENOMEM;\n    }\n    if (!sim_map_info',

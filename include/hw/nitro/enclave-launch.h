@@ -21,6 +21,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* PCR0 to PCR8: the ones virtio-nsm can preset */
+#define NITRO_LAUNCH_PCRS 9
+
 /* What the enclave is booted with */
 typedef struct NitroEnclaveLaunch {
     const char *qemu;           /* qemu-system-x86_64 */
@@ -41,21 +44,21 @@ typedef struct NitroEnclaveLaunch {
     uint64_t instance;
     const char *instance_id;
     uint64_t slot;
-    /* virtio-nsm's PCR3 and PCR4 (hex), or NULL; not in debug mode */
-    const char *pcr3;
-    const char *pcr4;
+    /*
+     * virtio-nsm's preset PCRs (hex) by number, or NULL; not in debug
+     * mode.  PCR3 and PCR4 (the parent's); for an arm64 image also the
+     * PCR0-2 (and PCR8 of a signed one) that -M nitro-enclave measures
+     */
+    const char *pcr[NITRO_LAUNCH_PCRS];
     /*
      * An arm64 image: qemu-system-aarch64 -M virt boots its kernel,
      * ramdisks (concatenated) and command line, as read from enclave
-     * memory, and virtio-nsm gets the image's PCR0-2 (hex) that
-     * -M nitro-enclave would measure; eif is unused
+     * memory; eif is unused
      */
     bool aarch64;
     const char *kernel;
     const char *initrd;
     const char *cmdline;
-    const char *pcr012[3];
-    const char *pcr8;           /* a signed image's, or NULL */
 
     /* Filled in by nitro_enclave_launch_argv() */
     char machine[128];
@@ -65,12 +68,9 @@ typedef struct NitroEnclaveLaunch {
     char cid_str[16];
     char key_opt[PATH_MAX + 64];
     char chain_opt[PATH_MAX + 64];
-    char pcr3_opt[160];
-    char pcr4_opt[160];
+    char pcr_opt[NITRO_LAUNCH_PCRS][160];
     char module_id[96];
     char module_opt[128];
-    char pcr012_opt[3][160];
-    char pcr8_opt[160];
     char mem_backend[64];
     char append[4096];
     const char *qemu_argv[56];

@@ -72,12 +72,13 @@ static void rule_value(const char *name, long r, long value)
 }
 
 /*
- * Run @fn in a child process: the driver answers a bad pointer with
- * EFAULT, a library in the process might crash instead; this prints what
- * killed the child then.  The child leaves without exit handlers, as a
- * crash would.
+ * Run @fn(@name, @arg) in a child process: the driver answers a bad
+ * pointer with EFAULT, a library in the process might crash instead; this
+ * prints what killed the child then.  The child leaves without exit
+ * handlers, as a crash would.
  */
-static void in_child(const char *name, void (*fn)(const char *, int), int fd)
+static void in_child(const char *name, void (*fn)(const char *, long),
+                     long arg)
 {
     int status;
     pid_t pid;
@@ -85,7 +86,7 @@ static void in_child(const char *name, void (*fn)(const char *, int), int fd)
     fflush(stdout);
     pid = fork();
     if (pid == 0) {
-        fn(name, fd);
+        fn(name, arg);
         fflush(stdout);
         _exit(0);
     }
@@ -174,51 +175,31 @@ static void rule_write_file(const char *name, const char *path,
 
 /* ---- in child processes ---- */
 
-static void create_bad_pointer(const char *name, int fd)
+static void create_bad_pointer(const char *name, long fd)
 {
     rule(name, ioctl(fd, NE_CREATE_VM, bad));
 }
 
 /* @req with a bad pointer on an enclave of this process */
-static void enclave_bad_pointer(const char *name, unsigned long req)
+static void enclave_bad_pointer(const char *name, long req)
 {
     int fd = create();
 
-    rule(name, fd < 0 ? fd : ioctl(fd, req, bad));
+    rule(name, fd < 0 ? fd : ioctl(fd, (unsigned long)req, bad));
     close(fd);
 }
 
-static void add_vcpu_bad_pointer(const char *name, int fd)
-{
-    enclave_bad_pointer(name, NE_ADD_VCPU);
-}
-
-static void region_bad_pointer(const char *name, int fd)
-{
-    enclave_bad_pointer(name, NE_SET_USER_MEMORY_REGION);
-}
-
-static void image_info_bad_pointer(const char *name, int fd)
-{
-    enclave_bad_pointer(name, NE_GET_IMAGE_LOAD_INFO);
-}
-
-static void start_bad_pointer(const char *name, int fd)
-{
-    enclave_bad_pointer(name, NE_START_ENCLAVE);
-}
-
-static void forked_add_vcpu(const char *name, int fd)
+static void forked_add_vcpu(const char *name, long fd)
 {
     rule_vcpu(name, fd, 0);
 }
 
-static void forked_region(const char *name, int fd)
+static void forked_region(const char *name, long fd)
 {
     rule(name, region(fd, 0, mem + 8 * MIB, 2 * MIB));
 }
 
-static void forked_image_info(const char *name, int fd)
+static void forked_image_info(const char *name, long fd)
 {
     struct ne_image_load_info info = { .flags = NE_EIF_IMAGE };
     long r = ioctl(fd, NE_GET_IMAGE_LOAD_INFO, &info);
@@ -297,8 +278,10 @@ static void region_rules(void)
     info.flags = NE_EIF_IMAGE;
     r = ioctl(fd, NE_GET_IMAGE_LOAD_INFO, &info);
     rule_value("image-info", r, info.memory_offset);
-    in_child("image-info-bad-pointer", image_info_bad_pointer, fd);
-    in_child("region-bad-pointer", region_bad_pointer, fd);
+    in_child("image-info-bad-pointer", enclave_bad_pointer,
+             NE_GET_IMAGE_LOAD_INFO);
+    in_child("region-bad-pointer", enclave_bad_pointer,
+             NE_SET_USER_MEMORY_REGION);
     rule("region-flags", region(fd, 1, mem, 2 * MIB));
     rule("region-size-unaligned", region(fd, 0, mem, MIB));
     rule("region-addr-unaligned", region(fd, 0, mem + MIB, 2 * MIB));
@@ -341,7 +324,7 @@ static void vcpu_rules(void)
         rule("create-vm-3", fd);
         return;
     }
-    in_child("add-vcpu-bad-pointer", add_vcpu_bad_pointer, fd);
+    in_child("add-vcpu-bad-pointer", enclave_bad_pointer, NE_ADD_VCPU);
     rule_vcpu("vcpu-out-of-range", fd, 4096);
     rule_vcpu("vcpu-past-last-cpu", fd, 4);
     rule_vcpu("vcpu-not-in-pool", fd, 1);
@@ -367,7 +350,7 @@ static void start_rules(void)
         rule("create-vm-4", fd);
         return;
     }
-    in_child("start-bad-pointer", start_bad_pointer, fd);
+    in_child("start-bad-pointer", enclave_bad_pointer, NE_START_ENCLAVE);
     rule("start-flags", start(fd, NE_ENCLAVE_START_MAX_FLAG_VAL, 0));
     rule("start-cid-host", start(fd, 0, 2));
     rule("start-cid-max", start(fd, 0, UINT32_MAX));
